@@ -1,0 +1,124 @@
+"""Reading audio files and the pure signal operations applied before feature extraction.
+
+File I/O lives in :func:`load_audio` only; everything else takes and returns NumPy arrays.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import librosa
+import numpy as np
+import soundfile as sf
+import soxr
+
+from .errors import AudioError
+
+#: Extensions voxemo treats as audio when it walks a folder.
+AUDIO_EXTENSIONS: frozenset[str] = frozenset({".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif", ".opus"})
+
+#: Peak amplitude below which a signal counts as silent (-100 dBFS).
+SILENCE_PEAK = 1e-5
+
+
+def load_audio(path: str | os.PathLike[str], *, max_duration: float | None = None) -> tuple[np.ndarray, int]:
+    """Read an audio file as float32 without resampling.
+
+    Parameters
+    ----------
+    path : path-like
+        WAV (8/16/24/32-bit integer or float), FLAC, OGG/Vorbis, Opus or MP3 file.
+    max_duration : float, optional
+        Reject files longer than this many seconds before decoding them.
+
+    Returns
+    -------
+    y : np.ndarray, shape (n_samples,) or (n_samples, n_channels), float32
+    sr : int
+        The file's sample rate in Hz.
+
+    Raises
+    ------
+    AudioError
+        With a one-line message naming the file and the cause.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise AudioError(f"{p}: no such file")
+    if p.is_dir():
+        raise AudioError(f"{p}: is a directory, not an audio file")
+    if p.stat().st_size == 0:
+        raise AudioError(f"{p}: empty file (0 bytes)")
+    try:
+        with sf.SoundFile(str(p)) as f:
+            sr = int(f.samplerate)
+            frames = int(f.frames)
+            if max_duration is not None and frames > 0 and frames / sr > max_duration:
+                raise AudioError(
+                    f"{p}: too long ({frames / sr:.1f} s > max_duration={max_duration:g} s); "
+                    "cut it or raise AudioConfig.max_duration"
+                )
+            y = f.read(dtype="float32", always_2d=False)
+    except AudioError:
+        raise
+    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
+        cause = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise AudioError(f"{p}: not a readable audio file ({cause})") from None
+    except MemoryError:
+        raise AudioError(f"{p}: too large to decode in memory") from None
+    if y.size == 0:
+        raise AudioError(f"{p}: contains no audio samples (truncated or empty stream)")
+    return y, sr
+
+
+def to_mono(y: np.ndarray) -> np.ndarray:
+    """Average channels: ``(n,)`` stays, ``(n, channels)`` becomes ``(n,)`` float32."""
+    if y.ndim == 1:
+        return y.astype(np.float32, copy=False)
+    if y.ndim != 2:
+        raise AudioError(f"expected a 1-D or (samples, channels) array, got shape {y.shape}")
+    return y.mean(axis=1, dtype=np.float32)
+
+
+def check_signal(y: np.ndarray, sr: int, *, name: str = "signal") -> None:
+    """Raise :class:`AudioError` when ``y`` holds non-finite samples, is empty or is silent."""
+    if not isinstance(sr, (int, np.integer)) or sr <= 0:
+        raise AudioError(f"{name}: sample rate {sr!r} must be a positive integer (Hz)")
+    if y.size == 0:
+        raise AudioError(f"{name}: no samples")
+    if not np.all(np.isfinite(y)):
+        raise AudioError(f"{name}: contains non-finite samples (NaN or inf)")
+    peak = float(np.max(np.abs(y)))
+    if peak < SILENCE_PEAK:
+        raise AudioError(f"{name}: silent (peak {20 * np.log10(peak) if peak > 0 else -np.inf:.0f} dBFS)")
+
+
+def resample(y: np.ndarray, sr: int, target_sr: int) -> np.ndarray:
+    """Resample a mono signal from ``sr`` to ``target_sr`` Hz with soxr (high quality)."""
+    if sr == target_sr:
+        return y.astype(np.float32, copy=False)
+    return soxr.resample(y, sr, target_sr, quality="HQ").astype(np.float32, copy=False)
+
+
+def trim(y: np.ndarray, *, top_db: float, frame_length: int = 2048, hop_length: int = 512) -> tuple[np.ndarray, tuple[int, int]]:
+    """Remove leading and trailing parts quieter than ``top_db`` dB below the loudest frame.
+
+    Returns the trimmed signal and ``(start, end)`` in samples of the input. ``top_db=0`` returns ``y``.
+    """
+    if top_db <= 0:
+        return y, (0, len(y))
+    yt, idx = librosa.effects.trim(y, top_db=top_db, frame_length=frame_length, hop_length=hop_length)
+    return yt, (int(idx[0]), int(idx[1]))
+
+
+def peak_dbfs(y: np.ndarray) -> float:
+    """Peak level in dBFS (``-inf`` for an all-zero signal)."""
+    peak = float(np.max(np.abs(y))) if y.size else 0.0
+    return 20.0 * np.log10(peak) if peak > 0 else float("-inf")
+
+
+def rms_dbfs(y: np.ndarray) -> float:
+    """RMS level in dBFS (``-inf`` for an all-zero signal)."""
+    rms = float(np.sqrt(np.mean(np.square(y, dtype=np.float64)))) if y.size else 0.0
+    return 20.0 * np.log10(rms) if rms > 0 else float("-inf")

@@ -1,0 +1,131 @@
+"""On-disk feature cache keyed by audio content and preprocessing config, and parallel extraction.
+
+An entry's key is the SHA-256 of the file's bytes combined with a hash of the audio and feature configs and
+:data:`~voxemo.features.FEATURE_VERSION`; a changed config or file therefore never reuses a stale entry.
+Entries are written to a temporary file and renamed into place, so a killed run leaves no partial entry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+from tqdm import tqdm
+
+from .audio import load_audio
+from .config import AudioConfig, FeatureConfig
+from .errors import AudioError
+from .features import FEATURE_VERSION, extract
+
+
+def default_cache_dir() -> Path:
+    """``$VOXEMO_CACHE``, else ``$XDG_CACHE_HOME/voxemo``, else ``~/.cache/voxemo``."""
+    if os.environ.get("VOXEMO_CACHE"):
+        return Path(os.environ["VOXEMO_CACHE"])
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "voxemo"
+
+
+def config_digest(audio: AudioConfig, features: FeatureConfig) -> str:
+    """Short hash of everything that determines a clip's features."""
+    blob = json.dumps({"v": FEATURE_VERSION, "audio": audio.to_dict(), "features": features.to_dict()}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def file_digest(path: str | os.PathLike[str]) -> str:
+    """SHA-256 of a file's bytes."""
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+class FeatureCache:
+    """Feature arrays stored as ``<root>/<config digest>/<aa>/<content digest>.npy`` (float16)."""
+
+    def __init__(self, root: str | os.PathLike[str], audio: AudioConfig, features: FeatureConfig) -> None:
+        self.root = Path(root) / config_digest(audio, features)
+
+    def entry(self, content_digest: str) -> Path:
+        return self.root / content_digest[:2] / f"{content_digest}.npy"
+
+    def get(self, content_digest: str) -> np.ndarray | None:
+        path = self.entry(content_digest)
+        try:
+            return np.load(path, allow_pickle=False).astype(np.float32)
+        except (OSError, ValueError, EOFError):
+            return None  # missing or unreadable: recompute (a later put replaces it)
+
+    def put(self, content_digest: str, spec: np.ndarray) -> None:
+        path = self.entry(content_digest)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npy")
+        np.save(tmp, spec.astype(np.float16), allow_pickle=False)
+        os.replace(tmp, path)
+
+
+def _features_for(job: tuple[str, AudioConfig, FeatureConfig, str | None]) -> np.ndarray | str:
+    """Worker: features of one file, from the cache when present. Returns an error message on failure."""
+    path, audio, features, cache_root = job
+    try:
+        cache = FeatureCache(cache_root, audio, features) if cache_root else None
+        digest = file_digest(path) if cache else ""
+        if cache:
+            hit = cache.get(digest)
+            if hit is not None:
+                return hit
+        y, sr = load_audio(path, max_duration=audio.max_duration)
+        spec = extract(y, sr, audio, features, name=str(path))
+        if cache:
+            cache.put(digest, spec)
+        return spec
+    except AudioError as exc:
+        return str(exc)
+    except OSError as exc:
+        return f"{path}: {exc.strerror or exc}"
+
+
+def _limit_threads() -> None:
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = "1"
+
+
+def extract_many(
+    paths: Sequence[str] | Iterable[str],
+    audio: AudioConfig,
+    features: FeatureConfig,
+    *,
+    cache_dir: str | os.PathLike[str] | None = None,
+    jobs: int = 0,
+    progress: bool = True,
+) -> list[np.ndarray | str]:
+    """Features of many files, in input order, using ``jobs`` processes (0 = all cores) and the cache.
+
+    ``cache_dir=None`` uses :func:`default_cache_dir`; pass ``""`` to disable caching. Each result is
+    either a float32 array (n_mels, n_frames) or a one-line error message naming the file.
+    """
+    paths = [str(p) for p in paths]
+    root = None if cache_dir == "" else str(cache_dir if cache_dir is not None else default_cache_dir())
+    jobs = jobs or os.cpu_count() or 1
+    work = [(p, audio, features, root) for p in paths]
+    bar = tqdm(total=len(paths), desc="features", unit="clip", disable=not progress, leave=False)
+    results: list[np.ndarray | str] = []
+    if jobs == 1 or len(paths) < 8:
+        for job in work:
+            results.append(_features_for(job))
+            bar.update()
+    else:
+        # fork starts workers fast and needs no __main__ guard in the caller's script; the workers never
+        # touch torch, so its thread pool in the parent does not matter.
+        method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+        ctx = multiprocessing.get_context(method)
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_limit_threads) as pool:
+            for res in pool.map(_features_for, work, chunksize=8):
+                results.append(res)
+                bar.update()
+    bar.close()
+    return results

@@ -1,0 +1,116 @@
+"""The one preprocessing path shared by training and prediction.
+
+``signal -> mono -> checks -> resample (soxr) -> trim -> log-mel -> fixed-length windows``.
+All functions here are pure: arrays in, arrays out.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import librosa
+import numpy as np
+
+from .audio import check_signal, resample, to_mono, trim
+from .config import AudioConfig, FeatureConfig
+from .errors import AudioError
+
+#: Bumped whenever the feature computation changes, so cached features are never reused across versions.
+FEATURE_VERSION = 1
+
+
+def prepare_signal(y: np.ndarray, sr: int, audio: AudioConfig, *, name: str = "signal") -> np.ndarray:
+    """Downmix, validate, resample to ``audio.sample_rate`` and trim silence.
+
+    Parameters
+    ----------
+    y : np.ndarray, shape (n,) or (n, channels)
+    sr : int
+        Sample rate of ``y`` in Hz.
+
+    Returns
+    -------
+    np.ndarray, shape (m,), float32 at ``audio.sample_rate``.
+
+    Raises
+    ------
+    AudioError
+        Non-finite, silent, or shorter than ``audio.min_duration`` seconds after trimming.
+    """
+    mono = to_mono(np.asarray(y))
+    check_signal(mono, sr, name=name)
+    out = resample(mono, int(sr), audio.sample_rate)
+    out, _ = trim(out, top_db=audio.top_db)
+    seconds = len(out) / audio.sample_rate
+    if seconds < audio.min_duration:
+        raise AudioError(
+            f"{name}: too short ({seconds:.2f} s of sound after trimming, need at least {audio.min_duration:g} s)"
+        )
+    return out
+
+
+@lru_cache(maxsize=8)
+def _mel_basis(sr: int, n_fft: int, n_mels: int, fmin: float, fmax: float | None) -> np.ndarray:
+    return librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax).astype(np.float32)
+
+
+def logmel(y: np.ndarray, sr: int, features: FeatureConfig) -> np.ndarray:
+    """Log-mel spectrogram in dB relative to its loudest bin, floored at ``-features.top_db``.
+
+    Returns
+    -------
+    np.ndarray, shape (n_mels, n_frames), float32 with values in ``[-top_db, 0]``. Being relative to the
+    clip's maximum, it does not change when the signal's gain does.
+    """
+    spec = np.abs(librosa.stft(y, n_fft=features.n_fft, hop_length=features.hop_length, center=True)) ** 2
+    mel = _mel_basis(sr, features.n_fft, features.n_mels, features.fmin, features.fmax) @ spec
+    db = librosa.power_to_db(mel, ref=np.max, top_db=features.top_db)
+    return db.astype(np.float32)
+
+
+def extract(y: np.ndarray, sr: int, audio: AudioConfig, features: FeatureConfig, *, name: str = "signal") -> np.ndarray:
+    """Signal at any rate and channel count -> log-mel of the trimmed speech, shape (n_mels, n_frames)."""
+    return logmel(prepare_signal(y, sr, audio, name=name), audio.sample_rate, features)
+
+
+def segment_frames(audio: AudioConfig, features: FeatureConfig) -> int:
+    """Number of spectrogram frames in one fixed-length segment of ``audio.duration`` seconds."""
+    return int(round(audio.duration * audio.sample_rate / features.hop_length)) + 1
+
+
+def fix_frames(spec: np.ndarray, n_frames: int, *, offset: int | None = None, fill: float) -> np.ndarray:
+    """Cut or pad ``spec`` (n_mels, t) along time to exactly ``n_frames``.
+
+    ``offset`` is where the crop starts (t > n_frames) or where the spectrogram is placed inside the padding
+    (t < n_frames); ``None`` centres it. Padding uses ``fill`` (the features' silence floor).
+    """
+    t = spec.shape[1]
+    if t == n_frames:
+        return spec
+    if t > n_frames:
+        start = (t - n_frames) // 2 if offset is None else int(np.clip(offset, 0, t - n_frames))
+        return spec[:, start : start + n_frames]
+    start = (n_frames - t) // 2 if offset is None else int(np.clip(offset, 0, n_frames - t))
+    out = np.full((spec.shape[0], n_frames), fill, dtype=spec.dtype)
+    out[:, start : start + t] = spec
+    return out
+
+
+def windows(spec: np.ndarray, n_frames: int, *, fill: float, hop_fraction: float = 0.5) -> np.ndarray:
+    """Cover the whole spectrogram with fixed-length windows.
+
+    A spectrogram no longer than ``n_frames`` gives one centred, padded window; a longer one gives windows
+    every ``hop_fraction * n_frames`` frames, the last aligned with the end, so nothing is dropped.
+
+    Returns
+    -------
+    np.ndarray, shape (n_windows, n_mels, n_frames)
+    """
+    t = spec.shape[1]
+    if t <= n_frames:
+        return fix_frames(spec, n_frames, fill=fill)[None]
+    hop = max(1, int(n_frames * hop_fraction))
+    starts = list(range(0, t - n_frames + 1, hop))
+    if starts[-1] != t - n_frames:
+        starts.append(t - n_frames)
+    return np.stack([spec[:, s : s + n_frames] for s in starts])

@@ -1,0 +1,91 @@
+"""Shared fixtures: seeded rng, synthetic signals, WAV writers and a fake-RAVDESS factory."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from voxemo.labels import EMOTIONS
+
+SHARED_RAVDESS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "ravdess"
+
+
+def ravdess_root() -> Path | None:
+    """The real RAVDESS copy: $VOXEMO_DATA if set, else ../shared/data/ravdess; None when absent."""
+    env = os.environ.get("VOXEMO_DATA")
+    root = Path(env) if env else SHARED_RAVDESS
+    return root if root.is_dir() else None
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(1234)
+
+
+@pytest.fixture(scope="session")
+def real_ravdess() -> Path:
+    root = ravdess_root()
+    if root is None:
+        pytest.skip("real RAVDESS not found (set VOXEMO_DATA or provide ../shared/data/ravdess)")
+    return root
+
+
+def tone(freq: float = 220.0, seconds: float = 1.0, sr: int = 22050, *, amp: float = 0.3, silence: float = 0.0) -> np.ndarray:
+    """A sine of ``seconds`` surrounded by ``silence`` seconds of zeros on both sides, float32."""
+    t = np.arange(int(seconds * sr)) / sr
+    y = (amp * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+    pad = np.zeros(int(silence * sr), dtype=np.float32)
+    return np.concatenate([pad, y, pad])
+
+
+def voiced(seconds: float, sr: int, rng: np.random.Generator, *, f0: float = 150.0) -> np.ndarray:
+    """A crude voice-like signal: harmonic series with vibrato plus a little noise, float32."""
+    t = np.arange(int(seconds * sr)) / sr
+    phase = 2 * np.pi * np.cumsum(f0 * (1 + 0.05 * np.sin(2 * np.pi * 5 * t))) / sr
+    y = sum(np.sin(k * phase) / k for k in range(1, 8))
+    y = y * (0.5 + 0.5 * np.sin(2 * np.pi * 2 * t) ** 2)
+    y = y + 0.01 * rng.standard_normal(len(t))
+    return (0.3 * y / np.max(np.abs(y))).astype(np.float32)
+
+
+@pytest.fixture
+def make_wav(tmp_path: Path) -> Callable[..., Path]:
+    """Write an array to ``tmp_path/name`` with soundfile; returns the path."""
+
+    def _make(name: str, y: np.ndarray, sr: int = 22050, subtype: str | None = None) -> Path:
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        sf.write(str(path), y, sr, subtype=subtype)
+        return path
+
+    return _make
+
+
+@pytest.fixture
+def fake_ravdess(tmp_path: Path, rng: np.random.Generator) -> Callable[..., Path]:
+    """Build a tiny RAVDESS-named corpus: ``Actor_XX/03-01-EE-II-SS-RR-XX.wav`` (or flat, or .flac).
+
+    Each emotion gets a different pitch so that a model can learn something from it.
+    """
+
+    def _make(actors: tuple[int, ...] = (1, 2), *, flat: bool = False, ext: str = ".wav", sr: int = 16000,
+              seconds: float = 1.0, root: Path | None = None) -> Path:
+        base = root or tmp_path / "ravdess"
+        for actor in actors:
+            for e in range(1, len(EMOTIONS) + 1):
+                for intensity in (1,) if e == 1 else (1, 2):
+                    for statement in (1, 2):
+                        name = f"03-01-{e:02d}-{intensity:02d}-{statement:02d}-01-{actor:02d}{ext}"
+                        folder = base if flat else base / f"Actor_{actor:02d}"
+                        folder.mkdir(parents=True, exist_ok=True)
+                        y = voiced(seconds, sr, rng, f0=100.0 + 25.0 * e)
+                        y = np.concatenate([np.zeros(sr // 4, np.float32), y, np.zeros(sr // 4, np.float32)])
+                        sf.write(str(folder / name), y, sr)
+        return base
+
+    return _make
