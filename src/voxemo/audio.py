@@ -101,7 +101,9 @@ def resample(y: np.ndarray, sr: int, target_sr: int) -> np.ndarray:
     return soxr.resample(y, sr, target_sr, quality="HQ").astype(np.float32, copy=False)
 
 
-def trim(y: np.ndarray, *, top_db: float, frame_length: int = 2048, hop_length: int = 512) -> tuple[np.ndarray, tuple[int, int]]:
+def trim(
+    y: np.ndarray, *, top_db: float, frame_length: int = 2048, hop_length: int = 512
+) -> tuple[np.ndarray, tuple[int, int]]:
     """Remove leading and trailing parts quieter than ``top_db`` dB below the loudest frame.
 
     Returns the trimmed signal and ``(start, end)`` in samples of the input. ``top_db=0`` returns ``y``.

@@ -9,19 +9,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-import multiprocessing
 import os
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import numpy as np
-from tqdm import tqdm
 
 from .audio import load_audio
 from .config import AudioConfig, FeatureConfig
 from .errors import AudioError
 from .features import FEATURE_VERSION, extract
+from .parallel import pmap
 
 
 def default_cache_dir() -> Path:
@@ -89,13 +87,8 @@ def _features_for(job: tuple[str, AudioConfig, FeatureConfig, str | None]) -> np
         return f"{path}: {exc.strerror or exc}"
 
 
-def _limit_threads() -> None:
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[var] = "1"
-
-
 def extract_many(
-    paths: Sequence[str] | Iterable[str],
+    paths: Iterable[str],
     audio: AudioConfig,
     features: FeatureConfig,
     *,
@@ -110,22 +103,5 @@ def extract_many(
     """
     paths = [str(p) for p in paths]
     root = None if cache_dir == "" else str(cache_dir if cache_dir is not None else default_cache_dir())
-    jobs = jobs or os.cpu_count() or 1
     work = [(p, audio, features, root) for p in paths]
-    bar = tqdm(total=len(paths), desc="features", unit="clip", disable=not progress, leave=False)
-    results: list[np.ndarray | str] = []
-    if jobs == 1 or len(paths) < 8:
-        for job in work:
-            results.append(_features_for(job))
-            bar.update()
-    else:
-        # fork starts workers fast and needs no __main__ guard in the caller's script; the workers never
-        # touch torch, so its thread pool in the parent does not matter.
-        method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-        ctx = multiprocessing.get_context(method)
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_limit_threads) as pool:
-            for res in pool.map(_features_for, work, chunksize=8):
-                results.append(res)
-                bar.update()
-    bar.close()
-    return results
+    return pmap(_features_for, work, jobs=jobs, desc="features", progress=progress)

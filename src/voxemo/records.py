@@ -6,9 +6,9 @@ import csv
 import dataclasses
 import json
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
 
 from .errors import CorpusError
 from .labels import EMOTIONS

@@ -139,7 +139,9 @@ def find_audio(root: Path, extensions: tuple[str, ...]) -> list[Path]:
     return sorted(
         p
         for p in root.rglob("*")
-        if p.suffix.lower() in extensions and p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts)
+        if p.suffix.lower() in extensions
+        and p.is_file()
+        and not any(part.startswith(".") for part in p.relative_to(root).parts)
     )
 
 
