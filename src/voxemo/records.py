@@ -84,19 +84,23 @@ def read_manifest(path: str | os.PathLike[str]) -> list[Utterance]:
     p = Path(path)
     if not p.is_file():
         raise CorpusError(f"{p}: manifest not found")
+    if p.suffix not in (".csv", ".jsonl"):
+        raise CorpusError(f"{p}: manifest must end in .jsonl or .csv")
     rows: list[dict[str, object]]
     try:
         if p.suffix == ".csv":
             with open(p, newline="", encoding="utf-8") as f:
-                rows = [{k: (v if v != "" else None) for k, v in row.items()} for row in csv.DictReader(f)]
+                reader = csv.DictReader(f)
+                # write_manifest always writes the header: without it a garbled file would read as no records
+                if sorted(reader.fieldnames or []) != sorted(_FIELDS):
+                    raise ValueError(f"CSV header {reader.fieldnames} instead of {_FIELDS}")
+                rows = [{k: (v if v != "" else None) for k, v in row.items()} for row in reader]
             for row in rows:
                 if row.get("repetition") is not None:
                     row["repetition"] = int(str(row["repetition"]))
-        elif p.suffix == ".jsonl":
+        else:
             with open(p, encoding="utf-8") as f:
                 rows = [json.loads(line) for line in f if line.strip()]
-        else:
-            raise CorpusError(f"{p}: manifest must end in .jsonl or .csv")
         return [Utterance(**row) for row in rows]  # type: ignore[arg-type]
-    except (ValueError, TypeError, KeyError) as exc:
+    except (ValueError, TypeError, KeyError, CorpusError) as exc:
         raise CorpusError(f"{p}: not a valid voxemo manifest ({exc})") from None
