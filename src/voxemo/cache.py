@@ -31,8 +31,10 @@ def default_cache_dir() -> Path:
 
 
 def config_digest(audio: AudioConfig, features: FeatureConfig) -> str:
-    """Short hash of everything that determines a clip's features."""
-    blob = json.dumps({"v": FEATURE_VERSION, "audio": audio.to_dict(), "features": features.to_dict()}, sort_keys=True)
+    """Short hash of everything that determines a clip's features (segment duration does not: it is applied
+    after the cache, so changing it reuses the entries)."""
+    audio_part = {k: v for k, v in audio.to_dict().items() if k in ("sample_rate", "top_db", "min_duration")}
+    blob = json.dumps({"v": FEATURE_VERSION, "audio": audio_part, "features": features.to_dict()}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 

@@ -82,7 +82,8 @@ class FeatureConfig(_Config):
 
     ``hop_length`` and ``n_fft`` are in samples at ``AudioConfig.sample_rate``; ``fmin``/``fmax`` in Hz
     (``fmax=None`` means half the sample rate). Values are in dB relative to the clip's loudest bin, clipped
-    ``top_db`` below it, so a gain change does not change the features.
+    ``top_db`` below it, so a gain change does not change the features. ``utterance_norm`` subtracts each
+    clip's mean per mel bin (removing the speaker's and channel's average spectrum), and pads with 0.
     """
 
     n_fft: int = 1024
@@ -91,6 +92,7 @@ class FeatureConfig(_Config):
     fmin: float = 40.0
     fmax: float | None = None
     top_db: float = 80.0
+    utterance_norm: bool = False
 
     def __post_init__(self) -> None:
         for name in ("n_fft", "hop_length", "n_mels"):

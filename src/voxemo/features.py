@@ -70,7 +70,15 @@ def logmel(y: np.ndarray, sr: int, features: FeatureConfig) -> np.ndarray:
 
 def extract(y: np.ndarray, sr: int, audio: AudioConfig, features: FeatureConfig, *, name: str = "signal") -> np.ndarray:
     """Signal at any rate and channel count -> log-mel of the trimmed speech, shape (n_mels, n_frames)."""
-    return logmel(prepare_signal(y, sr, audio, name=name), audio.sample_rate, features)
+    spec = logmel(prepare_signal(y, sr, audio, name=name), audio.sample_rate, features)
+    if features.utterance_norm:
+        spec = spec - spec.mean(axis=1, keepdims=True)
+    return spec
+
+
+def pad_value(features: FeatureConfig) -> float:
+    """The feature value of silence, used to pad segments: the dB floor, or 0 after utterance normalisation."""
+    return 0.0 if features.utterance_norm else -features.top_db
 
 
 def segment_frames(audio: AudioConfig, features: FeatureConfig) -> int:

@@ -1,0 +1,201 @@
+"""The ``voxemo`` command. Each subcommand parses its arguments and calls one library function."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from .errors import VoxemoError
+
+log = logging.getLogger("voxemo")
+
+
+def _config(args: argparse.Namespace) -> Any:
+    """The default Config with the CLI's overrides (seed, epochs, threads)."""
+    from .config import Config
+
+    cfg = Config()
+    train = {"seed": args.seed}
+    if getattr(args, "epochs", None):
+        train["epochs"] = args.epochs
+    if getattr(args, "threads", None):
+        train["threads"] = args.threads
+    return cfg.replace(train=cfg.train.replace(**train))
+
+
+def _records(data: str | None, progress: bool) -> Any:
+    from .corpus import load_ravdess
+    from .download import resolve_ravdess
+
+    return load_ravdess(resolve_ravdess(data, progress=progress))
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .pipeline import run_study
+
+    report = run_study(_records(args.data, args.progress), args.out, _config(args), random_protocol=not args.no_random,
+                       jobs=args.jobs, progress=args.progress)
+    ev = report["evaluation"]["actor-6fold"]["summary"]
+    print(f"actor-6fold accuracy {ev['accuracy']['mean']:.3f} ± {ev['accuracy']['std']:.3f}, "
+          f"UAR {ev['uar']['mean']:.3f}; report: {Path(args.out) / 'report.md'}; model: {Path(args.out) / 'model'}")
+    return 0
+
+
+def cmd_download(args: argparse.Namespace) -> int:
+    from .download import RAVDESS_URL, default_data_dir, download_ravdess
+
+    folder = download_ravdess(args.dest or default_data_dir(), url=args.url or RAVDESS_URL, progress=args.progress)
+    print(folder)
+    return 0
+
+
+def cmd_analyze(args: argparse.Namespace) -> int:
+    from .analysis import analyze
+    from .config import AudioConfig
+
+    summary = analyze(_records(args.data, args.progress), args.out, audio=AudioConfig(), jobs=args.jobs,
+                      progress=args.progress)
+    rec = summary["recommended"]
+    print(f"recommended top_db={rec['top_db']} duration={rec['duration']} s; report: {Path(args.out) / 'report.md'}")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .pipeline import compare_variants, load_features, train_final
+
+    cfg = _config(args)
+    records, specs, errors = load_features(_records(args.data, args.progress), cfg, jobs=args.jobs,
+                                           progress=args.progress)
+    variants = compare_variants(records, specs, cfg, progress=args.progress)
+    cfg = cfg.replace(model=cfg.model.replace(bias_init=variants["bias_init"]))
+    epochs = variants["variants"][variants["chosen"]]["best_epoch"]
+    clf = train_final(records, specs, cfg, epochs, progress=args.progress)
+    clf.save(args.out, report={"variants": variants, "final_epochs": epochs, "n_clips": len(records),
+                               "skipped": errors, "config": cfg.to_dict()})
+    print(f"chose {variants['chosen']}; trained on {len(records)} clips for {epochs} epochs; saved {args.out}")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from .evaluate import evaluate, write_evaluation
+    from .pipeline import load_features
+
+    cfg = _config(args)
+    records, specs, _ = load_features(_records(args.data, args.progress), cfg, jobs=args.jobs, progress=args.progress)
+    result = evaluate(records, specs, cfg, args.protocol, progress=args.progress)
+    write_evaluation(result, args.out)
+    s = result["summary"]
+    print(f"{args.protocol}: accuracy {s['accuracy']['mean']:.3f} ± {s['accuracy']['std']:.3f}, "
+          f"UAR {s['uar']['mean']:.3f} ± {s['uar']['std']:.3f}, macro-F1 {s['macro_f1']['mean']:.3f}; "
+          f"report: {Path(args.out) / 'report.md'}")
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from .predict import load_model, predict_paths
+
+    model = load_model(args.model)
+    failed = 0
+    for result in predict_paths(args.paths, model):
+        if "error" in result:
+            failed += 1
+            if not args.json:
+                print(f"error: {result['error']}", file=sys.stderr)
+        if args.json:
+            print(json.dumps(result), flush=True)
+        elif "error" not in result:
+            print(f"{result['path']}\t{result['emotion']}\t{result['confidence']:.2f}", flush=True)
+    return 1 if failed else 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .evaluate import PROTOCOLS
+
+    p = argparse.ArgumentParser(prog="voxemo", description="Speech emotion recognition: train, evaluate, predict.")
+    p.add_argument("--seed", type=int, default=0, help="random seed for splits and training (default 0)")
+    p.add_argument("-v", "--verbose", action="store_true", help="log more detail")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars or info logs")
+    p.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def data_arg(sp: argparse.ArgumentParser, positional: bool) -> None:
+        help_ = "RAVDESS folder or zip (default: $VOXEMO_DATA, else a downloaded copy, else download it)"
+        if positional:
+            sp.add_argument("data", nargs="?", help=help_)
+        else:
+            sp.add_argument("--data", help=help_)
+        sp.add_argument("--jobs", type=int, default=0, help="processes for feature extraction (0 = all cores)")
+
+    s = sub.add_parser("run", help="the whole study: analysis, variants, evaluation, final model, report")
+    data_arg(s, positional=False)
+    s.add_argument("--out", default="runs/study", help="output folder (default runs/study)")
+    s.add_argument("--epochs", type=int, help="maximum epochs per training")
+    s.add_argument("--threads", type=int, help="torch threads (default: all cores)")
+    s.add_argument("--no-random", action="store_true", help="skip the leaking random-split evaluation")
+    s.set_defaults(func=cmd_run)
+
+    s = sub.add_parser("download", help="download a corpus")
+    s.add_argument("corpus", choices=["ravdess"])
+    s.add_argument("--dest", help="folder to download into (default: $VOXEMO_HOME/data or ~/.cache/voxemo/data)")
+    s.add_argument("--url", help=argparse.SUPPRESS)
+    s.set_defaults(func=cmd_download)
+
+    s = sub.add_parser("analyze", help="audio analysis: lengths, levels, trim sweep, example spectrograms")
+    data_arg(s, positional=True)
+    s.add_argument("--out", required=True, help="output folder")
+    s.set_defaults(func=cmd_analyze)
+
+    s = sub.add_parser("train", help="compare both CNN variants on held-out actors, retrain the better on all data")
+    data_arg(s, positional=True)
+    s.add_argument("--out", required=True, help="model folder to write")
+    s.add_argument("--epochs", type=int, help="maximum epochs")
+    s.add_argument("--threads", type=int, help="torch threads (default: all cores)")
+    s.set_defaults(func=cmd_train)
+
+    s = sub.add_parser("evaluate", help="cross-validate under a protocol and write metrics and a report")
+    data_arg(s, positional=True)
+    s.add_argument("--protocol", choices=PROTOCOLS, default="actor-6fold")
+    s.add_argument("--out", required=True, help="output folder")
+    s.add_argument("--epochs", type=int, help="maximum epochs")
+    s.add_argument("--threads", type=int, help="torch threads (default: all cores)")
+    s.set_defaults(func=cmd_evaluate)
+
+    s = sub.add_parser("predict", help="predict the emotion of audio files or folders")
+    s.add_argument("paths", nargs="+", metavar="PATH", help="audio files or folders")
+    s.add_argument("--model", help="model folder (default: the pretrained model shipped with voxemo)")
+    s.add_argument("--json", action="store_true", help="one JSON object per input line")
+    s.set_defaults(func=cmd_predict)
+    return p
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("voxemo")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    args.progress = not args.quiet and sys.stderr.isatty()
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO,
+                        format="%(levelname)s: %(message)s")
+    try:
+        return int(args.func(args))
+    except VoxemoError as exc:
+        print(f"voxemo: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("voxemo: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,210 @@
+"""Evaluation protocols and metrics.
+
+``actor-6fold`` is speaker-independent: fold k (0..5) tests actors 4k+1 … 4k+4 and trains on the other 20,
+of which ``TrainConfig.val_actors`` (half male, half female) are held out for early stopping. ``random`` is a
+stratified 80/20 clip split that lets the same actors appear on both sides; it is kept only to show how much
+such a leaking split inflates accuracy. Normalisation statistics are fitted inside each training set.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sklearn.metrics import confusion_matrix, f1_score, recall_score
+from sklearn.model_selection import train_test_split
+
+from .config import Config
+from .errors import ConfigError
+from .labels import EMOTIONS
+from .records import Utterance
+from .train import predict_specs, train_model
+
+PROTOCOLS = ("actor-6fold", "random")
+
+
+@dataclass(frozen=True)
+class Split:
+    """Indices into the record list for one fold."""
+
+    name: str
+    train: np.ndarray
+    val: np.ndarray
+    test: np.ndarray
+
+
+def pick_validation_speakers(records: Sequence[Utterance], candidates: Sequence[str], n: int, seed: int) -> list[str]:
+    """Choose ``n`` validation speakers among ``candidates``, alternating genders where genders are known."""
+    rng = np.random.default_rng(seed)
+    gender = {r.speaker: r.gender for r in records}
+    groups: dict[str | None, list[str]] = {}
+    for s in sorted(set(candidates)):
+        groups.setdefault(gender.get(s), []).append(s)
+    for g in groups.values():
+        rng.shuffle(g)
+    chosen: list[str] = []
+    while len(chosen) < min(n, len(set(candidates))):
+        for g in sorted(groups, key=str):
+            if groups[g] and len(chosen) < n:
+                chosen.append(groups[g].pop())
+    return sorted(chosen)
+
+
+def actor_folds(records: Sequence[Utterance], *, val_speakers: int, seed: int, n_folds: int = 6) -> list[Split]:
+    """The speaker-independent folds: fold k tests the k-th block of ``24 / n_folds`` actors in id order."""
+    speakers = sorted({r.speaker for r in records}, key=lambda s: (len(s), s))
+    if len(speakers) < n_folds:
+        raise ConfigError(f"actor-6fold needs at least {n_folds} speakers, found {len(speakers)}")
+    spk = np.array([r.speaker for r in records])
+    per = len(speakers) / n_folds
+    splits = []
+    for k in range(n_folds):
+        test_spk = speakers[round(k * per) : round((k + 1) * per)]
+        rest = [s for s in speakers if s not in test_spk]
+        val_spk = pick_validation_speakers(records, rest, val_speakers, seed + k)
+        test = np.isin(spk, test_spk)
+        val = np.isin(spk, val_spk)
+        splits.append(Split(f"fold{k + 1}", np.flatnonzero(~test & ~val), np.flatnonzero(val), np.flatnonzero(test)))
+    return splits
+
+
+def random_split(records: Sequence[Utterance], *, seed: int, test_size: float = 0.2, val_size: float = 0.1) -> Split:
+    """A stratified random clip split (the leaking protocol): same actors in train, validation and test."""
+    idx = np.arange(len(records))
+    labels = np.array([r.emotion for r in records])
+    rest, test = train_test_split(idx, test_size=test_size, stratify=labels, random_state=seed)
+    train, val = train_test_split(rest, test_size=val_size / (1 - test_size), stratify=labels[rest], random_state=seed)
+    return Split("random", np.sort(train), np.sort(val), np.sort(test))
+
+
+def make_splits(records: Sequence[Utterance], protocol: str, config: Config) -> list[Split]:
+    if protocol == "actor-6fold":
+        return actor_folds(records, val_speakers=config.train.val_actors, seed=config.train.seed)
+    if protocol == "random":
+        return [random_split(records, seed=config.train.seed)]
+    raise ConfigError(f"unknown protocol {protocol!r}; expected one of {', '.join(PROTOCOLS)}")
+
+
+def scores(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> dict[str, float]:
+    """Accuracy, UAR (unweighted average recall over classes present) and macro-F1."""
+    present = np.unique(y_true)
+    return {
+        "accuracy": float(np.mean(y_true == y_pred)),
+        "uar": float(recall_score(y_true, y_pred, labels=present, average="macro", zero_division=0)),
+        "macro_f1": float(f1_score(y_true, y_pred, labels=present, average="macro", zero_division=0)),
+    }
+
+
+def evaluate(
+    records: Sequence[Utterance],
+    specs: Sequence[np.ndarray],
+    config: Config,
+    protocol: str = "actor-6fold",
+    *,
+    labels: Sequence[str] = EMOTIONS,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Train and test one model per split; returns metrics per fold, mean ± std, the summed confusion
+    matrix, per-clip predictions and each fold's best epoch.
+    """
+    labels = list(labels)
+    y = np.array([labels.index(r.emotion) for r in records])
+    folds, predictions = [], []
+    for split in make_splits(records, protocol, config):
+        start = time.perf_counter()
+        take = lambda ix: [specs[i] for i in ix]  # noqa: E731
+        res = train_model(take(split.train), y[split.train], len(labels), config, val_specs=take(split.val),
+                          val_labels=y[split.val], progress=progress, desc=split.name)
+        probs = predict_specs(res.model, take(split.test), config)
+        pred = probs.argmax(1)
+        fold = {"fold": split.name, "n_train": len(split.train), "n_val": len(split.val), "n_test": len(split.test),
+                "test_speakers": sorted({records[i].speaker for i in split.test}) if protocol != "random" else [],
+                "best_epoch": res.best_epoch, "epochs_run": len(res.history), "seconds": time.perf_counter() - start,
+                **scores(y[split.test], pred, len(labels))}
+        folds.append(fold)
+        for i, p, pr in zip(split.test, pred, probs):
+            r = records[i]
+            predictions.append({"path": r.path, "speaker": r.speaker, "gender": r.gender, "intensity": r.intensity,
+                                "emotion": r.emotion, "predicted": labels[p], "fold": split.name,
+                                "confidence": float(pr[p])})
+    true = np.array([labels.index(p["emotion"]) for p in predictions])
+    pred = np.array([labels.index(p["predicted"]) for p in predictions])
+    summary = {m: {"mean": float(np.mean([f[m] for f in folds])), "std": float(np.std([f[m] for f in folds]))}
+               for m in ("accuracy", "uar", "macro_f1")}
+    return {
+        "protocol": protocol,
+        "labels": labels,
+        "folds": folds,
+        "summary": summary,
+        "pooled": scores(true, pred, len(labels)),
+        "confusion": confusion_matrix(true, pred, labels=range(len(labels))).tolist(),
+        "predictions": predictions,
+        "config": config.to_dict(),
+    }
+
+
+def breakdown(predictions: Sequence[dict[str, Any]], key: str) -> list[dict[str, Any]]:
+    """Accuracy per value of ``key`` (``emotion`` = per-class recall, ``intensity``, ``gender``, ``speaker``)."""
+    groups: dict[str, list[bool]] = {}
+    for p in predictions:
+        groups.setdefault(str(p[key]), []).append(p["emotion"] == p["predicted"])
+    return [{key: k, "n": len(v), "accuracy": float(np.mean(v))} for k, v in sorted(groups.items())]
+
+
+def top_confusions(confusion: Sequence[Sequence[int]], labels: Sequence[str], k: int = 8) -> list[dict[str, Any]]:
+    """The ``k`` most frequent (true, predicted) mistakes with their share of the true class."""
+    cm = np.asarray(confusion)
+    pairs = [(int(cm[i, j]), i, j) for i in range(len(labels)) for j in range(len(labels)) if i != j and cm[i, j]]
+    pairs.sort(reverse=True)
+    return [{"true": labels[i], "predicted": labels[j], "count": c, "share_of_true": c / max(1, int(cm[i].sum()))}
+            for c, i, j in pairs[:k]]
+
+
+def _md_table(rows: Sequence[dict[str, Any]]) -> str:
+    if not rows:
+        return "(none)\n"
+    keys = list(rows[0])
+    fmt = lambda v: f"{v:.3f}" if isinstance(v, float) else str(v)  # noqa: E731
+    lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
+    lines += ["| " + " | ".join(fmt(r[k]) for k in keys) + " |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def write_evaluation(result: dict[str, Any], out_dir: str | Path) -> Path:
+    """Write metrics.json, predictions.csv, confusion.png and report.md for an :func:`evaluate` result."""
+    from .plots import plot_confusion  # matplotlib is imported only when reports are written
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    labels = result["labels"]
+    preds = result["predictions"]
+    tables = {key: breakdown(preds, key) for key in ("emotion", "intensity", "gender", "speaker")}
+    confusions = top_confusions(result["confusion"], labels)
+    metrics = {k: v for k, v in result.items() if k != "predictions"}
+    metrics.update({"confusion_labels": labels, "per_class": tables["emotion"], "per_intensity": tables["intensity"],
+                    "per_gender": tables["gender"], "per_speaker": tables["speaker"], "top_confusions": confusions})
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    keys = list(preds[0]) if preds else []
+    lines = [",".join(keys)] + [",".join(str(p[k]) for k in keys) for p in preds]
+    (out / "predictions.csv").write_text("\n".join(lines) + "\n")
+    plot_confusion(np.asarray(result["confusion"]), labels, out / "confusion.png",
+                   title=f"{result['protocol']}: summed confusion (row-normalised)")
+    s = result["summary"]
+    report = [f"# Evaluation: `{result['protocol']}`\n",
+              "Speaker-independent: no actor is in both training and test.\n" if result["protocol"] == "actor-6fold"
+              else "Random clip split: the same actors are in training and test, so this overstates accuracy "
+                   "on new voices. Shown for comparison only.\n",
+              "| metric | mean | std |", "|---|---|---|"]
+    report += [f"| {m} | {s[m]['mean']:.3f} | {s[m]['std']:.3f} |" for m in s]
+    report += ["\n## Folds\n", _md_table([{k: f[k] for k in ("fold", "n_train", "n_val", "n_test", "best_epoch",
+                                                             "accuracy", "uar", "macro_f1")} for f in result["folds"]])]
+    report += ["## Per class (recall)\n", _md_table(tables["emotion"]), "## Per intensity\n",
+               _md_table(tables["intensity"]), "## Per gender\n", _md_table(tables["gender"]),
+               "## Most frequent confusions\n", _md_table(confusions), "![confusion](confusion.png)\n"]
+    (out / "report.md").write_text("\n".join(report))
+    return out

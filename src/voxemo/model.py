@@ -1,0 +1,63 @@
+"""The CNN that classifies fixed-length log-mel segments."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from .config import ModelConfig
+
+
+class EmotionCNN(nn.Module):
+    """Conv blocks over a (n_mels, n_frames) log-mel, then mean+max pooling over time and a linear layer.
+
+    Inputs are standardised per mel bin with ``feature_mean``/``feature_std`` buffers, fitted on the training
+    set only (:meth:`fit_normalizer`) and saved with the weights.
+
+    Parameters
+    ----------
+    n_mels : int
+        Mel bins of the input.
+    n_classes : int
+        Number of output classes.
+    config : ModelConfig
+    """
+
+    def __init__(self, n_mels: int, n_classes: int, config: ModelConfig) -> None:
+        super().__init__()
+        self.register_buffer("feature_mean", torch.zeros(n_mels))
+        self.register_buffer("feature_std", torch.ones(n_mels))
+        blocks: list[nn.Module] = []
+        c_in = 1
+        for c_out in config.channels:
+            blocks += [
+                nn.Conv2d(c_in, c_out, kernel_size=3, padding=1, bias=False),
+                nn.BatchNorm2d(c_out),
+                nn.ReLU(inplace=True),
+                nn.MaxPool2d(2),
+            ]
+            c_in = c_out
+        self.features = nn.Sequential(*blocks)
+        self.dropout = nn.Dropout(config.dropout)
+        self.classifier = nn.Linear(2 * c_in, n_classes)
+
+    def fit_normalizer(self, specs: np.ndarray) -> None:
+        """Set per-mel-bin mean and std from training segments, shape (n, n_mels, n_frames)."""
+        x = torch.as_tensor(specs, dtype=torch.float32)
+        self.feature_mean.copy_(x.mean(dim=(0, 2)))
+        self.feature_std.copy_(x.std(dim=(0, 2)).clamp_min(1e-3))
+
+    def init_output_bias(self, priors: np.ndarray) -> None:
+        """Set the output bias to log class priors, so the untrained model predicts the class frequencies."""
+        p = torch.as_tensor(priors, dtype=torch.float32).clamp_min(1e-6)
+        with torch.no_grad():
+            self.classifier.bias.copy_(torch.log(p / p.sum()))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits of shape (batch, n_classes) for log-mel segments of shape (batch, n_mels, n_frames)."""
+        x = (x - self.feature_mean[:, None]) / self.feature_std[:, None]
+        h = self.features(x.unsqueeze(1))  # (batch, channels, mels', frames')
+        h = h.mean(dim=2)  # pool frequency
+        h = torch.cat([h.mean(dim=2), h.amax(dim=2)], dim=1)  # pool time
+        return self.classifier(self.dropout(h))

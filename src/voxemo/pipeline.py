@@ -1,0 +1,169 @@
+"""The whole study in one call: analysis, the two CNN variants, the choice, speaker-independent evaluation,
+the leaking random split for contrast, the final model on all data, and a report."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .cache import extract_many
+from .config import Config
+from .errors import CorpusError
+from .evaluate import evaluate, pick_validation_speakers, write_evaluation
+from .labels import EMOTIONS
+from .predict import EmotionClassifier
+from .records import Utterance, write_manifest
+from .train import train_model
+
+log = logging.getLogger(__name__)
+
+
+def load_features(records: Sequence[Utterance], config: Config, *, cache_dir: str | None = None, jobs: int = 0,
+                  progress: bool = True) -> tuple[list[Utterance], list[np.ndarray], list[str]]:
+    """Features of every record; records whose audio fails are dropped and their errors returned."""
+    results = extract_many([r.path for r in records], config.audio, config.features, cache_dir=cache_dir, jobs=jobs,
+                           progress=progress)
+    kept, specs, errors = [], [], []
+    for r, res in zip(records, results):
+        if isinstance(res, str):
+            errors.append(res)
+        else:
+            kept.append(r)
+            specs.append(res)
+    for e in errors:
+        log.warning("skipped: %s", e)
+    if not kept:
+        raise CorpusError("no usable clips: every file failed to load (see the messages above)")
+    return kept, specs, errors
+
+
+def compare_variants(records: Sequence[Utterance], specs: Sequence[np.ndarray], config: Config, *,
+                     labels: Sequence[str] = EMOTIONS, progress: bool = True) -> dict[str, Any]:
+    """Train the CNN with and without output-bias initialisation on the same actor split and compare first-epoch
+    and best validation loss/accuracy. The better variant has the lower best validation loss."""
+    labels = list(labels)
+    speakers = sorted({r.speaker for r in records})
+    val_spk = pick_validation_speakers(records, speakers, config.train.val_actors, config.train.seed)
+    is_val = np.array([r.speaker in val_spk for r in records])
+    y = np.array([labels.index(r.emotion) for r in records])
+    take = lambda mask: [s for s, m in zip(specs, mask) if m]  # noqa: E731
+    variants = {}
+    for name, bias_init in (("bias_init", True), ("no_bias_init", False)):
+        cfg = config.replace(model=config.model.replace(bias_init=bias_init))
+        res = train_model(take(~is_val), y[~is_val], len(labels), cfg, val_specs=take(is_val), val_labels=y[is_val],
+                          progress=progress, desc=name)
+        first, best = res.history[0], res.best()
+        variants[name] = {
+            "bias_init": bias_init, "first_epoch_val_loss": first["val_loss"],
+            "first_epoch_val_accuracy": first["val_accuracy"], "best_epoch": res.best_epoch,
+            "best_val_loss": best["val_loss"], "best_val_accuracy": best["val_accuracy"], "history": res.history,
+        }
+    chosen = min(variants, key=lambda k: (variants[k]["best_val_loss"], -variants[k]["best_val_accuracy"]))
+    return {"val_speakers": val_spk, "variants": variants, "chosen": chosen,
+            "bias_init": variants[chosen]["bias_init"]}
+
+
+def train_final(records: Sequence[Utterance], specs: Sequence[np.ndarray], config: Config, epochs: int, *,
+                labels: Sequence[str] = EMOTIONS, progress: bool = True) -> EmotionClassifier:
+    """Retrain on every clip for a fixed number of epochs (found on validation folds)."""
+    labels = list(labels)
+    y = np.array([labels.index(r.emotion) for r in records])
+    res = train_model(specs, y, len(labels), config, epochs=epochs, progress=progress, desc="final")
+    return EmotionClassifier(res.model, config, labels)
+
+
+def run_study(records: Sequence[Utterance], out_dir: str | Path, config: Config, *, analyze_audio: bool = True,
+              random_protocol: bool = True, cache_dir: str | None = None, jobs: int = 0,
+              progress: bool = True) -> dict[str, Any]:
+    """Run the whole study and write everything under ``out_dir``:
+
+    ``analysis/`` (audio analysis and the chosen trim threshold / segment length), ``variants.json``,
+    ``eval-actor-6fold/``, ``eval-random/``, ``model/`` (the final model) and ``report.md``.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    write_manifest(records, out / "manifest.jsonl")
+    recommended = None
+    if analyze_audio:
+        from .analysis import analyze
+
+        log.info("analysing %d clips", len(records))
+        summary = analyze(records, out / "analysis", audio=config.audio, jobs=jobs, progress=progress)
+        recommended = summary["recommended"]
+        config = config.replace(audio=config.audio.replace(top_db=float(recommended["top_db"]),
+                                                           duration=float(recommended["duration"])))
+        timings["analysis"] = time.perf_counter() - t0
+    t = time.perf_counter()
+    records, specs, errors = load_features(records, config, cache_dir=cache_dir, jobs=jobs, progress=progress)
+    timings["features"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    log.info("comparing output-bias initialisation variants")
+    variants = compare_variants(records, specs, config, progress=progress)
+    (out / "variants.json").write_text(json.dumps(variants, indent=2))
+    config = config.replace(model=config.model.replace(bias_init=variants["bias_init"]))
+    timings["variants"] = time.perf_counter() - t
+
+    evaluations = {}
+    for protocol in ("actor-6fold", "random") if random_protocol else ("actor-6fold",):
+        t = time.perf_counter()
+        log.info("evaluating with protocol %s", protocol)
+        result = evaluate(records, specs, config, protocol, progress=progress)
+        write_evaluation(result, out / f"eval-{protocol}")
+        evaluations[protocol] = result
+        timings[f"eval-{protocol}"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    epochs = int(round(np.median([f["best_epoch"] for f in evaluations["actor-6fold"]["folds"]])))
+    log.info("training the final model on all %d clips for %d epochs", len(records), epochs)
+    clf = train_final(records, specs, config, epochs, progress=progress)
+    timings["final"] = time.perf_counter() - t
+    timings["total"] = time.perf_counter() - t0
+    report = {
+        "n_clips": len(records), "n_speakers": len({r.speaker for r in records}), "skipped": errors,
+        "recommended": recommended, "variants": {k: {kk: vv for kk, vv in v.items() if kk != "history"}
+                                                 for k, v in variants["variants"].items()},
+        "chosen_variant": variants["chosen"], "final_epochs": epochs,
+        "evaluation": {p: {"summary": r["summary"], "pooled": r["pooled"]} for p, r in evaluations.items()},
+        "timings_s": timings, "config": config.to_dict(),
+    }
+    clf.save(out / "model", report=report)
+    (out / "summary.json").write_text(json.dumps(report, indent=2))
+    (out / "report.md").write_text(study_report(report))
+    return report
+
+
+def study_report(report: dict[str, Any]) -> str:
+    """The top-level report.md of a study run."""
+    ev = report["evaluation"]
+    lines = ["# voxemo study report\n", f"{report['n_clips']} clips, {report['n_speakers']} speakers"
+             + (f", {len(report['skipped'])} skipped" if report["skipped"] else "") + ".\n"]
+    if report["recommended"]:
+        rec = report["recommended"]
+        lines.append(f"Analysis (see [analysis/report.md](analysis/report.md)): trim at top_db={rec['top_db']}, "
+                     f"segment length {rec['duration']} s. Rule: {rec['rule']}\n")
+    lines += ["## Output-bias initialisation\n", "| variant | first-epoch val loss | first-epoch val acc | "
+              "best val loss | best val acc | best epoch |", "|---|---|---|---|---|---|"]
+    for name, v in report["variants"].items():
+        lines.append(f"| {name} | {v['first_epoch_val_loss']:.3f} | {v['first_epoch_val_accuracy']:.3f} | "
+                     f"{v['best_val_loss']:.3f} | {v['best_val_accuracy']:.3f} | {v['best_epoch']} |")
+    lines += [f"\nChosen: **{report['chosen_variant']}** (lower best validation loss).\n", "## Evaluation\n",
+              "| protocol | accuracy | UAR | macro-F1 |", "|---|---|---|---|"]
+    for p, r in ev.items():
+        s = r["summary"]
+        lines.append(f"| {p} | {s['accuracy']['mean']:.3f} ± {s['accuracy']['std']:.3f} | "
+                     f"{s['uar']['mean']:.3f} ± {s['uar']['std']:.3f} | "
+                     f"{s['macro_f1']['mean']:.3f} ± {s['macro_f1']['std']:.3f} |")
+    lines += ["\n`actor-6fold` is speaker-independent; `random` lets actors leak between training and test.\n",
+              f"Final model: all clips, {report['final_epochs']} epochs, saved in [model/](model/).\n",
+              "## Timings (s)\n", "| step | seconds |", "|---|---|"]
+    lines += [f"| {k} | {v:.1f} |" for k, v in report["timings_s"].items()]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,168 @@
+"""Saved models and prediction: the scikit-learn-like :class:`EmotionClassifier` and :func:`load_model`.
+
+A model directory holds ``weights.pt`` (a plain state dict, loaded with ``weights_only=True`` so nothing
+arbitrary is unpickled), ``config.json`` (the full :class:`~voxemo.config.Config`), ``labels.json`` and, from
+training, ``training.json``. Prediction rebuilds the preprocessing from ``config.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Iterator, Sequence
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .audio import AUDIO_EXTENSIONS, load_audio
+from .config import Config
+from .errors import AudioError, ModelError, VoxemoError
+from .features import extract
+from .model import EmotionCNN
+from .train import build_model, predict_specs
+
+WEIGHTS, CONFIG, LABELS = "weights.pt", "config.json", "labels.json"
+
+AudioInput = str | os.PathLike[str] | np.ndarray
+
+
+def default_model_dir() -> Path:
+    """The pretrained model shipped inside the package."""
+    return Path(str(resources.files("voxemo") / "models" / "default"))
+
+
+class EmotionClassifier:
+    """A trained emotion model with its preprocessing.
+
+    Attributes
+    ----------
+    classes_ : np.ndarray of str
+        Emotion labels in the order of the probability columns.
+    config : Config
+        Preprocessing, architecture and training configuration the model was trained with.
+    """
+
+    def __init__(self, model: EmotionCNN, config: Config, classes: Sequence[str]) -> None:
+        self.model = model.eval()
+        self.config = config
+        self.classes_ = np.asarray(list(classes))
+
+    # ---- persistence -------------------------------------------------------------------------------------
+    def save(self, path: str | os.PathLike[str], *, report: dict[str, Any] | None = None) -> Path:
+        """Write the model directory (files are written to temporary names and renamed into place)."""
+        out = Path(path)
+        out.mkdir(parents=True, exist_ok=True)
+        _atomic_write(out / WEIGHTS, lambda f: torch.save(self.model.state_dict(), f))
+        _atomic_write(out / CONFIG, lambda f: f.write(json.dumps(self.config.to_dict(), indent=2).encode()))
+        _atomic_write(out / LABELS, lambda f: f.write(json.dumps(list(map(str, self.classes_))).encode()))
+        if report is not None:
+            _atomic_write(out / "training.json", lambda f: f.write(json.dumps(report, indent=2).encode()))
+        return out
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> EmotionClassifier:
+        """Load a model directory written by :meth:`save`."""
+        d = Path(path)
+        if not d.is_dir():
+            raise ModelError(f"{d}: model directory not found")
+        missing = [n for n in (WEIGHTS, CONFIG, LABELS) if not (d / n).is_file()]
+        if missing:
+            raise ModelError(f"{d}: not a voxemo model directory (missing {', '.join(missing)})")
+        try:
+            config = Config.from_dict(json.loads((d / CONFIG).read_text()))
+            classes = json.loads((d / LABELS).read_text())
+            state = torch.load(d / WEIGHTS, map_location="cpu", weights_only=True)
+            model = build_model(config, len(classes))
+            model.load_state_dict(state)
+        except (VoxemoError, ValueError, RuntimeError, KeyError, TypeError, OSError) as exc:
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise ModelError(f"{d}: cannot load model ({first})") from None
+        return cls(model, config, classes)
+
+    # ---- prediction ---------------------------------------------------------------------------------------
+    def features(self, x: AudioInput, sr: int | None = None) -> np.ndarray:
+        """Log-mel spectrogram of a file path, or of an array with its sample rate ``sr`` in Hz."""
+        a = self.config.audio
+        if isinstance(x, np.ndarray):
+            if sr is None:
+                raise AudioError("array input needs its sample rate: pass sr=<Hz>")
+            return extract(x, sr, a, self.config.features, name="array")
+        y, file_sr = load_audio(x, max_duration=a.max_duration)
+        return extract(y, file_sr, a, self.config.features, name=str(x))
+
+    def predict_proba(self, x: AudioInput | Sequence[AudioInput], sr: int | None = None) -> np.ndarray:
+        """Class probabilities: shape (n_classes,) for one input, (n_inputs, n_classes) for a list.
+
+        An input is a file path or a NumPy signal of shape (n,) or (n, channels) with ``sr``. A clip longer
+        than ``config.audio.duration`` is covered by overlapping windows whose probabilities are averaged.
+        """
+        single = isinstance(x, (str, os.PathLike, np.ndarray))
+        items = [x] if single else list(x)  # type: ignore[list-item]
+        specs = [self.features(item, sr) for item in items]
+        probs = predict_specs(self.model, specs, self.config)
+        return probs[0] if single else probs
+
+    def predict(self, x: AudioInput | Sequence[AudioInput], sr: int | None = None) -> str | np.ndarray:
+        """Most probable emotion: a label for one input, an array of labels for a list."""
+        probs = self.predict_proba(x, sr)
+        return self.classes_[probs.argmax(-1)] if probs.ndim == 2 else str(self.classes_[int(probs.argmax())])
+
+    def predict_file(self, path: str | os.PathLike[str]) -> dict[str, Any]:
+        """The JSON-ready result for one file: path, emotion, confidence and every class' probability; on
+        failure ``{"path": ..., "error": "<one line>"}``."""
+        try:
+            probs = self.predict_proba(path)
+        except VoxemoError as exc:
+            return {"path": str(path), "error": str(exc)}
+        best = int(probs.argmax())
+        return {
+            "path": str(path),
+            "emotion": str(self.classes_[best]),
+            "confidence": round(float(probs[best]), 4),
+            "probabilities": {str(c): round(float(p), 4) for c, p in zip(self.classes_, probs)},
+        }
+
+
+def _atomic_write(path: Path, write: Any) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as f:
+        write(f)
+    os.replace(tmp, path)
+
+
+def load_model(path: str | os.PathLike[str] | None = None) -> EmotionClassifier:
+    """Load a model directory, or the pretrained model shipped with voxemo when ``path`` is None.
+
+    Examples
+    --------
+    >>> clf = load_model()
+    >>> list(clf.classes_)[:3]
+    ['neutral', 'calm', 'happy']
+    """
+    return EmotionClassifier.load(default_model_dir() if path is None else path)
+
+
+def expand_inputs(paths: Iterable[str | os.PathLike[str]]) -> Iterator[tuple[str, str | None]]:
+    """Yield ``(file, None)`` for each audio file in ``paths`` (folders walked recursively, sorted), or
+    ``(path, error)`` for a missing path or a folder without audio."""
+    for raw in paths:
+        p = Path(raw)
+        if p.is_dir():
+            files = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in AUDIO_EXTENSIONS)
+            if not files:
+                yield str(p), f"{p}: folder contains no audio files ({', '.join(sorted(AUDIO_EXTENSIONS))})"
+            for f in files:
+                yield str(f), None
+        elif not p.exists():
+            yield str(p), f"{p}: no such file or folder"
+        else:
+            yield str(p), None
+
+
+def predict_paths(paths: Iterable[str | os.PathLike[str]], model: EmotionClassifier) -> Iterator[dict[str, Any]]:
+    """Predict every file given or found in the given folders, yielding one result dict per file as it goes."""
+    for path, error in expand_inputs(paths):
+        yield {"path": path, "error": error} if error else model.predict_file(path)

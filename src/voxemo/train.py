@@ -1,0 +1,200 @@
+"""Training a :class:`~voxemo.model.EmotionCNN` on log-mel spectrograms, and batch inference on them.
+
+Spectrograms come in with their own lengths (trimmed speech); training takes a random fixed-length segment
+of each per epoch (random crop of long clips, random placement of short ones inside the padding), then
+SpecAugment masks and mixup. Inference averages the softmax over windows covering the whole clip.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from .config import Config
+from .features import fix_frames, pad_value, segment_frames, windows
+from .model import EmotionCNN
+
+
+@dataclass
+class TrainResult:
+    """A trained model and its per-epoch history (train loss; validation loss/accuracy/UAR when validated)."""
+
+    model: EmotionCNN
+    history: list[dict[str, float]] = field(default_factory=list)
+    best_epoch: int = 0
+
+    def best(self) -> dict[str, float]:
+        """The history row of the epoch whose weights were kept."""
+        return self.history[self.best_epoch - 1] if self.history else {}
+
+
+def set_threads(threads: int) -> None:
+    """Use ``threads`` intra-op threads for torch (0 = leave torch's default: all cores)."""
+    if threads > 0:
+        torch.set_num_threads(threads)
+
+
+def random_segments(specs: Sequence[np.ndarray], n_frames: int, fill: float, rng: np.random.Generator) -> np.ndarray:
+    """One random fixed-length segment per spectrogram, shape (n, n_mels, n_frames)."""
+    out = []
+    for s in specs:
+        slack = abs(s.shape[1] - n_frames)
+        out.append(fix_frames(s, n_frames, offset=int(rng.integers(0, slack + 1)), fill=fill))
+    return np.stack(out)
+
+
+def centre_segments(specs: Sequence[np.ndarray], n_frames: int, fill: float) -> np.ndarray:
+    """The centred fixed-length segment of each spectrogram, shape (n, n_mels, n_frames)."""
+    return np.stack([fix_frames(s, n_frames, fill=fill) for s in specs])
+
+
+def spec_augment(x: np.ndarray, config: Config, rng: np.random.Generator, fill: float) -> np.ndarray:
+    """SpecAugment-style frequency and time masks (in place on a copy), x of shape (n, n_mels, n_frames)."""
+    x = x.copy()
+    n, n_mels, n_frames = x.shape
+    t = config.train
+    for i in range(n):
+        for _ in range(t.freq_masks):
+            w = int(rng.integers(0, t.freq_mask_width + 1))
+            f0 = int(rng.integers(0, max(1, n_mels - w)))
+            x[i, f0 : f0 + w, :] = fill
+        for _ in range(t.time_masks):
+            w = int(rng.integers(0, t.time_mask_width + 1))
+            t0 = int(rng.integers(0, max(1, n_frames - w)))
+            x[i, :, t0 : t0 + w] = fill
+    return x
+
+
+def build_model(config: Config, n_classes: int) -> EmotionCNN:
+    return EmotionCNN(config.features.n_mels, n_classes, config.model)
+
+
+def train_model(
+    specs: Sequence[np.ndarray],
+    labels: np.ndarray,
+    n_classes: int,
+    config: Config,
+    *,
+    val_specs: Sequence[np.ndarray] | None = None,
+    val_labels: np.ndarray | None = None,
+    epochs: int | None = None,
+    progress: bool = True,
+    desc: str = "train",
+) -> TrainResult:
+    """Train from scratch; with validation data, keep the weights of the epoch with the lowest validation loss
+    and stop after ``config.train.patience`` epochs without improvement (in the second half of training).
+
+    Parameters
+    ----------
+    specs : sequence of np.ndarray, each (n_mels, n_frames_i)
+        Log-mel spectrograms of the training clips (any lengths).
+    labels : np.ndarray of int, shape (n,)
+        Class indices in ``range(n_classes)``.
+    epochs : int, optional
+        Overrides ``config.train.epochs`` (used to retrain on all data for the epoch count found by validation).
+    """
+    t = config.train
+    set_threads(t.threads)
+    torch.manual_seed(t.seed)
+    rng = np.random.default_rng(t.seed)
+    n_frames = segment_frames(config.audio, config.features)
+    fill = pad_value(config.features)
+    epochs = epochs or t.epochs
+    labels = np.asarray(labels, dtype=np.int64)
+
+    model = build_model(config, n_classes)
+    model.fit_normalizer(centre_segments(specs, n_frames, fill))
+    if config.model.bias_init:
+        model.init_output_bias(np.bincount(labels, minlength=n_classes) / len(labels))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
+    steps_per_epoch = math.ceil(len(specs) / t.batch_size)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=t.lr, total_steps=epochs * steps_per_epoch, pct_start=0.2
+    )
+    validate = val_specs is not None and val_labels is not None and len(val_specs) > 0
+    val_x = centre_segments(val_specs, n_frames, fill) if validate else None  # type: ignore[arg-type]
+
+    result = TrainResult(model=model)
+    best_loss, best_state, since_best = math.inf, None, 0
+    bar = tqdm(range(1, epochs + 1), desc=desc, unit="epoch", disable=not progress, leave=False)
+    for epoch in bar:
+        start = time.perf_counter()
+        model.train()
+        x_all = spec_augment(random_segments(specs, n_frames, fill, rng), config, rng, fill)
+        order = rng.permutation(len(specs))
+        total = 0.0
+        for b in range(steps_per_epoch):
+            idx = order[b * t.batch_size : (b + 1) * t.batch_size]
+            x = torch.from_numpy(x_all[idx])
+            y = torch.from_numpy(labels[idx])
+            lam = float(rng.beta(t.mixup_alpha, t.mixup_alpha)) if t.mixup_alpha > 0 else 1.0
+            perm = torch.from_numpy(rng.permutation(len(idx)))
+            logits = model(lam * x + (1 - lam) * x[perm])
+            ce = nn.functional.cross_entropy
+            loss = lam * ce(logits, y) + (1 - lam) * ce(logits, y[perm])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            total += float(loss.detach()) * len(idx)
+        row = {"epoch": epoch, "train_loss": total / len(specs)}
+        if validate:
+            probs = predict_segments(model, val_x)  # type: ignore[arg-type]
+            vl = np.asarray(val_labels)
+            row["val_loss"] = float(-np.mean(np.log(np.clip(probs[np.arange(len(vl)), vl], 1e-9, None))))
+            pred = probs.argmax(1)
+            row["val_accuracy"] = float(np.mean(pred == vl))
+            row["val_uar"] = float(np.mean([np.mean(pred[vl == c] == c) for c in np.unique(vl)]))
+        row["seconds"] = time.perf_counter() - start
+        result.history.append(row)
+        if validate:
+            bar.set_postfix(val_loss=f"{row['val_loss']:.3f}", val_acc=f"{row['val_accuracy']:.3f}")
+            if row["val_loss"] < best_loss - 1e-4:
+                best_loss, since_best, result.best_epoch = row["val_loss"], 0, epoch
+                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            else:
+                since_best += 1
+                # The one-cycle schedule raises the rate for the first epochs, when validation loss often
+                # rises: stopping is only allowed in the annealing half.
+                if since_best >= t.patience and epoch > epochs // 2:
+                    break
+    bar.close()
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    else:
+        result.best_epoch = len(result.history)
+    model.eval()
+    return result
+
+
+@torch.no_grad()
+def predict_segments(model: EmotionCNN, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """Softmax probabilities for fixed-length segments (n, n_mels, n_frames) -> (n, n_classes)."""
+    model.eval()
+    out = [torch.softmax(model(torch.from_numpy(np.ascontiguousarray(x[i : i + batch_size]))), dim=1).numpy()
+           for i in range(0, len(x), batch_size)]
+    return np.concatenate(out) if out else np.zeros((0, model.classifier.out_features), np.float32)
+
+
+def predict_specs(model: EmotionCNN, specs: Sequence[np.ndarray], config: Config) -> np.ndarray:
+    """Class probabilities per clip, averaging over windows that cover each whole spectrogram.
+
+    Returns
+    -------
+    np.ndarray, shape (n_clips, n_classes)
+    """
+    n_frames = segment_frames(config.audio, config.features)
+    fill = pad_value(config.features)
+    wins = [windows(s, n_frames, fill=fill) for s in specs]
+    if not wins:
+        return np.zeros((0, model.classifier.out_features), np.float32)
+    probs = predict_segments(model, np.concatenate(wins))
+    bounds = np.cumsum([0] + [len(w) for w in wins])
+    return np.stack([probs[a:b].mean(axis=0) for a, b in zip(bounds[:-1], bounds[1:])])

@@ -1,0 +1,100 @@
+"""Pure signal processing and feature functions, on synthetic signals."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import tone, voiced
+
+from voxemo.audio import peak_dbfs, rms_dbfs, to_mono, trim
+from voxemo.config import AudioConfig, FeatureConfig
+from voxemo.errors import AudioError
+from voxemo.features import extract, fix_frames, pad_value, prepare_signal, segment_frames, windows
+
+
+def test_trim_removes_surrounding_silence():
+    sr = 22050
+    y = tone(440, seconds=1.0, sr=sr, silence=0.5)
+    yt, (start, end) = trim(y, top_db=30)
+    assert abs(len(yt) / sr - 1.0) < 0.1
+    assert abs(start / sr - 0.5) < 0.1 and abs(end / sr - 1.5) < 0.1
+
+
+def test_trim_disabled_returns_input():
+    y = tone(silence=0.2)
+    yt, idx = trim(y, top_db=0)
+    assert yt is y and idx == (0, len(y))
+
+
+def test_levels_of_full_scale_sine():
+    y = tone(100, seconds=1.0, amp=1.0)
+    assert abs(peak_dbfs(y)) < 0.01
+    assert abs(rms_dbfs(y) + 3.01) < 0.05
+    assert peak_dbfs(np.zeros(10)) == float("-inf")
+
+
+def test_to_mono_averages_channels():
+    y = np.stack([np.ones(5), -np.ones(5), np.ones(5)], axis=1)
+    assert np.allclose(to_mono(y), 1 / 3)
+
+
+@pytest.mark.parametrize("sr", [8000, 16000, 44100, 48000, 96000])
+def test_prepare_signal_resamples_to_target(sr, rng):
+    y = voiced(1.0, sr, rng)
+    out = prepare_signal(y, sr, AudioConfig(top_db=0))
+    assert abs(len(out) - 22050) <= 2 and out.dtype == np.float32
+
+
+def test_features_do_not_depend_on_gain(rng):
+    y = voiced(1.5, 16000, rng)
+    a = extract(y, 16000, AudioConfig(), FeatureConfig())
+    b = extract(0.05 * y, 16000, AudioConfig(), FeatureConfig())
+    assert a.shape == b.shape and a.shape[0] == 64
+    assert np.max(np.abs(a - b)) < 0.5  # dB; only the soxr/float rounding differs
+
+
+def test_features_are_bounded_db(rng):
+    spec = extract(voiced(1.0, 22050, rng), 22050, AudioConfig(), FeatureConfig(top_db=70))
+    assert spec.max() == pytest.approx(0.0, abs=1e-4) and spec.min() >= -70.0001
+
+
+def test_utterance_norm_centres_each_bin(rng):
+    spec = extract(voiced(1.0, 22050, rng), 22050, AudioConfig(), FeatureConfig(utterance_norm=True))
+    assert np.allclose(spec.mean(axis=1), 0, atol=1e-3)
+    assert pad_value(FeatureConfig(utterance_norm=True)) == 0.0 and pad_value(FeatureConfig()) == -80.0
+
+
+@pytest.mark.parametrize("bad, match", [
+    (np.zeros(22050, np.float32), "silent"),
+    (np.full(22050, np.nan, np.float32), "non-finite"),
+    (np.zeros(0, np.float32), "no samples"),
+])
+def test_prepare_signal_rejects_bad_signals(bad, match):
+    with pytest.raises(AudioError, match=match):
+        prepare_signal(bad, 22050, AudioConfig())
+
+
+def test_prepare_signal_rejects_too_short(rng):
+    with pytest.raises(AudioError, match="too short"):
+        prepare_signal(voiced(0.05, 22050, rng), 22050, AudioConfig())
+
+
+def test_fix_frames_pads_and_crops():
+    spec = np.arange(12, dtype=np.float32).reshape(2, 6)
+    padded = fix_frames(spec, 10, fill=-80)
+    assert padded.shape == (2, 10) and padded[0, 0] == -80 and np.array_equal(padded[:, 2:8], spec)
+    assert np.array_equal(fix_frames(spec, 4, fill=0), spec[:, 1:5])
+    assert np.array_equal(fix_frames(spec, 4, offset=2, fill=0), spec[:, 2:6])
+    assert np.array_equal(fix_frames(spec, 8, offset=0, fill=-1)[:, :6], spec)
+
+
+def test_windows_cover_the_whole_clip():
+    spec = np.random.default_rng(0).standard_normal((3, 25)).astype(np.float32)
+    w = windows(spec, 10, fill=-80)
+    assert w.shape[1:] == (3, 10)
+    assert np.array_equal(w[0], spec[:, :10]) and np.array_equal(w[-1], spec[:, -10:])
+    assert windows(spec[:, :7], 10, fill=-80).shape == (1, 3, 10)
+
+
+def test_segment_frames_matches_duration():
+    assert segment_frames(AudioConfig(duration=3.0), FeatureConfig(hop_length=512)) == 130
