@@ -15,6 +15,7 @@ import csv
 import json
 import math
 import os
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -426,6 +427,33 @@ def sweep_markdown(sweep: Sequence[Mapping[str, Any]], chosen: float | None = No
     return "\n".join(lines)
 
 
+def _why(sweep: Sequence[Mapping[str, Any]], rec: Mapping[str, Any]) -> str:
+    """One sentence on what the chosen threshold removes and why the next more aggressive one was rejected."""
+    tol = rec["tolerance"]
+    by_db = {r["top_db"]: r for r in sweep}
+    parts = []
+    if rec["top_db"] in by_db:
+        r = by_db[rec["top_db"]]
+        parts.append(f"at top_db={r['top_db']:g} trimming removes {r['mean_removed_s']:.2f} s per clip on average "
+                     f"but only {_pct(r['mean_energy_removed'])} of a clip's energy on average "
+                     f"({_pct(r['max_energy_removed'])} at most)")
+    else:
+        parts.append("no swept threshold stays within the tolerances, so trimming is disabled")
+    harsher = [r for r in sweep if r["top_db"] < (rec["top_db"] or math.inf)]
+    if harsher:
+        r = max(harsher, key=lambda row: row["top_db"])
+        failed = []
+        if r["mean_energy_removed"] > tol["mean_energy_removed"]:
+            failed.append(f"mean energy removed {_pct(r['mean_energy_removed'])} > {_pct(tol['mean_energy_removed'])}")
+        if r["max_energy_removed"] > tol["max_energy_removed"]:
+            failed.append(f"worst clip {_pct(r['max_energy_removed'])} > {_pct(tol['max_energy_removed'])}")
+        if r["n_below_min_duration"]:
+            failed.append(f"{r['n_below_min_duration']} clip(s) shorter than min_duration")
+        if failed:
+            parts.append(f"top_db={r['top_db']:g} was rejected ({'; '.join(failed)})")
+    return "; ".join(parts) + "."
+
+
 def render_report(summary: Mapping[str, Any]) -> str:
     """``report.md``: the summary as readable markdown, with links to the figures."""
     rec, audio = summary["recommended"], summary["audio"]
@@ -448,6 +476,7 @@ def render_report(summary: Mapping[str, Any]) -> str:
         f"- **top_db = {rec['top_db']:g}**, **duration = {rec['duration']:g} s** "
         f"(95th percentile of trimmed durations: {rec['trimmed_p95_s']:.2f} s).",
         f"- Rule: {rec['rule']}",
+        f"- Why: {_why(summary['sweep'], rec)}",
         "",
         "## Silence trimming sweep",
         "",
@@ -618,7 +647,8 @@ def analyze(
     dict
         The summary also written to ``summary.json``: clip counts, formats, ``overall`` and ``by_emotion`` /
         ``by_intensity`` / ``by_gender`` / ``by_actor`` distributions (see :func:`describe`), ``sweep`` (see
-        :func:`sweep_table`), ``recommended`` (see :func:`recommend`), ``audio`` (the config used),
+        :func:`sweep_table`), ``recommended`` (see :func:`recommend`), ``recommended_audio`` (``audio`` with the
+        recommended ``top_db`` and ``duration``), ``audio`` (the config used),
         ``failures`` (``{"path", "error"}`` per unreadable clip) and ``plots`` (file names).
 
     Raises
@@ -656,11 +686,12 @@ def analyze(
         "n_clips": len(records),
         "n_analysed": len(stats),
         "total_duration_s": float(sum(s.duration_s for s in stats)),
-        "sample_rates": {str(k): v for k, v in sorted(_count(s.sample_rate for s in stats).items())},
-        "channels": {str(k): v for k, v in sorted(_count(s.channels for s in stats).items())},
+        "sample_rates": {str(k): v for k, v in sorted(Counter(s.sample_rate for s in stats).items())},
+        "channels": {str(k): v for k, v in sorted(Counter(s.channels for s in stats).items())},
         "audio": audio.to_dict(),
         "thresholds": list(thresholds),
         "recommended": recommended,
+        "recommended_audio": audio.replace(top_db=recommended["top_db"], duration=recommended["duration"]).to_dict(),
         "sweep": sweep,
         "overall": distributions(recs, stats),
         **{name: distributions(recs, stats, lambda r, a=attr: getattr(r, a)) for attr, name in GROUPINGS.items()},
@@ -672,10 +703,3 @@ def analyze(
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     (out / "report.md").write_text(render_report(summary), encoding="utf-8")
     return summary
-
-
-def _count(values: Iterable[Any]) -> dict[Any, int]:
-    out: dict[Any, int] = {}
-    for v in values:
-        out[v] = out.get(v, 0) + 1
-    return out
