@@ -89,3 +89,37 @@ def fake_ravdess(tmp_path: Path, rng: np.random.Generator) -> Callable[..., Path
         return base
 
     return _make
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small EmotionCNN trained for a few epochs on synthetic pitch-coded 'emotions', saved as a model folder.
+
+    It is not a good emotion model; it exercises the whole save/load/predict path quickly.
+    """
+    from voxemo.config import AudioConfig, Config, ModelConfig, TrainConfig
+    from voxemo.features import extract
+    from voxemo.predict import EmotionClassifier
+    from voxemo.train import train_model
+
+    rng = np.random.default_rng(0)
+    cfg = Config(audio=AudioConfig(duration=1.0), model=ModelConfig(channels=(4, 8)),
+                 train=TrainConfig(epochs=3, batch_size=16, threads=1))
+    specs, labels = [], []
+    for i in range(48):
+        e = i % len(EMOTIONS)
+        specs.append(extract(voiced(0.8, 16000, rng, f0=100.0 + 25.0 * e), 16000, cfg.audio, cfg.features))
+        labels.append(e)
+    res = train_model(specs, np.array(labels), len(EMOTIONS), cfg, progress=False)
+    out = tmp_path_factory.mktemp("model")
+    EmotionClassifier(res.model, cfg, EMOTIONS).save(out)
+    return out
+
+
+def voxemo_records(n_speakers: int, clips_per_speaker: int):
+    """Utterance records (no audio behind them) for split tests, speakers '01'.., odd = male."""
+    from voxemo.records import Utterance
+
+    return [Utterance(path=f"s{s:02d}_{i}.wav", corpus="fake", speaker=f"{s:02d}",
+                      emotion=EMOTIONS[i % len(EMOTIONS)], gender="male" if s % 2 else "female")
+            for s in range(1, n_speakers + 1) for i in range(clips_per_speaker)]

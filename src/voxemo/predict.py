@@ -8,6 +8,7 @@ training, ``training.json``. Prediction rebuilds the preprocessing from ``config
 from __future__ import annotations
 
 import json
+import pickle
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from importlib import resources
@@ -77,7 +78,7 @@ class EmotionClassifier:
             state = torch.load(d / WEIGHTS, map_location="cpu", weights_only=True)
             model = build_model(config, len(classes))
             model.load_state_dict(state)
-        except (VoxemoError, ValueError, RuntimeError, KeyError, TypeError, OSError) as exc:
+        except (VoxemoError, ValueError, RuntimeError, KeyError, TypeError, OSError, pickle.UnpicklingError) as exc:
             first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise ModelError(f"{d}: cannot load model ({first})") from None
         return cls(model, config, classes)

@@ -1,0 +1,124 @@
+"""Training, splits, metrics and the model folder round trip, on synthetic data."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from conftest import voxemo_records, voiced
+
+from voxemo.config import AudioConfig, Config, ModelConfig, TrainConfig
+from voxemo.errors import AudioError, ModelError
+from voxemo.evaluate import actor_folds, evaluate, random_split, scores, top_confusions, write_evaluation
+from voxemo.features import extract
+from voxemo.labels import EMOTIONS
+from voxemo.model import EmotionCNN
+from voxemo.predict import EmotionClassifier, load_model
+from voxemo.train import train_model
+
+
+def test_bias_init_gives_prior_predictions():
+    m = EmotionCNN(16, 3, ModelConfig(channels=(4,)))
+    torch.nn.init.zeros_(m.classifier.weight)
+    m.init_output_bias(np.array([0.5, 0.25, 0.25]))
+    probs = torch.softmax(m(torch.randn(2, 16, 20)), dim=1)
+    assert torch.allclose(probs[0], torch.tensor([0.5, 0.25, 0.25]), atol=1e-5)
+
+
+def _pitch_task(n_per_class: int, rng: np.random.Generator, cfg: Config) -> tuple[list[np.ndarray], np.ndarray]:
+    specs, labels = [], []
+    for c, f0 in enumerate((110.0, 220.0, 440.0)):
+        for _ in range(n_per_class):
+            y = voiced(0.6 + 0.4 * rng.random(), 16000, rng, f0=f0 * (1 + 0.05 * rng.standard_normal()))
+            specs.append(extract(y, 16000, cfg.audio, cfg.features))
+            labels.append(c)
+    return specs, np.array(labels)
+
+
+def test_training_learns_a_separable_task_and_is_reproducible(rng):
+    cfg = Config(audio=AudioConfig(duration=1.0), model=ModelConfig(channels=(8, 16)),
+                 train=TrainConfig(epochs=15, batch_size=16, threads=1, patience=5))
+    specs, labels = _pitch_task(40, rng, cfg)
+    val_specs, val_labels = _pitch_task(6, rng, cfg)
+    res = train_model(specs, labels, 3, cfg, val_specs=val_specs, val_labels=val_labels, progress=False)
+    assert res.best()["val_accuracy"] > 0.8
+    assert 1 <= res.best_epoch <= len(res.history) <= 15
+    again = train_model(specs, labels, 3, cfg, val_specs=val_specs, val_labels=val_labels, progress=False)
+    assert [h["train_loss"] for h in again.history] == pytest.approx([h["train_loss"] for h in res.history])
+
+
+def test_actor_folds_are_speaker_independent():
+    recs = voxemo_records(24, clips_per_speaker=4)
+    folds = actor_folds(recs, val_speakers=4, seed=0)
+    assert len(folds) == 6
+    for k, f in enumerate(folds):
+        spk = lambda ix: {recs[i].speaker for i in ix}  # noqa: E731
+        assert spk(f.test) == {f"{a:02d}" for a in range(4 * k + 1, 4 * k + 5)}
+        assert not spk(f.train) & spk(f.test) and not spk(f.val) & spk(f.test) and not spk(f.train) & spk(f.val)
+        assert len(spk(f.val)) == 4 and len(f.train) + len(f.val) + len(f.test) == len(recs)
+        assert {recs[i].gender for i in f.val} == {"male", "female"}
+
+
+def test_random_split_is_stratified_and_leaks_speakers():
+    recs = voxemo_records(24, clips_per_speaker=8)
+    s = random_split(recs, seed=0)
+    assert len(s.test) == pytest.approx(0.2 * len(recs), abs=2)
+    assert {recs[i].speaker for i in s.test} & {recs[i].speaker for i in s.train}
+    assert len(set(s.train) | set(s.val) | set(s.test)) == len(recs)
+
+
+def test_scores_and_confusions():
+    y = np.array([0, 0, 0, 1, 1, 2])
+    p = np.array([0, 0, 1, 1, 1, 0])
+    s = scores(y, p, 3)
+    assert s["accuracy"] == pytest.approx(4 / 6)
+    assert s["uar"] == pytest.approx((2 / 3 + 1 + 0) / 3)
+    top = top_confusions([[2, 1, 0], [0, 2, 0], [1, 0, 0]], ["a", "b", "c"])
+    assert {(t["true"], t["predicted"]) for t in top} == {("a", "b"), ("c", "a")}
+
+
+def test_evaluate_writes_reports(tmp_path, rng):
+    cfg = Config(audio=AudioConfig(duration=1.0), model=ModelConfig(channels=(4,)),
+                 train=TrainConfig(epochs=2, batch_size=32, threads=1, val_actors=2))
+    recs = voxemo_records(24, clips_per_speaker=2)
+    specs = [extract(voiced(0.5, 16000, rng, f0=100 + 20 * EMOTIONS.index(r.emotion)), 16000, cfg.audio,
+                     cfg.features) for r in recs]
+    result = evaluate(recs, specs, cfg, "actor-6fold", progress=False)
+    write_evaluation(result, tmp_path)
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert len(metrics["folds"]) == 6 and metrics["confusion_labels"] == list(EMOTIONS)
+    assert np.asarray(metrics["confusion"]).sum() == len(recs)
+    for name in ("report.md", "confusion.png", "predictions.csv"):
+        assert (tmp_path / name).stat().st_size > 0
+
+
+def test_model_folder_round_trip(tiny_model_dir, rng):
+    clf = load_model(tiny_model_dir)
+    y = voiced(1.2, 16000, rng)
+    p = clf.predict_proba(y, sr=16000)
+    assert p.shape == (len(EMOTIONS),) and p.sum() == pytest.approx(1, abs=1e-5)
+    assert clf.predict(y, sr=16000) in EMOTIONS
+    batch = clf.predict_proba([y, voiced(4.0, 16000, rng)], sr=16000)  # the 4 s clip is covered by windows
+    assert batch.shape == (2, len(EMOTIONS)) and np.allclose(batch[0], p)
+    assert list(clf.classes_) == list(EMOTIONS)
+    with pytest.raises(AudioError, match="sample rate"):
+        clf.predict_proba(y)
+
+
+def test_model_folder_refuses_pickled_objects(tiny_model_dir, tmp_path):
+    import shutil
+
+    bad = tmp_path / "bad"
+    shutil.copytree(tiny_model_dir, bad)
+
+    class Evil:
+        def __reduce__(self):
+            return (print, ("unpickled!",))
+
+    torch.save({"x": Evil()}, bad / "weights.pt")
+    with pytest.raises(ModelError, match="cannot load"):
+        EmotionClassifier.load(bad)
+    with pytest.raises(ModelError, match="not a voxemo model"):
+        EmotionClassifier.load(tmp_path)
