@@ -63,7 +63,9 @@ def load_audio(path: str | os.PathLike[str], *, max_duration: float | None = Non
     except AudioError:
         raise
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
-        cause = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        # A LibsndfileError's str() repeats the path ("Error opening '<path>': ..."); keep libsndfile's cause only.
+        text = getattr(exc, "error_string", None) or str(exc)
+        cause = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
         raise AudioError(f"{p}: not a readable audio file ({cause})") from None
     except MemoryError:
         raise AudioError(f"{p}: too large to decode in memory") from None

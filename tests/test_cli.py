@@ -1,0 +1,175 @@
+"""The ``voxemo`` command end to end on tiny fake RAVDESS corpora: train, evaluate, predict, help and errors.
+
+Kept quick: six actors (the training command holds out four for validation), half-second clips, 1-2 epochs,
+one torch thread and one extraction process; the feature cache goes to a temporary folder.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from conftest import voiced
+from voxemo.cli import build_parser, main
+from voxemo.labels import EMOTIONS
+
+ACTORS = (1, 2, 3, 4, 5, 6)
+FAST = ["--threads", "1", "--jobs", "1"]
+SUBCOMMANDS = ("run", "download", "analyze", "train", "evaluate", "predict")
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keep the feature cache and any default corpus location out of the user's home."""
+    monkeypatch.setenv("VOXEMO_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("VOXEMO_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("VOXEMO_DATA", raising=False)
+
+
+@pytest.fixture
+def corpus(fake_ravdess: Callable[..., Path]) -> Path:
+    return fake_ravdess(ACTORS, seconds=0.5)
+
+
+def one_error_line(err: str) -> str:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("voxemo: error: "), err
+    assert "Traceback" not in err
+    return lines[0]
+
+
+def test_train_then_predict(corpus: Path, tmp_path: Path, rng: np.random.Generator,
+                            capsys: pytest.CaptureFixture[str]) -> None:
+    model = tmp_path / "model"
+    assert main(["-q", "--seed", "1", "train", str(corpus), "--out", str(model), "--epochs", "2", *FAST]) == 0
+    out, err = capsys.readouterr()
+    assert f"saved {model}" in out and "Traceback" not in err
+    assert {p.name for p in model.iterdir()} >= {"weights.pt", "config.json", "labels.json", "training.json"}
+    assert json.loads((model / "labels.json").read_text()) == list(EMOTIONS)
+    config = json.loads((model / "config.json").read_text())
+    assert config["train"]["epochs"] == 2 and config["train"]["seed"] == 1 and config["train"]["threads"] == 1
+    report = json.loads((model / "training.json").read_text())
+    assert report["n_clips"] == len(ACTORS) * 30 and report["skipped"] == []
+    assert report["variants"]["chosen"] in ("bias_init", "no_bias_init")
+    assert 1 <= report["final_epochs"] <= 2
+    assert len(report["variants"]["val_speakers"]) == 4  # TrainConfig.val_actors
+
+    clip = tmp_path / "clip.wav"
+    sf.write(str(clip), voiced(1.2, 16000, rng, f0=175.0), 16000)
+    assert main(["predict", "--json", "--model", str(model), str(clip)]) == 0
+    out, err = capsys.readouterr()
+    lines = out.splitlines()
+    assert len(lines) == 1 and err == ""
+    res = json.loads(lines[0])
+    assert res["path"] == str(clip) and res["emotion"] in EMOTIONS
+    assert list(res["probabilities"]) == list(EMOTIONS)
+    assert sum(res["probabilities"].values()) == pytest.approx(1.0, abs=1e-3)
+    assert res["confidence"] == max(res["probabilities"].values())
+
+
+def test_evaluate_random_protocol(corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out_dir = tmp_path / "eval"
+    assert main(["-q", "evaluate", str(corpus), "--protocol", "random", "--out", str(out_dir), "--epochs", "1",
+                 *FAST]) == 0
+    out, err = capsys.readouterr()
+    assert out.startswith("random: accuracy") and str(out_dir / "report.md") in out
+    assert "Traceback" not in err
+    for name in ("metrics.json", "report.md", "confusion.png"):
+        assert (out_dir / name).stat().st_size > 0, name
+    metrics = json.loads((out_dir / "metrics.json").read_text())
+    assert metrics["protocol"] == "random" and len(metrics["folds"]) == 1
+    assert metrics["folds"][0]["epochs_run"] == 1
+    assert 0.0 <= metrics["summary"]["accuracy"]["mean"] <= 1.0
+    n_test = metrics["folds"][0]["n_test"]
+    assert np.asarray(metrics["confusion"]).shape == (8, 8) and np.sum(metrics["confusion"]) == n_test
+    assert (out_dir / "confusion.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "random" in (out_dir / "report.md").read_text()
+    assert any(Path(tmp_path / "cache").rglob("*.npy"))  # $VOXEMO_CACHE was used, not ~/.cache
+
+
+def test_predict_human_output(tiny_model_dir: Path, tmp_path: Path, rng: np.random.Generator,
+                              capsys: pytest.CaptureFixture[str]) -> None:
+    clips = [tmp_path / "a.wav", tmp_path / "b.flac"]
+    for clip in clips:
+        sf.write(str(clip), voiced(1.0, 16000, rng), 16000)
+    assert main(["predict", "--model", str(tiny_model_dir), *map(str, clips)]) == 0
+    out, err = capsys.readouterr()
+    assert err == ""
+    rows = [line.split("\t") for line in out.splitlines()]
+    assert [r[0] for r in rows] == [str(c) for c in clips]
+    for _, emotion, confidence in rows:
+        assert emotion in EMOTIONS and 0.0 < float(confidence) <= 1.0 and len(confidence) == 4  # "0.xx"
+
+    # a folder is walked; a failure goes to stderr as one line and makes the exit code 1
+    (tmp_path / "c.wav").write_text("not audio")
+    assert main(["predict", "--model", str(tiny_model_dir), str(tmp_path)]) == 1
+    out, err = capsys.readouterr()
+    assert [line.split("\t")[0] for line in out.splitlines()] == [str(c) for c in clips]
+    assert err.splitlines() == [f"error: {tmp_path / 'c.wav'}: not a readable audio file (Format not recognised.)"]
+
+
+@pytest.mark.parametrize("command", SUBCOMMANDS)
+def test_subcommand_help(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main([command, "--help"])
+    assert info.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"usage: voxemo {command}")
+    assert "--help" in out
+
+
+def test_root_help_lists_subcommands_and_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["--help"])
+    assert info.value.code == 0
+    out = capsys.readouterr().out
+    assert all(c in out for c in SUBCOMMANDS) and "--seed" in out
+    with pytest.raises(SystemExit) as info:
+        main(["--version"])
+    assert info.value.code == 0
+    assert capsys.readouterr().out.startswith("voxemo ")
+    assert build_parser().prog == "voxemo"
+
+
+@pytest.mark.parametrize("command", ["train", "evaluate", "analyze"])
+def test_unknown_corpus_path_is_a_one_line_error(command: str, tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    missing = tmp_path / "no_such_corpus"
+    assert main(["-q", command, str(missing), "--out", str(tmp_path / "out")]) == 2
+    out, err = capsys.readouterr()
+    line = one_error_line(err)
+    assert str(missing) in line and "no such file or folder" in line
+    assert out == ""
+    assert not (tmp_path / "out").exists()
+
+
+def test_folder_without_ravdess_clips_is_a_one_line_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    folder = tmp_path / "not_ravdess"
+    folder.mkdir()
+    sf.write(str(folder / "hello.wav"), np.zeros(1600, np.float32), 16000)
+    assert main(["-q", "train", str(folder), "--out", str(tmp_path / "model")]) == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert str(folder) in line and "RAVDESS" in line
+
+
+def test_missing_model_is_a_one_line_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    clip = tmp_path / "clip.wav"
+    sf.write(str(clip), np.zeros(1600, np.float32), 16000)
+    assert main(["predict", "--model", str(tmp_path / "no_model"), str(clip)]) == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert "no_model" in line and "model directory not found" in line
+
+
+@pytest.mark.parametrize("argv", [[], ["predict"], ["evaluate", "--protocol", "leaky", "--out", "x"], ["frobnicate"]])
+def test_usage_errors_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("usage: voxemo") and "Traceback" not in err
