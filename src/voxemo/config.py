@@ -124,7 +124,11 @@ class ModelConfig(_Config):
 
 @dataclass(frozen=True)
 class TrainConfig(_Config):
-    """Optimisation and augmentation settings. ``seed`` makes a run reproducible on the same machine."""
+    """Optimisation and augmentation settings. ``seed`` makes a run reproducible on the same machine.
+
+    ``freq_shift`` shifts each training segment up or down by up to that many mel bins (a cheap stand-in for
+    pitch and formant differences between speakers); masks are SpecAugment's, widths in bins and frames.
+    """
 
     epochs: int = 30
     batch_size: int = 32
@@ -137,6 +141,7 @@ class TrainConfig(_Config):
     freq_mask_width: int = 8
     time_masks: int = 2
     time_mask_width: int = 16
+    freq_shift: int = 0
     seed: int = 0
     threads: int = 0
 

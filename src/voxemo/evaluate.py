@@ -22,6 +22,7 @@ from sklearn.model_selection import train_test_split
 from .config import Config
 from .errors import ConfigError
 from .labels import EMOTIONS
+from .parallel import pmap, split_cores
 from .records import Utterance
 from .train import predict_specs, train_model
 
@@ -100,6 +101,19 @@ def scores(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> dict[str, 
     }
 
 
+def _fit_and_test(job: tuple[Any, ...]) -> tuple[dict[str, Any], np.ndarray]:
+    """Worker: train on one split's training (and validation) clips, return the fold row and test probabilities."""
+    name, train_x, train_y, val_x, val_y, test_x, test_y, n_classes, config = job
+    start = time.perf_counter()
+    res = train_model(train_x, train_y, n_classes, config, val_specs=val_x or None, val_labels=val_y if val_x else None,
+                      progress=False, desc=name)
+    probs = predict_specs(res.model, test_x, config)
+    fold = {"fold": name, "n_train": len(train_x), "n_val": len(val_x), "n_test": len(test_x),
+            "best_epoch": res.best_epoch, "epochs_run": len(res.history), "seconds": time.perf_counter() - start,
+            **scores(test_y, probs.argmax(1), n_classes), "history": res.history}
+    return fold, probs
+
+
 def evaluate(
     records: Sequence[Utterance],
     specs: Sequence[np.ndarray],
@@ -107,28 +121,28 @@ def evaluate(
     protocol: str = "actor-6fold",
     *,
     labels: Sequence[str] = EMOTIONS,
+    jobs: int = 0,
     progress: bool = True,
 ) -> dict[str, Any]:
     """Train and test one model per split; returns metrics per fold, mean ± std, the summed confusion
-    matrix, per-clip predictions and each fold's best epoch.
+    matrix and per-clip predictions. Splits train side by side in ``jobs`` processes (0 = one per core).
     """
     labels = list(labels)
     y = np.array([labels.index(r.emotion) for r in records])
+    splits = make_splits(records, protocol, config)
+    workers, threads = split_cores(len(splits), jobs)
+    cfg = config if config.train.threads else config.replace(train=config.train.replace(threads=threads))
+    take = lambda ix: [specs[i] for i in ix]  # noqa: E731
+    work = [(s.name, take(s.train), y[s.train], take(s.val), y[s.val], take(s.test), y[s.test], len(labels), cfg)
+            for s in splits]
+    outcomes = pmap(_fit_and_test, work, jobs=workers, desc=protocol, progress=progress, chunksize=1, unit="fold",
+                    start_method="spawn")
     folds, predictions = [], []
-    for split in make_splits(records, protocol, config):
-        start = time.perf_counter()
-        take = lambda ix: [specs[i] for i in ix]  # noqa: E731
-        res = train_model(take(split.train), y[split.train], len(labels), config, val_specs=take(split.val),
-                          val_labels=y[split.val], progress=progress, desc=split.name)
-        probs = predict_specs(res.model, take(split.test), config)
-        pred = probs.argmax(1)
-        fold = {"fold": split.name, "n_train": len(split.train), "n_val": len(split.val), "n_test": len(split.test),
-                "test_speakers": sorted({records[i].speaker for i in split.test}) if protocol != "random" else [],
-                "best_epoch": res.best_epoch, "epochs_run": len(res.history), "seconds": time.perf_counter() - start,
-                **scores(y[split.test], pred, len(labels))}
+    for split, (fold, probs) in zip(splits, outcomes):
+        fold["test_speakers"] = sorted({records[i].speaker for i in split.test}) if protocol != "random" else []
         folds.append(fold)
-        for i, p, pr in zip(split.test, pred, probs):
-            r = records[i]
+        for i, pr in zip(split.test, probs):
+            r, p = records[i], int(pr.argmax())
             predictions.append({"path": r.path, "speaker": r.speaker, "gender": r.gender, "intensity": r.intensity,
                                 "emotion": r.emotion, "predicted": labels[p], "fold": split.name,
                                 "confidence": float(pr[p])})

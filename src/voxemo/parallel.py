@@ -21,23 +21,24 @@ def _limit_threads() -> None:
 
 
 def pmap(fn: Callable[[A], R], items: Sequence[A], *, jobs: int = 0, desc: str = "", progress: bool = True,
-         chunksize: int = 8) -> list[R]:
+         chunksize: int = 8, unit: str = "clip", start_method: str = "fork") -> list[R]:
     """``[fn(x) for x in items]`` in ``jobs`` processes (0 = all cores), in input order, with a tqdm bar.
 
     ``fn`` must be a module-level function and should return errors as values rather than raise them, so
-    that one bad item does not stop the batch.
+    that one bad item does not stop the batch. ``start_method="spawn"`` is for work that uses torch, whose
+    OpenMP thread pool must not be inherited through fork.
     """
     jobs = jobs or os.cpu_count() or 1
-    bar = tqdm(total=len(items), desc=desc, unit="clip", disable=not progress, leave=False)
+    bar = tqdm(total=len(items), desc=desc, unit=unit, disable=not progress, leave=False)
     results: list[R] = []
-    if jobs == 1 or len(items) < 2 * chunksize:
+    if jobs == 1 or len(items) < 2 * chunksize or len(items) == 1:
         for item in items:
             results.append(fn(item))
             bar.update()
     else:
         # fork starts workers fast and needs no __main__ guard in the caller's script; workers never touch
         # torch, so its thread pool in the parent does not matter.
-        method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+        method = start_method if start_method in multiprocessing.get_all_start_methods() else "spawn"
         with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context(method),
                                  initializer=_limit_threads) as pool:
             for res in pool.map(fn, items, chunksize=chunksize):
@@ -45,3 +46,14 @@ def pmap(fn: Callable[[A], R], items: Sequence[A], *, jobs: int = 0, desc: str =
                 bar.update()
     bar.close()
     return results
+
+
+def split_cores(n_tasks: int, jobs: int = 0) -> tuple[int, int]:
+    """How many worker processes to run ``n_tasks`` torch trainings in, and torch threads for each.
+
+    Small CNNs use two single-threaded processes far better than one two-threaded one, so tasks run side by
+    side, one per core (``jobs=0``), and any spare cores become threads.
+    """
+    cores = os.cpu_count() or 1
+    workers = max(1, min(n_tasks, jobs or cores))
+    return workers, max(1, cores // workers)

@@ -15,8 +15,9 @@ import numpy as np
 from .cache import extract_many
 from .config import Config
 from .errors import CorpusError
-from .evaluate import evaluate, pick_validation_speakers, write_evaluation
+from .evaluate import _fit_and_test, evaluate, pick_validation_speakers, write_evaluation
 from .labels import EMOTIONS
+from .parallel import pmap, split_cores
 from .predict import EmotionClassifier
 from .records import Utterance, write_manifest
 from .train import train_model
@@ -44,25 +45,34 @@ def load_features(records: Sequence[Utterance], config: Config, *, cache_dir: st
 
 
 def compare_variants(records: Sequence[Utterance], specs: Sequence[np.ndarray], config: Config, *,
-                     labels: Sequence[str] = EMOTIONS, progress: bool = True) -> dict[str, Any]:
+                     labels: Sequence[str] = EMOTIONS, jobs: int = 0, progress: bool = True) -> dict[str, Any]:
     """Train the CNN with and without output-bias initialisation on the same actor split and compare first-epoch
-    and best validation loss/accuracy. The better variant has the lower best validation loss."""
+    and best validation loss/accuracy. The better variant has the lower best validation loss. Both train side by
+    side in ``jobs`` processes (0 = one per core)."""
     labels = list(labels)
     speakers = sorted({r.speaker for r in records})
     val_spk = pick_validation_speakers(records, speakers, config.train.val_actors, config.train.seed)
     is_val = np.array([r.speaker in val_spk for r in records])
     y = np.array([labels.index(r.emotion) for r in records])
     take = lambda mask: [s for s, m in zip(specs, mask) if m]  # noqa: E731
-    variants = {}
-    for name, bias_init in (("bias_init", True), ("no_bias_init", False)):
+    work = []
+    for bias_init in (True, False):
         cfg = config.replace(model=config.model.replace(bias_init=bias_init))
-        res = train_model(take(~is_val), y[~is_val], len(labels), cfg, val_specs=take(is_val), val_labels=y[is_val],
-                          progress=progress, desc=name)
-        first, best = res.history[0], res.best()
-        variants[name] = {
-            "bias_init": bias_init, "first_epoch_val_loss": first["val_loss"],
-            "first_epoch_val_accuracy": first["val_accuracy"], "best_epoch": res.best_epoch,
-            "best_val_loss": best["val_loss"], "best_val_accuracy": best["val_accuracy"], "history": res.history,
+        work.append(("bias_init" if bias_init else "no_bias_init", take(~is_val), y[~is_val], take(is_val), y[is_val],
+                     take(is_val), y[is_val], len(labels), cfg))
+    workers, threads = split_cores(len(work), jobs)
+    if not config.train.threads:
+        work = [(*w[:-1], w[-1].replace(train=w[-1].train.replace(threads=threads))) for w in work]
+    outcomes = pmap(_fit_and_test, work, jobs=workers, desc="variants", progress=progress, chunksize=1,
+                    unit="variant", start_method="spawn")
+    variants = {}
+    for job, (fold, _) in zip(work, outcomes):
+        history = fold["history"]
+        first, best = history[0], history[fold["best_epoch"] - 1]
+        variants[job[0]] = {
+            "bias_init": job[-1].model.bias_init, "first_epoch_val_loss": first["val_loss"],
+            "first_epoch_val_accuracy": first["val_accuracy"], "best_epoch": fold["best_epoch"],
+            "best_val_loss": best["val_loss"], "best_val_accuracy": best["val_accuracy"], "history": history,
         }
     chosen = min(variants, key=lambda k: (variants[k]["best_val_loss"], -variants[k]["best_val_accuracy"]))
     return {"val_speakers": val_spk, "variants": variants, "chosen": chosen,

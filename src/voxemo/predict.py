@@ -8,8 +8,8 @@ training, ``training.json``. Prediction rebuilds the preprocessing from ``config
 from __future__ import annotations
 
 import json
-import pickle
 import os
+import pickle
 from collections.abc import Iterable, Iterator, Sequence
 from importlib import resources
 from pathlib import Path

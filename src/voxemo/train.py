@@ -56,11 +56,18 @@ def centre_segments(specs: Sequence[np.ndarray], n_frames: int, fill: float) -> 
 
 
 def spec_augment(x: np.ndarray, config: Config, rng: np.random.Generator, fill: float) -> np.ndarray:
-    """SpecAugment-style frequency and time masks (in place on a copy), x of shape (n, n_mels, n_frames)."""
+    """Mel-axis shift plus SpecAugment-style frequency and time masks, on a copy of x (n, n_mels, n_frames)."""
     x = x.copy()
     n, n_mels, n_frames = x.shape
     t = config.train
     for i in range(n):
+        shift = int(rng.integers(-t.freq_shift, t.freq_shift + 1)) if t.freq_shift else 0
+        if shift > 0:
+            x[i, shift:] = x[i, :-shift].copy()
+            x[i, :shift] = fill
+        elif shift < 0:
+            x[i, :shift] = x[i, -shift:].copy()
+            x[i, shift:] = fill
         for _ in range(t.freq_masks):
             w = int(rng.integers(0, t.freq_mask_width + 1))
             f0 = int(rng.integers(0, max(1, n_mels - w)))
@@ -89,7 +96,8 @@ def train_model(
     desc: str = "train",
 ) -> TrainResult:
     """Train from scratch; with validation data, keep the weights of the epoch with the lowest validation loss
-    and stop after ``config.train.patience`` epochs without improvement (in the second half of training).
+    and stop after ``config.train.patience`` epochs without improvement; both start in the second half of
+    training, once the one-cycle learning rate anneals.
 
     Parameters
     ----------
@@ -154,16 +162,16 @@ def train_model(
             row["val_uar"] = float(np.mean([np.mean(pred[vl == c] == c) for c in np.unique(vl)]))
         row["seconds"] = time.perf_counter() - start
         result.history.append(row)
-        if validate:
+        # Under the one-cycle schedule validation loss swings widely while the learning rate is high, so
+        # checkpoint selection and early stopping only start in the second, annealing half of training.
+        if validate and epoch > epochs // 2:
             bar.set_postfix(val_loss=f"{row['val_loss']:.3f}", val_acc=f"{row['val_accuracy']:.3f}")
             if row["val_loss"] < best_loss - 1e-4:
                 best_loss, since_best, result.best_epoch = row["val_loss"], 0, epoch
                 best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
             else:
                 since_best += 1
-                # The one-cycle schedule raises the rate for the first epochs, when validation loss often
-                # rises: stopping is only allowed in the annealing half.
-                if since_best >= t.patience and epoch > epochs // 2:
+                if since_best >= t.patience:
                     break
     bar.close()
     if best_state is not None:
