@@ -10,6 +10,9 @@ from functools import lru_cache
 
 import librosa
 import numpy as np
+import scipy.fft
+import scipy.signal
+from scipy import sparse
 
 from .audio import check_signal, resample, to_mono, trim
 from .config import AudioConfig, FeatureConfig
@@ -50,8 +53,35 @@ def prepare_signal(y: np.ndarray, sr: int, audio: AudioConfig, *, name: str = "s
 
 
 @lru_cache(maxsize=8)
-def _mel_basis(sr: int, n_fft: int, n_mels: int, fmin: float, fmax: float | None) -> np.ndarray:
-    return librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax).astype(np.float32)
+def _mel_basis(sr: int, n_fft: int, n_mels: int, fmin: float, fmax: float | None) -> sparse.csr_matrix:
+    # Sparse on purpose: each FFT bin feeds at most two triangular filters (~3% of the dense matrix is non-zero),
+    # and scipy's single-threaded product avoids a multithreaded BLAS call that, with feature workers or a
+    # training run already on every core, spins for tens of milliseconds per clip. Same values up to float32
+    # rounding.
+    basis = librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax).astype(np.float32)
+    return sparse.csr_matrix(basis)
+
+
+@lru_cache(maxsize=8)
+def _hann(n_fft: int) -> np.ndarray:
+    return scipy.signal.get_window("hann", n_fft, fftbins=True).astype(np.float32)
+
+
+def power_spectrogram(y: np.ndarray, n_fft: int, hop_length: int) -> np.ndarray:
+    """``|STFT|**2`` of a mono signal ``y`` (n,), frames centred on every ``hop_length``-th sample (zero padding,
+    periodic Hann window).
+
+    The same as ``np.abs(librosa.stft(y, n_fft=n_fft, hop_length=hop_length, center=True)) ** 2`` up to float32
+    rounding, and about 2.5x faster: librosa windows the frames in float64. After :func:`logmel` the two differ
+    by at most ~1e-3 dB, at the -80 dB floor, well below the float16 resolution of the feature cache.
+
+    Returns
+    -------
+    np.ndarray, shape (1 + n_fft // 2, 1 + n // hop_length), float32 for float32 input.
+    """
+    padded = np.pad(y, n_fft // 2)
+    frames = np.lib.stride_tricks.sliding_window_view(padded, n_fft)[::hop_length]
+    return (np.abs(scipy.fft.rfft(frames * _hann(n_fft), axis=-1)) ** 2).T
 
 
 def logmel(y: np.ndarray, sr: int, features: FeatureConfig) -> np.ndarray:
@@ -62,8 +92,8 @@ def logmel(y: np.ndarray, sr: int, features: FeatureConfig) -> np.ndarray:
     np.ndarray, shape (n_mels, n_frames), float32 with values in ``[-top_db, 0]``. Being relative to the
     clip's maximum, it does not change when the signal's gain does.
     """
-    spec = np.abs(librosa.stft(y, n_fft=features.n_fft, hop_length=features.hop_length, center=True)) ** 2
-    mel = _mel_basis(sr, features.n_fft, features.n_mels, features.fmin, features.fmax) @ spec
+    spec = power_spectrogram(y, features.n_fft, features.hop_length)
+    mel = np.asarray(_mel_basis(sr, features.n_fft, features.n_mels, features.fmin, features.fmax) @ spec)
     db = librosa.power_to_db(mel, ref=np.max, top_db=features.top_db)
     return db.astype(np.float32)
 

@@ -1,0 +1,383 @@
+"""Feature-extraction throughput, prediction latency and main-job wall time of voxemo, measured in one run.
+
+Every number is a ratio against a baseline timed in the same run on the same machine, so background load
+affects both sides alike; absolute clips/s and milliseconds are printed for context only.
+
+Usage::
+
+    python benchmarks/bench.py [--data DIR] [--clips N] [--model DIR] [--main-job-summary PATH] [--json OUT]
+
+What is measured (see benchmarks/README.md for the reasoning):
+
+1. Feature extraction on ``--clips`` clips spread evenly over the corpus (every actor contributes):
+   the naive loop ``librosa.load(sr=22050)`` + ``librosa.feature.melspectrogram`` in one process (as written,
+   and with BLAS limited to one thread), and ``voxemo.cache.extract_many`` with a fresh cache on all cores
+   (cold), the same call again (warm, cache hits) and a fresh cache with ``jobs=1`` (per-core cost).
+   Each variant runs ``--repeats`` times, interleaved; the median is reported. The OS file cache is warmed
+   first, so "cold" means an empty feature cache, not an empty page cache.
+2. Prediction latency per clip with the model loaded: ``clf.predict_proba(path)``, against the floor of
+   decoding and resampling the same clip (``soundfile.read`` + ``soxr.resample(..., quality="HQ")``),
+   interleaved clip by clip; medians over the clips, with torch on one thread and on its default threads.
+3. The main job's wall time, read from the ``summary.json`` of ``voxemo run --out DIR`` (never run here).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+#: Targets from the performance issue.
+TARGET_COLD_VS_NAIVE = 3.0
+TARGET_PREDICT_VS_FLOOR = 2.0
+
+
+# ---- inputs ------------------------------------------------------------------------------------------------
+def pick_clips(paths: Sequence[str], n: int) -> list[str]:
+    """``n`` paths evenly spaced over the sorted list (RAVDESS sorts by actor, so each actor gets its share)."""
+    ordered = sorted(paths)
+    if n >= len(ordered):
+        return ordered
+    idx = np.linspace(0, len(ordered) - 1, n).round().astype(int)
+    return [ordered[i] for i in idx]
+
+
+def warm_page_cache(paths: Sequence[str]) -> int:
+    """Read every file once so no variant pays for the first read from disk. Returns the bytes read."""
+    total = 0
+    for p in paths:
+        with open(p, "rb") as f:
+            total += len(f.read())
+    return total
+
+
+def _version(dist: str) -> str:
+    try:
+        return version(dist)
+    except PackageNotFoundError:
+        return "not installed"
+
+
+def machine_info() -> dict[str, Any]:
+    import torch
+
+    import voxemo
+
+    info: dict[str, Any] = {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads_default": torch.get_num_threads(),
+        "load_avg_1min_start": round(os.getloadavg()[0], 2),
+        "voxemo_module": str(Path(voxemo.__file__).parent),
+    }
+    for dist in ("voxemo", "librosa", "soxr", "soundfile", "torch", "numpy", "scipy"):
+        info[f"{dist}_version"] = _version(dist)
+    try:
+        from threadpoolctl import threadpool_info
+
+        info["blas_threads"] = {d["internal_api"]: d["num_threads"] for d in threadpool_info()
+                                if d["user_api"] == "blas"}
+    except ImportError:
+        info["blas_threads"] = "unknown (threadpoolctl not installed)"
+    return info
+
+
+# ---- 1. feature extraction ---------------------------------------------------------------------------------
+def naive_features(paths: Sequence[str], n_mels: int) -> None:
+    """The loop a user writes first: load at 22.05 kHz, mel spectrogram, one file at a time."""
+    import librosa
+
+    for p in paths:
+        y, sr = librosa.load(p, sr=22050)
+        librosa.feature.melspectrogram(y=y, sr=sr, n_mels=n_mels)
+
+
+def naive_features_one_blas_thread(paths: Sequence[str], n_mels: int) -> None:
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        naive_features(paths, n_mels)
+
+
+def _timed(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[float, Any]:
+    t0 = time.perf_counter()
+    out = fn(*args, **kwargs)
+    return time.perf_counter() - t0, out
+
+
+def _check(results: Sequence[Any], n: int, what: str) -> None:
+    errors = [r for r in results if isinstance(r, str)]
+    if len(results) != n or errors:
+        raise SystemExit(f"bench: {what} returned {len(results)} results for {n} clips, {len(errors)} errors: "
+                         f"{errors[:3]}")
+
+
+def bench_extraction(paths: Sequence[str], repeats: int, log: Callable[[str], None]) -> dict[str, Any]:
+    from voxemo.cache import extract_many
+    from voxemo.config import AudioConfig, FeatureConfig
+
+    audio, feats = AudioConfig(), FeatureConfig()
+    n = len(paths)
+    workers = os.cpu_count() or 1
+    seconds: dict[str, list[float]] = {k: [] for k in ("naive", "naive_1blas", "cold_all", "warm_all", "cold_1")}
+
+    # one clip through every path first: lazy imports, librosa's filter caches, first-call costs
+    naive_features(paths[:1], feats.n_mels)
+    extract_many(paths[:1], audio, feats, cache_dir="", jobs=1, progress=False)
+
+    with tempfile.TemporaryDirectory(prefix="voxemo-bench-") as tmp:
+        for r in range(repeats):
+            dt, _ = _timed(naive_features, paths, feats.n_mels)
+            seconds["naive"].append(dt)
+            dt, _ = _timed(naive_features_one_blas_thread, paths, feats.n_mels)
+            seconds["naive_1blas"].append(dt)
+
+            cache = Path(tmp) / f"all-{r}"
+            dt, cold = _timed(extract_many, paths, audio, feats, cache_dir=cache, jobs=0, progress=False)
+            seconds["cold_all"].append(dt)
+            _check(cold, n, "voxemo cold")
+            dt, warm = _timed(extract_many, paths, audio, feats, cache_dir=cache, jobs=0, progress=False)
+            seconds["warm_all"].append(dt)
+            _check(warm, n, "voxemo warm")
+            # the cache stores float16: a hit must give the cold result up to that rounding
+            worst = max(float(np.abs(a - b).max()) for a, b in zip(cold, warm))
+            if worst > 0.05:
+                raise SystemExit(f"bench: warm cache differs from cold extraction by up to {worst:.3f} dB")
+
+            cache1 = Path(tmp) / f"one-{r}"
+            dt, cold1 = _timed(extract_many, paths, audio, feats, cache_dir=cache1, jobs=1, progress=False)
+            seconds["cold_1"].append(dt)
+            _check(cold1, n, "voxemo cold jobs=1")
+            log(f"extraction repeat {r + 1}/{repeats}: " + ", ".join(
+                f"{k} {n / v[-1]:.0f} clips/s" for k, v in seconds.items()))
+
+    rate = {k: n / statistics.median(v) for k, v in seconds.items()}
+    return {
+        "clips": n,
+        "repeats": repeats,
+        "workers_all_cores": workers,
+        "seconds": seconds,
+        "clips_per_s": rate,
+        "vs_naive": {k: rate[k] / rate["naive"] for k in rate},
+        "vs_naive_1blas": {k: rate[k] / rate["naive_1blas"] for k in rate},
+    }
+
+
+# ---- 2. prediction latency ---------------------------------------------------------------------------------
+def decode_floor(path: str, sr_out: int) -> np.ndarray:
+    """The least any predictor must do: decode the file and resample it to the model's rate."""
+    import soundfile as sf
+    import soxr
+
+    y, sr = sf.read(path, dtype="float32", always_2d=False)
+    return soxr.resample(y, sr, sr_out, quality="HQ")
+
+
+def _latency_pass(clf: Any, paths: Sequence[str], sr_out: int) -> dict[str, float]:
+    # warm-up: first-call allocations of torch and of the preprocessing
+    for _ in range(3):
+        clf.predict_proba(paths[0])
+        decode_floor(paths[0], sr_out)
+    floor, pred = [], []
+    for p in paths:  # interleaved, so background load hits both alike
+        t0 = time.perf_counter()
+        decode_floor(p, sr_out)
+        t1 = time.perf_counter()
+        clf.predict_proba(p)
+        t2 = time.perf_counter()
+        floor.append(t1 - t0)
+        pred.append(t2 - t1)
+    f_ms, p_ms = 1e3 * statistics.median(floor), 1e3 * statistics.median(pred)
+    return {"floor_ms": f_ms, "predict_ms": p_ms, "ratio": p_ms / f_ms,
+            "predict_p90_ms": 1e3 * float(np.percentile(pred, 90))}
+
+
+def bench_prediction(model: str | None, paths: Sequence[str], log: Callable[[str], None]) -> dict[str, Any]:
+    import torch
+
+    import voxemo
+    from voxemo.errors import ModelError
+
+    try:
+        clf = voxemo.load_model(model)
+    except ModelError as exc:
+        return {"skipped": f"{exc} (pass --model DIR, e.g. a folder written by `voxemo train ... --out DIR`)"}
+    sr_out = clf.config.audio.sample_rate
+    default_threads = torch.get_num_threads()
+    passes: dict[str, Any] = {}
+    try:
+        for threads in sorted({1, default_threads}):
+            torch.set_num_threads(threads)
+            key = "1" if threads == 1 else f"default ({threads})"
+            passes[key] = _latency_pass(clf, paths, sr_out)
+            log(f"prediction with {threads} torch thread(s): {passes[key]['predict_ms']:.2f} ms/clip, "
+                f"floor {passes[key]['floor_ms']:.2f} ms")
+    finally:
+        torch.set_num_threads(default_threads)
+    return {"model": str(model) if model else "shipped default", "clips": len(paths), "torch_threads": passes}
+
+
+# ---- 3. main job ---------------------------------------------------------------------------------------------
+def main_job(summary: str | None) -> dict[str, Any]:
+    if not summary:
+        return {"skipped": "not measured (pass --main-job-summary runs/study/summary.json)"}
+    p = Path(summary)
+    try:
+        timings = json.loads(p.read_text())["timings_s"]
+        return {"summary": str(p), "total_s": float(timings["total"]), "timings_s": timings}
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        return {"skipped": f"{p}: no timings_s.total in it ({type(exc).__name__}: {exc}); "
+                           "pass the summary.json written by `voxemo run --out DIR`"}
+
+
+# ---- report --------------------------------------------------------------------------------------------------
+def _yes(ok: bool) -> str:
+    return "**met**" if ok else "**missed**"
+
+
+def render(result: dict[str, Any]) -> str:
+    m = result["machine"]
+    lines = [
+        "# voxemo benchmark",
+        "",
+        f"- machine: {m['cpu_count']} CPUs, {m['platform']}, Python {m['python']}; "
+        f"1-min load average {m['load_avg_1min_start']} at start, {m['load_avg_1min_end']} at end",
+        f"- threads: torch {m['torch_threads_default']} by default, BLAS {m['blas_threads']}",
+        f"- versions: voxemo {m['voxemo_version']} ({m['voxemo_module']}), librosa {m['librosa_version']}, "
+        f"soxr {m['soxr_version']}, soundfile {m['soundfile_version']}, torch {m['torch_version']}, "
+        f"numpy {m['numpy_version']}, scipy {m['scipy_version']}",
+        f"- command: `{result['command']}`; total benchmark time {result['bench_seconds']:.0f} s",
+        "",
+    ]
+    ex = result["extraction"]
+    n, w = ex["clips"], ex["workers_all_cores"]
+    names = {
+        "naive": "naive loop: `librosa.load` + `melspectrogram`, 1 process",
+        "naive_1blas": "naive loop, BLAS limited to 1 thread",
+        "cold_all": f"voxemo `extract_many`, empty cache, all cores ({w} workers)",
+        "warm_all": f"voxemo `extract_many`, warm cache (hits), all cores ({w} workers)",
+        "cold_1": "voxemo `extract_many`, empty cache, `jobs=1`",
+    }
+    lines += [
+        f"## 1. Feature extraction: {n} clips, median of {ex['repeats']} interleaved runs",
+        "",
+        "| variant | clips/s | ms/clip | vs naive | vs naive, 1 BLAS thread |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for k, label in names.items():
+        r = ex["clips_per_s"][k]
+        lines.append(f"| {label} | {r:.1f} | {1e3 / r:.2f} | {ex['vs_naive'][k]:.2f}x | "
+                     f"{ex['vs_naive_1blas'][k]:.2f}x |")
+    lines.append("")
+
+    pr = result["prediction"]
+    lines += ["## 2. Prediction latency per clip, model loaded", ""]
+    if "skipped" in pr:
+        lines += [f"not measured: {pr['skipped']}", ""]
+    else:
+        lines += [
+            f"Model: {pr['model']}; medians over {pr['clips']} clips. Floor = `soundfile.read` + "
+            "`soxr.resample(..., quality='HQ')` of the same clip.",
+            "",
+            "| torch threads | floor ms | `predict_proba` ms | p90 ms | ratio to floor |",
+            "|---|---:|---:|---:|---:|",
+        ]
+        for key, v in pr["torch_threads"].items():
+            lines.append(f"| {key} | {v['floor_ms']:.2f} | {v['predict_ms']:.2f} | {v['predict_p90_ms']:.2f} | "
+                         f"{v['ratio']:.2f}x |")
+        lines.append("")
+
+    mj = result["main_job"]
+    lines += ["## 3. Main job (`voxemo run`)", ""]
+    if "skipped" in mj:
+        lines += [mj["skipped"], ""]
+    else:
+        lines += [f"From `{mj['summary']}`:", "", "| phase | wall s |", "|---|---:|"]
+        lines += [f"| {k} | {float(v):.1f} |" for k, v in mj["timings_s"].items()]
+        lines.append("")
+
+    t = result["targets"]
+    lines += ["## Targets", "", "| target | measured | status |", "|---|---:|---|"]
+    lines.append(f"| cold voxemo >= {TARGET_COLD_VS_NAIVE:g}x naive clips/s | {t['cold_vs_naive']:.2f}x | "
+                 f"{_yes(t['cold_vs_naive'] >= TARGET_COLD_VS_NAIVE)} |")
+    lines.append(f"| same, against the naive loop on 1 BLAS thread | {t['cold_vs_naive_1blas']:.2f}x | "
+                 f"{_yes(t['cold_vs_naive_1blas'] >= TARGET_COLD_VS_NAIVE)} |")
+    for key, ratio in t.get("predict_vs_floor", {}).items():
+        lines.append(f"| `predict_proba` <= {TARGET_PREDICT_VS_FLOOR:g}x floor, torch threads {key} | "
+                     f"{ratio:.2f}x | {_yes(ratio <= TARGET_PREDICT_VS_FLOOR)} |")
+    if "main_job_total_s" in t:
+        lines.append(f"| main job wall time | {t['main_job_total_s']:.0f} s | measured |")
+    return "\n".join(lines) + "\n"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--data", help="RAVDESS folder or zip (default: $VOXEMO_DATA, else a downloaded copy)")
+    p.add_argument("--clips", type=int, default=200, help="clips to time, spread over the actors (default 200)")
+    p.add_argument("--repeats", type=int, default=3, help="interleaved runs per extraction variant (default 3)")
+    p.add_argument("--model", help="model folder for the latency test (default: the model shipped with voxemo)")
+    p.add_argument("--main-job-summary", metavar="PATH", help="summary.json written by `voxemo run --out DIR`")
+    p.add_argument("--json", metavar="OUT", help="also write the results as JSON to this file")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.clips < 2 or args.repeats < 1:
+        raise SystemExit("bench: --clips must be >= 2 and --repeats >= 1")
+
+    from voxemo.corpus import load_ravdess
+    from voxemo.download import resolve_ravdess
+    from voxemo.errors import VoxemoError
+
+    def log(msg: str) -> None:
+        if not args.quiet:
+            print(f"[bench] {msg}", file=sys.stderr, flush=True)
+
+    t_start = time.perf_counter()
+    try:
+        records = load_ravdess(resolve_ravdess(args.data, download_if_missing=False, progress=False))
+    except VoxemoError as exc:
+        raise SystemExit(f"bench: {exc}") from None
+    paths = pick_clips([str(r.path) for r in records], args.clips)
+    result: dict[str, Any] = {"command": " ".join(["python benchmarks/bench.py", *(argv or sys.argv[1:])]),
+                              "machine": machine_info()}
+    log(f"{len(paths)} clips from {len(records)}; warming the OS file cache ({warm_page_cache(paths) >> 20} MiB)")
+
+    result["extraction"] = bench_extraction(paths, args.repeats, log)
+    result["prediction"] = bench_prediction(args.model, paths, log)
+    result["main_job"] = main_job(args.main_job_summary)
+
+    ex = result["extraction"]
+    targets: dict[str, Any] = {"cold_vs_naive": ex["vs_naive"]["cold_all"],
+                               "cold_vs_naive_1blas": ex["vs_naive_1blas"]["cold_all"]}
+    if "skipped" not in result["prediction"]:
+        targets["predict_vs_floor"] = {k: v["ratio"] for k, v in result["prediction"]["torch_threads"].items()}
+    if "total_s" in result["main_job"]:
+        targets["main_job_total_s"] = result["main_job"]["total_s"]
+    result["targets"] = targets
+    result["machine"]["load_avg_1min_end"] = round(os.getloadavg()[0], 2)
+    result["bench_seconds"] = time.perf_counter() - t_start
+
+    print(render(result), end="")
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+        log(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
