@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from typing import TypeVar
 
+import threadpoolctl
 from tqdm import tqdm
 
 A = TypeVar("A")
@@ -15,9 +16,11 @@ R = TypeVar("R")
 
 
 def _limit_threads() -> None:
-    # One BLAS/OpenMP thread per worker: the pool already uses every core.
+    # One BLAS/OpenMP thread per worker: the pool already uses every core. Environment variables are read only
+    # when a library loads, which already happened in a forked worker, so limit the live thread pools too.
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = "1"
+    threadpoolctl.threadpool_limits(1)
 
 
 def pmap(fn: Callable[[A], R], items: Sequence[A], *, jobs: int = 0, desc: str = "", progress: bool = True,

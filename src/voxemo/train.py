@@ -80,7 +80,8 @@ def spec_augment(x: np.ndarray, config: Config, rng: np.random.Generator, fill: 
 
 
 def build_model(config: Config, n_classes: int) -> EmotionCNN:
-    return EmotionCNN(config.features.n_mels, n_classes, config.model)
+    """A fresh EmotionCNN for ``config``, its weights in channels-last layout (faster on CPU)."""
+    return EmotionCNN(config.features.n_mels, n_classes, config.model).to(memory_format=torch.channels_last)
 
 
 def train_model(
