@@ -98,3 +98,15 @@ def test_windows_cover_the_whole_clip():
 
 def test_segment_frames_matches_duration():
     assert segment_frames(AudioConfig(duration=3.0), FeatureConfig(hop_length=512)) == 130
+
+
+def test_power_spectrogram_matches_librosa_stft(rng):
+    import librosa
+
+    from voxemo.features import power_spectrogram
+
+    y = voiced(1.0, 22050, rng)
+    ours = power_spectrogram(y, 1024, 512)
+    ref = np.abs(librosa.stft(y, n_fft=1024, hop_length=512, center=True, pad_mode="constant")) ** 2
+    assert ours.shape == ref.shape
+    assert np.allclose(ours, ref, rtol=1e-3, atol=1e-6 * ref.max())

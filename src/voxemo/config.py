@@ -60,7 +60,7 @@ class AudioConfig(_Config):
     """
 
     sample_rate: int = 22050
-    top_db: float = 30.0
+    top_db: float = 35.0
     duration: float = 3.0
     min_duration: float = 0.25
     max_duration: float = 600.0
@@ -130,7 +130,7 @@ class TrainConfig(_Config):
     pitch and formant differences between speakers); masks are SpecAugment's, widths in bins and frames.
     """
 
-    epochs: int = 30
+    epochs: int = 40
     batch_size: int = 32
     lr: float = 3e-3
     weight_decay: float = 1e-3
@@ -141,7 +141,7 @@ class TrainConfig(_Config):
     freq_mask_width: int = 8
     time_masks: int = 2
     time_mask_width: int = 16
-    freq_shift: int = 0
+    freq_shift: int = 3
     seed: int = 0
     threads: int = 0
 

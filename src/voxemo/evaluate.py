@@ -1,9 +1,10 @@
 """Evaluation protocols and metrics.
 
-``actor-6fold`` is speaker-independent: fold k (0..5) tests actors 4k+1 … 4k+4 and trains on the other 20,
-of which ``TrainConfig.val_actors`` (half male, half female) are held out for early stopping. ``random`` is a
-stratified 80/20 clip split that lets the same actors appear on both sides; it is kept only to show how much
-such a leaking split inflates accuracy. Normalisation statistics are fitted inside each training set.
+``actor-6fold`` is speaker-independent: fold k (0..5) tests actors 4k+1 … 4k+4 and trains on the other 20 for
+the recipe's fixed number of epochs (``TrainConfig.epochs``); nothing about the test actors, not even an epoch
+count, is chosen by looking at them. ``random`` is a stratified 80/20 clip split that lets the same actors appear
+on both sides; it is kept only to show how much such a leaking split inflates accuracy. Normalisation statistics
+are fitted inside each training set.
 """
 
 from __future__ import annotations
@@ -57,7 +58,8 @@ def pick_validation_speakers(records: Sequence[Utterance], candidates: Sequence[
 
 
 def actor_folds(records: Sequence[Utterance], *, val_speakers: int, seed: int, n_folds: int = 6) -> list[Split]:
-    """The speaker-independent folds: fold k tests the k-th block of ``24 / n_folds`` actors in id order."""
+    """The speaker-independent folds: fold k tests the k-th block of ``24 / n_folds`` actors in id order, and
+    ``val_speakers`` of the remaining speakers (0 for none) are held out for validation."""
     speakers = sorted({r.speaker for r in records}, key=lambda s: (len(s), s))
     if len(speakers) < n_folds:
         raise ConfigError(f"actor-6fold needs at least {n_folds} speakers, found {len(speakers)}")
@@ -79,15 +81,18 @@ def random_split(records: Sequence[Utterance], *, seed: int, test_size: float = 
     idx = np.arange(len(records))
     labels = np.array([r.emotion for r in records])
     rest, test = train_test_split(idx, test_size=test_size, stratify=labels, random_state=seed)
+    if val_size <= 0:
+        return Split("random", np.sort(rest), np.array([], dtype=int), np.sort(test))
     train, val = train_test_split(rest, test_size=val_size / (1 - test_size), stratify=labels[rest], random_state=seed)
     return Split("random", np.sort(train), np.sort(val), np.sort(test))
 
 
 def make_splits(records: Sequence[Utterance], protocol: str, config: Config) -> list[Split]:
+    """The splits of ``protocol``; training folds keep every non-test clip (no validation part)."""
     if protocol == "actor-6fold":
-        return actor_folds(records, val_speakers=config.train.val_actors, seed=config.train.seed)
+        return actor_folds(records, val_speakers=0, seed=config.train.seed)
     if protocol == "random":
-        return [random_split(records, seed=config.train.seed)]
+        return [random_split(records, seed=config.train.seed, val_size=0.0)]
     raise ConfigError(f"unknown protocol {protocol!r}; expected one of {', '.join(PROTOCOLS)}")
 
 

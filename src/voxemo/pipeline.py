@@ -81,7 +81,7 @@ def compare_variants(records: Sequence[Utterance], specs: Sequence[np.ndarray], 
 
 def train_final(records: Sequence[Utterance], specs: Sequence[np.ndarray], config: Config, epochs: int, *,
                 labels: Sequence[str] = EMOTIONS, progress: bool = True) -> EmotionClassifier:
-    """Retrain on every clip for a fixed number of epochs (found on validation folds)."""
+    """Retrain on every clip for a fixed number of epochs (the best epoch found on held-out actors)."""
     labels = list(labels)
     y = np.array([labels.index(r.emotion) for r in records])
     res = train_model(specs, y, len(labels), config, epochs=epochs, progress=progress, desc="final")
@@ -132,7 +132,7 @@ def run_study(records: Sequence[Utterance], out_dir: str | Path, config: Config,
         timings[f"eval-{protocol}"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    epochs = int(round(np.median([f["best_epoch"] for f in evaluations["actor-6fold"]["folds"]])))
+    epochs = variants["variants"][variants["chosen"]]["best_epoch"]
     log.info("training the final model on all %d clips for %d epochs", len(records), epochs)
     clf = train_final(records, specs, config, epochs, progress=progress)
     timings["final"] = time.perf_counter() - t
@@ -172,8 +172,11 @@ def study_report(report: dict[str, Any]) -> str:
         lines.append(f"| {p} | {s['accuracy']['mean']:.3f} ± {s['accuracy']['std']:.3f} | "
                      f"{s['uar']['mean']:.3f} ± {s['uar']['std']:.3f} | "
                      f"{s['macro_f1']['mean']:.3f} ± {s['macro_f1']['std']:.3f} |")
-    lines += ["\n`actor-6fold` is speaker-independent; `random` lets actors leak between training and test.\n",
-              f"Final model: all clips, {report['final_epochs']} epochs, saved in [model/](model/).\n",
+    lines += ["\n`actor-6fold` is speaker-independent: each fold trains on 20 actors for the recipe's "
+              f"{report['config']['train']['epochs']} epochs and tests on the 4 others; `random` lets actors leak "
+              "between training and test.\n",
+              f"Final model: the chosen variant retrained on all clips for its best validation epoch "
+              f"({report['final_epochs']}), saved in [model/](model/).\n",
               "## Timings (s)\n", "| step | seconds |", "|---|---|"]
     lines += [f"| {k} | {v:.1f} |" for k, v in report["timings_s"].items()]
     return "\n".join(lines) + "\n"
