@@ -173,3 +173,20 @@ def test_usage_errors_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]
     assert info.value.code == 2
     err = capsys.readouterr().err
     assert err.startswith("usage: voxemo") and "Traceback" not in err
+
+
+def test_run_the_whole_study(corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "study"
+    assert main(["-q", "run", "--data", str(corpus), "--out", str(out), "--epochs", "2", *FAST]) == 0
+    stdout, err = capsys.readouterr()
+    assert "actor-6fold accuracy" in stdout and "Traceback" not in err
+    for name in ("report.md", "summary.json", "variants.json", "manifest.jsonl", "analysis/report.md",
+                 "eval-actor-6fold/metrics.json", "eval-actor-6fold/confusion.png", "eval-random/metrics.json",
+                 "model/weights.pt", "model/training.json"):
+        assert (out / name).is_file(), name
+    summary = json.loads((out / "summary.json").read_text())
+    folds = json.loads((out / "eval-actor-6fold/metrics.json").read_text())["folds"]
+    assert len(folds) == 6 and all(len(f["test_speakers"]) == 1 for f in folds)
+    assert summary["recommended"]["top_db"] == summary["config"]["audio"]["top_db"]
+    assert set(summary["timings_s"]) >= {"analysis", "features", "variants", "eval-actor-6fold", "final", "total"}
+    assert "Chosen:" in (out / "report.md").read_text()
