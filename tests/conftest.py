@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pytest
@@ -35,7 +35,8 @@ def real_ravdess() -> Path:
     return root
 
 
-def tone(freq: float = 220.0, seconds: float = 1.0, sr: int = 22050, *, amp: float = 0.3, silence: float = 0.0) -> np.ndarray:
+def tone(freq: float = 220.0, seconds: float = 1.0, sr: int = 22050, *, amp: float = 0.3,
+         silence: float = 0.0) -> np.ndarray:
     """A sine of ``seconds`` surrounded by ``silence`` seconds of zeros on both sides, float32."""
     t = np.arange(int(seconds * sr)) / sr
     y = (amp * np.sin(2 * np.pi * freq * t)).astype(np.float32)

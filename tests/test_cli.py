@@ -177,7 +177,8 @@ def test_usage_errors_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]
 
 def test_run_the_whole_study(corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "study"
-    assert main(["-q", "run", "--data", str(corpus), "--out", str(out), "--epochs", "2", *FAST]) == 0
+    argv = ["-q", "run", "--data", str(corpus), "--out", str(out), "--epochs", "2", "--with-random", *FAST]
+    assert main(argv) == 0
     stdout, err = capsys.readouterr()
     assert "actor-6fold accuracy" in stdout and "Traceback" not in err
     for name in ("report.md", "summary.json", "variants.json", "manifest.jsonl", "analysis/report.md",

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import voiced
 
+from conftest import voiced
 from voxemo.cache import FeatureCache, config_digest, extract_many
 from voxemo.config import AudioConfig, Config, FeatureConfig, ModelConfig, TrainConfig
 from voxemo.errors import ConfigError

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import tone, voiced
 
+from conftest import tone, voiced
 from voxemo.audio import peak_dbfs, rms_dbfs, to_mono, trim
 from voxemo.config import AudioConfig, FeatureConfig
 from voxemo.errors import AudioError

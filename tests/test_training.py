@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import voxemo_records, voiced
 
+from conftest import voiced, voxemo_records
 from voxemo.config import AudioConfig, Config, ModelConfig, TrainConfig
 from voxemo.errors import AudioError, ModelError
 from voxemo.evaluate import actor_folds, evaluate, random_split, scores, top_confusions, write_evaluation

@@ -136,10 +136,10 @@ class TrainConfig(_Config):
     weight_decay: float = 1e-3
     patience: int = 8
     val_actors: int = 4
-    mixup_alpha: float = 0.2
-    freq_masks: int = 2
+    mixup_alpha: float = 0.0
+    freq_masks: int = 1
     freq_mask_width: int = 8
-    time_masks: int = 2
+    time_masks: int = 1
     time_mask_width: int = 16
     freq_shift: int = 3
     seed: int = 0

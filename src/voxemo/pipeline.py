@@ -89,12 +89,13 @@ def train_final(records: Sequence[Utterance], specs: Sequence[np.ndarray], confi
 
 
 def run_study(records: Sequence[Utterance], out_dir: str | Path, config: Config, *, analyze_audio: bool = True,
-              random_protocol: bool = True, cache_dir: str | None = None, jobs: int = 0,
+              random_protocol: bool = False, cache_dir: str | None = None, jobs: int = 0,
               progress: bool = True) -> dict[str, Any]:
     """Run the whole study and write everything under ``out_dir``:
 
     ``analysis/`` (audio analysis and the chosen trim threshold / segment length), ``variants.json``,
-    ``eval-actor-6fold/``, ``eval-random/``, ``model/`` (the final model) and ``report.md``.
+    ``eval-actor-6fold/``, ``eval-random/`` (with ``random_protocol``), ``model/`` (the final model) and
+    ``report.md``.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
