@@ -60,12 +60,16 @@ class FeatureCache:
         except (OSError, ValueError, EOFError):
             return None  # missing or unreadable: recompute (a later put replaces it)
 
-    def put(self, content_digest: str, spec: np.ndarray) -> None:
+    def put(self, content_digest: str, spec: np.ndarray) -> np.ndarray:
+        """Store ``spec`` and return it exactly as :meth:`get` will return it later (float16-rounded), so a
+        run on a cold cache and one on a warm cache see identical features and train identically."""
         path = self.entry(content_digest)
         path.parent.mkdir(parents=True, exist_ok=True)
+        stored = spec.astype(np.float16)
         tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npy")
-        np.save(tmp, spec.astype(np.float16), allow_pickle=False)
+        np.save(tmp, stored, allow_pickle=False)
         os.replace(tmp, path)
+        return stored.astype(np.float32)
 
 
 def _features_for(job: tuple[str, AudioConfig, FeatureConfig, str | None]) -> np.ndarray | str:
@@ -80,9 +84,7 @@ def _features_for(job: tuple[str, AudioConfig, FeatureConfig, str | None]) -> np
                 return hit
         y, sr = load_audio(path, max_duration=audio.max_duration)
         spec = extract(y, sr, audio, features, name=str(path))
-        if cache:
-            cache.put(digest, spec)
-        return spec
+        return cache.put(digest, spec) if cache else spec
     except AudioError as exc:
         return str(exc)
     except OSError as exc:
