@@ -39,12 +39,12 @@ def _pitch_task(n_per_class: int, rng: np.random.Generator, cfg: Config) -> tupl
 
 def test_training_learns_a_separable_task_and_is_reproducible(rng):
     cfg = Config(audio=AudioConfig(duration=1.0), model=ModelConfig(channels=(8, 16)),
-                 train=TrainConfig(epochs=15, batch_size=16, threads=1, patience=5))
+                 train=TrainConfig(epochs=20, batch_size=16, threads=1, patience=5))
     specs, labels = _pitch_task(40, rng, cfg)
     val_specs, val_labels = _pitch_task(6, rng, cfg)
     res = train_model(specs, labels, 3, cfg, val_specs=val_specs, val_labels=val_labels, progress=False)
     assert res.best()["val_accuracy"] > 0.8
-    assert 1 <= res.best_epoch <= len(res.history) <= 15
+    assert 1 <= res.best_epoch <= len(res.history) <= 20
     again = train_model(specs, labels, 3, cfg, val_specs=val_specs, val_labels=val_labels, progress=False)
     assert [h["train_loss"] for h in again.history] == pytest.approx([h["train_loss"] for h in res.history])
 

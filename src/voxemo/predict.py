@@ -149,7 +149,7 @@ def load_model(path: str | os.PathLike[str] | None = None) -> EmotionClassifier:
     Examples
     --------
     >>> clf = load_model()
-    >>> list(clf.classes_)[:3]
+    >>> clf.classes_[:3].tolist()
     ['neutral', 'calm', 'happy']
     """
     return EmotionClassifier.load(default_model_dir() if path is None else path)

@@ -124,8 +124,10 @@ def train_model(
         model.init_output_bias(np.bincount(labels, minlength=n_classes) / len(labels))
     optimizer = torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
     steps_per_epoch = math.ceil(len(specs) / t.batch_size)
+    # OneCycleLR divides by its warm-up length, which is 0 for a run of a handful of steps: give it at least 10
+    # (a tiny run then stops part-way up the schedule; real runs have hundreds of steps and are unaffected).
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=t.lr, total_steps=epochs * steps_per_epoch, pct_start=0.2
+        optimizer, max_lr=t.lr, total_steps=max(10, epochs * steps_per_epoch), pct_start=0.2
     )
     validate = val_specs is not None and val_labels is not None and len(val_specs) > 0
     val_x = centre_segments(val_specs, n_frames, fill) if validate else None  # type: ignore[arg-type]
