@@ -106,8 +106,12 @@ def scores(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> dict[str, 
     }
 
 
-def _fit_and_test(job: tuple[Any, ...]) -> tuple[dict[str, Any], np.ndarray]:
-    """Worker: train on one split's training (and validation) clips, return the fold row and test probabilities."""
+def fit_and_test(job: tuple[Any, ...]) -> tuple[dict[str, Any], np.ndarray]:
+    """Train on one split's training (and validation) clips; return the fold row and the test probabilities.
+
+    A module-level function taking one tuple, so that process pools can run splits side by side; the study's
+    variant comparison uses it too (with the validation clips as its test set).
+    """
     name, train_x, train_y, val_x, val_y, test_x, test_y, n_classes, config = job
     start = time.perf_counter()
     res = train_model(train_x, train_y, n_classes, config, val_specs=val_x or None, val_labels=val_y if val_x else None,
@@ -140,7 +144,7 @@ def evaluate(
     take = lambda ix: [specs[i] for i in ix]  # noqa: E731
     work = [(s.name, take(s.train), y[s.train], take(s.val), y[s.val], take(s.test), y[s.test], len(labels), cfg)
             for s in splits]
-    outcomes = pmap(_fit_and_test, work, jobs=workers, desc=protocol, progress=progress, chunksize=1, unit="fold",
+    outcomes = pmap(fit_and_test, work, jobs=workers, desc=protocol, progress=progress, chunksize=1, unit="fold",
                     start_method="spawn")
     folds, predictions = [], []
     for split, (fold, probs) in zip(splits, outcomes):

@@ -1,5 +1,5 @@
 """The whole study in one call: analysis, the two CNN variants, the choice, speaker-independent evaluation,
-the leaking random split for contrast, the final model on all data, and a report."""
+on request the leaking random split for contrast, the final model on all data, and a report."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import numpy as np
 from .cache import extract_many
 from .config import Config
 from .errors import CorpusError
-from .evaluate import _fit_and_test, evaluate, pick_validation_speakers, write_evaluation
+from .evaluate import evaluate, fit_and_test, pick_validation_speakers, write_evaluation
 from .labels import EMOTIONS
 from .parallel import pmap, split_cores
 from .predict import EmotionClassifier
@@ -63,7 +63,7 @@ def compare_variants(records: Sequence[Utterance], specs: Sequence[np.ndarray], 
     workers, threads = split_cores(len(work), jobs)
     if not config.train.threads:
         work = [(*w[:-1], w[-1].replace(train=w[-1].train.replace(threads=threads))) for w in work]
-    outcomes = pmap(_fit_and_test, work, jobs=workers, desc="variants", progress=progress, chunksize=1,
+    outcomes = pmap(fit_and_test, work, jobs=workers, desc="variants", progress=progress, chunksize=1,
                     unit="variant", start_method="spawn")
     variants = {}
     for job, (fold, _) in zip(work, outcomes):
