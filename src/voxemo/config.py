@@ -130,7 +130,7 @@ class TrainConfig(_Config):
     pitch and formant differences between speakers); masks are SpecAugment's, widths in bins and frames.
     """
 
-    epochs: int = 40
+    epochs: int = 60
     batch_size: int = 32
     lr: float = 3e-3
     weight_decay: float = 1e-3
