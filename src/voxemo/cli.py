@@ -66,14 +66,13 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from .pipeline import compare_variants, load_features, train_final
+    from .pipeline import apply_choice, compare_variants, load_features, train_final
 
     cfg = _config(args)
     records, specs, errors = load_features(_records(args.data, args.progress), cfg, jobs=args.jobs,
                                            progress=args.progress)
     variants = compare_variants(records, specs, cfg, progress=args.progress)
-    cfg = cfg.replace(model=cfg.model.replace(bias_init=variants["bias_init"]))
-    epochs = variants["variants"][variants["chosen"]]["best_epoch"]
+    cfg, epochs = apply_choice(cfg, variants)
     clf = train_final(records, specs, cfg, epochs, progress=args.progress)
     clf.save(args.out, report={"variants": variants, "final_epochs": epochs, "n_clips": len(records),
                                "skipped": errors, "config": cfg.to_dict()})
@@ -131,11 +130,14 @@ def build_parser() -> argparse.ArgumentParser:
             sp.add_argument("--data", help=help_)
         sp.add_argument("--jobs", type=int, default=0, help="processes for feature extraction (0 = all cores)")
 
+    def training_args(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--epochs", type=int, help="maximum epochs per training")
+        sp.add_argument("--threads", type=int, help="torch threads per training (default: all cores)")
+
     s = sub.add_parser("run", help="the whole study: analysis, variants, evaluation, final model, report")
     data_arg(s, positional=False)
     s.add_argument("--out", default="runs/study", help="output folder (default runs/study)")
-    s.add_argument("--epochs", type=int, help="maximum epochs per training")
-    s.add_argument("--threads", type=int, help="torch threads (default: all cores)")
+    training_args(s)
     s.add_argument("--with-random", action="store_true",
                    help="also evaluate the leaking random clip split, for contrast (one more training)")
     s.set_defaults(func=cmd_run)
@@ -154,16 +156,14 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("train", help="compare both CNN variants on held-out actors, retrain the better on all data")
     data_arg(s, positional=True)
     s.add_argument("--out", required=True, help="model folder to write")
-    s.add_argument("--epochs", type=int, help="maximum epochs")
-    s.add_argument("--threads", type=int, help="torch threads (default: all cores)")
+    training_args(s)
     s.set_defaults(func=cmd_train)
 
     s = sub.add_parser("evaluate", help="cross-validate under a protocol and write metrics and a report")
     data_arg(s, positional=True)
     s.add_argument("--protocol", choices=PROTOCOLS, default="actor-6fold")
     s.add_argument("--out", required=True, help="output folder")
-    s.add_argument("--epochs", type=int, help="maximum epochs")
-    s.add_argument("--threads", type=int, help="torch threads (default: all cores)")
+    training_args(s)
     s.set_defaults(func=cmd_evaluate)
 
     s = sub.add_parser("predict", help="predict the emotion of audio files or folders")

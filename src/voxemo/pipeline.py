@@ -79,6 +79,13 @@ def compare_variants(records: Sequence[Utterance], specs: Sequence[np.ndarray], 
             "bias_init": variants[chosen]["bias_init"]}
 
 
+def apply_choice(config: Config, variants: dict[str, Any]) -> tuple[Config, int]:
+    """The config with the chosen variant's output-bias setting, and that variant's best validation epoch: the
+    epoch count for retraining on all clips."""
+    chosen = variants["variants"][variants["chosen"]]
+    return config.replace(model=config.model.replace(bias_init=chosen["bias_init"])), int(chosen["best_epoch"])
+
+
 def train_final(records: Sequence[Utterance], specs: Sequence[np.ndarray], config: Config, epochs: int, *,
                 labels: Sequence[str] = EMOTIONS, progress: bool = True) -> EmotionClassifier:
     """Retrain on every clip for a fixed number of epochs (the best epoch found on held-out actors)."""
@@ -120,7 +127,7 @@ def run_study(records: Sequence[Utterance], out_dir: str | Path, config: Config,
     log.info("comparing output-bias initialisation variants")
     variants = compare_variants(records, specs, config, progress=progress)
     (out / "variants.json").write_text(json.dumps(variants, indent=2))
-    config = config.replace(model=config.model.replace(bias_init=variants["bias_init"]))
+    config, epochs = apply_choice(config, variants)
     timings["variants"] = time.perf_counter() - t
 
     evaluations = {}
@@ -133,7 +140,6 @@ def run_study(records: Sequence[Utterance], out_dir: str | Path, config: Config,
         timings[f"eval-{protocol}"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    epochs = variants["variants"][variants["chosen"]]["best_epoch"]
     log.info("training the final model on all %d clips for %d epochs", len(records), epochs)
     clf = train_final(records, specs, config, epochs, progress=progress)
     timings["final"] = time.perf_counter() - t
