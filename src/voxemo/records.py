@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import CorpusError
-from .labels import EMOTIONS
+from .labels import TAXONOMY
 
 
 @dataclass(frozen=True)
@@ -27,11 +27,12 @@ class Utterance:
     speaker : str
         Speaker id, unique within the corpus (e.g. ``"01"`` for RAVDESS Actor_01).
     emotion : str
-        One of :data:`voxemo.labels.EMOTIONS`.
+        One of :data:`voxemo.labels.TAXONOMY` (RAVDESS's eight emotions plus ``"boredom"``).
     gender : str or None
         ``"male"``, ``"female"`` or None when unknown.
     intensity : str or None
-        ``"normal"`` or ``"strong"`` where the corpus records it.
+        Where the corpus records it: ``"normal"``/``"strong"`` (RAVDESS), ``"low"``/``"medium"``/``"high"``
+        (CREMA-D).
     statement : str or None
         Corpus-specific sentence / text id.
     repetition : int or None
@@ -48,8 +49,8 @@ class Utterance:
     repetition: int | None = None
 
     def __post_init__(self) -> None:
-        if self.emotion not in EMOTIONS:
-            raise CorpusError(f"{self.path}: unknown emotion {self.emotion!r}; expected one of {', '.join(EMOTIONS)}")
+        if self.emotion not in TAXONOMY:
+            raise CorpusError(f"{self.path}: unknown emotion {self.emotion!r}; expected one of {', '.join(TAXONOMY)}")
 
     def to_dict(self) -> dict[str, object]:
         return dataclasses.asdict(self)

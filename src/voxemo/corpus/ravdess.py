@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
-import tempfile
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import CorpusError
 from ..labels import EMOTIONS
 from ..records import Utterance
+from .base import find_audio, unpack_zip
+
+__all__ = ["EMOTION_CODES", "N_CLIPS", "RAVDESS_EXTENSIONS", "RavdessName", "find_audio", "load_ravdess",
+           "parse_ravdess_name", "ravdess_utterance", "unpack_zip"]
 
 MODALITIES = {"01": "audio-video", "02": "video-only", "03": "audio-only"}
 VOCAL_CHANNELS = {"01": "speech", "02": "song"}
@@ -100,48 +101,6 @@ def ravdess_utterance(path: str | os.PathLike[str]) -> Utterance:
         intensity=n.intensity,
         statement=n.statement,
         repetition=n.repetition,
-    )
-
-
-def unpack_zip(archive: str | os.PathLike[str], dest: str | os.PathLike[str] | None = None) -> Path:
-    """Unpack a RAVDESS zip into ``dest`` (default: beside the archive, named after it) and return that folder.
-
-    Extraction goes to a temporary folder renamed into place at the end, so an interrupted run leaves no
-    half-filled folder behind; an existing complete folder is reused.
-    """
-    a = Path(archive)
-    target = Path(dest) if dest is not None else a.with_suffix("")
-    if target.is_dir() and any(target.iterdir()):
-        return target
-    try:
-        with zipfile.ZipFile(a) as zf:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            tmp = Path(tempfile.mkdtemp(prefix=".unpack-", dir=target.parent))
-            try:
-                for info in zf.infolist():
-                    member = Path(info.filename)
-                    if member.is_absolute() or ".." in member.parts:
-                        raise CorpusError(f"{a}: unsafe member path {info.filename!r} in archive")
-                zf.extractall(tmp)
-                if target.exists():
-                    target.rmdir()
-                os.replace(tmp, target)
-            except BaseException:
-                shutil.rmtree(tmp, ignore_errors=True)
-                raise
-    except zipfile.BadZipFile as exc:
-        raise CorpusError(f"{a}: not a readable zip archive ({exc})") from None
-    return target
-
-
-def find_audio(root: Path, extensions: tuple[str, ...]) -> list[Path]:
-    """All files below ``root`` with one of ``extensions`` (case-insensitive), skipping hidden files."""
-    return sorted(
-        p
-        for p in root.rglob("*")
-        if p.suffix.lower() in extensions
-        and p.is_file()
-        and not any(part.startswith(".") for part in p.relative_to(root).parts)
     )
 
 
