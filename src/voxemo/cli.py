@@ -153,6 +153,14 @@ def cmd_listen(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .service import serve
+
+    serve(args.host, args.port, model=args.model, backend=args.backend, workers=args.workers,
+          queue=args.queue, max_upload_mb=args.max_upload_mb, max_seconds=args.max_seconds)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .evaluate import PROTOCOLS
 
@@ -232,6 +240,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seconds", type=float, help="stop after this many seconds (default: until Ctrl-C)")
     s.add_argument("--json", action="store_true", help="one JSON object per update")
     s.set_defaults(func=cmd_listen)
+
+    s = sub.add_parser("serve", help="HTTP service and web page: POST /predict, /timeline, GET /health, /docs")
+    s.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    s.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    s.add_argument("--model", help="model folder (default: the pretrained model shipped with voxemo)")
+    s.add_argument("--backend", choices=["torch", "onnx"], default="torch", help="inference backend (default torch)")
+    s.add_argument("--workers", type=int, default=2, help="inference threads (default 2)")
+    s.add_argument("--queue", type=int, default=16, help="uploads that may wait for a worker before 503 (default 16)")
+    s.add_argument("--max-upload-mb", type=float, default=20.0, help="largest upload in MB, else 413 (default 20)")
+    s.add_argument("--max-seconds", type=float, default=300.0, help="longest audio in seconds, else 422 (default 300)")
+    s.set_defaults(func=cmd_serve)
     return p
 
 
