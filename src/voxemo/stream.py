@@ -8,7 +8,8 @@ the audio they cover has arrived::
 
 The voice-activity detector (:mod:`voxemo.vad`) splits the stream into utterances and pauses. Each utterance
 is covered by windows of ``window`` seconds every ``hop`` seconds, starting at its first voiced frame, and a
-last window aligned with its end (the windowing :func:`voxemo.features.windows` applies to a clip); an
+last window aligned with its end when more than :data:`MIN_TAIL` is left (the windowing
+:func:`voxemo.features.windows` applies to a clip); an
 utterance shorter than ``window`` is one window. Every window's samples go through the classifier's own
 ``predict_proba`` (resample, trim, log-mel: the preprocessing of training and of ``voxemo predict``). Pauses
 are reported in pieces of at most ``hop`` seconds, so a listener hears from the stream while nobody speaks.
@@ -36,6 +37,10 @@ if TYPE_CHECKING:
 #: One update: ``{"start": s, "end": s, "emotion": str | None, "confidence": float,
 #: "probabilities": {emotion: p}, "speech": bool}``; times in seconds from the start of the stream.
 Update = dict[str, Any]
+
+#: An utterance's end-aligned last window is added only when the grid leaves more than this many seconds of it
+#: uncovered (a shorter tail is mostly the VAD's padding and hangover, and would repeat the previous window).
+MIN_TAIL = 0.2
 
 
 class EmotionStream:
@@ -90,6 +95,7 @@ class EmotionStream:
         self._plan: deque[tuple[float, float, bool]] = deque()  # (start s, end s, speech) not yet emitted
         self._utt = 0.0  # start of the current utterance (s)
         self._k = 0  # windows planned in it
+        self._covered = 0.0  # end of its last planned window (s)
         self._gap = 0.0  # start of the current pause (s)
         self._j = 0  # pause pieces planned in it
         self._closed = False
@@ -158,6 +164,7 @@ class EmotionStream:
                 continue
             if kind == "end":
                 self._plan_speech(t, final=True)
+                t = self._covered  # the pause starts where the windows end (at most MIN_TAIL before t)
             else:  # "drop": too short to be speech
                 self._plan.append((self._utt, t, False))
             self._gap, self._j = t, 0
@@ -168,11 +175,14 @@ class EmotionStream:
             start = self._utt + self._k * self.hop
             self._plan.append((start, start + self.window, True))
             self._k += 1
+            self._covered = start + self.window
         if final:
             if self._k == 0:
                 self._plan.append((self._utt, limit, True))
-            elif self._utt + (self._k - 1) * self.hop + self.window < limit - 1e-9:
+                self._covered = limit
+            elif self._covered < limit - MIN_TAIL:
                 self._plan.append((limit - self.window, limit, True))
+                self._covered = limit
 
     def _plan_pause(self, limit: float, *, final: bool) -> None:
         """Plan pause pieces of ``hop`` seconds that end by ``limit``; at the pause's end, the remainder."""

@@ -51,7 +51,7 @@ class VadConfig(_Config):
     onset_ratio: float = 0.5
     hangover: float = 0.6
     pad: float = 0.1
-    min_speech: float = 0.3
+    min_speech: float = 0.4
 
     def __post_init__(self) -> None:
         if self.aggressiveness not in (0, 1, 2, 3):
