@@ -28,17 +28,36 @@ def _config(args: argparse.Namespace) -> Any:
     return cfg.replace(train=cfg.train.replace(**train))
 
 
-def _records(data: str | None, progress: bool) -> Any:
-    from .corpus import load_ravdess
-    from .download import resolve_ravdess
+def _records(data: str | None, progress: bool, corpus: str | None = None, *, for_model: bool = False) -> Any:
+    """The clips a command works on: any corpus ``load_corpus`` reads; RAVDESS is found or downloaded without DATA.
 
-    return load_ravdess(resolve_ravdess(data, progress=progress))
+    ``for_model`` refuses emotions outside the eight the model predicts (Emo-DB's boredom) with a clear message
+    instead of a failure deep in training.
+    """
+    from .corpus import load_corpus, load_ravdess
+    from .download import resolve_ravdess
+    from .errors import CorpusError
+    from .labels import EMOTIONS
+
+    if not data and corpus not in (None, "ravdess"):
+        raise CorpusError(f"--corpus {corpus} needs the corpus folder as DATA")
+    if not data or corpus == "ravdess":
+        records = load_ravdess(resolve_ravdess(data, progress=progress))
+    else:
+        records = load_corpus(Path(data).expanduser(), corpus)
+    extra = sorted({r.emotion for r in records} - set(EMOTIONS))
+    if for_model and extra:
+        n = sum(r.emotion in extra for r in records)
+        raise CorpusError(f"{data}: {n} clips are labelled {', '.join(extra)}, which the model's eight classes "
+                          f"({', '.join(EMOTIONS)}) do not include; leave them out (e.g. a CSV manifest without them)")
+    return records
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     from .pipeline import run_study
 
-    report = run_study(_records(args.data, args.progress), args.out, _config(args), random_protocol=args.with_random,
+    records = _records(args.data, args.progress, args.corpus, for_model=True)
+    report = run_study(records, args.out, _config(args), random_protocol=args.with_random,
                        jobs=args.jobs, progress=args.progress)
     ev = report["evaluation"]["actor-6fold"]["summary"]
     print(f"actor-6fold accuracy {ev['accuracy']['mean']:.3f} ± {ev['accuracy']['std']:.3f}, "
@@ -58,7 +77,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     from .analysis import analyze
     from .config import AudioConfig
 
-    summary = analyze(_records(args.data, args.progress), args.out, audio=AudioConfig(), jobs=args.jobs,
+    summary = analyze(_records(args.data, args.progress, args.corpus), args.out, audio=AudioConfig(), jobs=args.jobs,
                       progress=args.progress)
     rec = summary["recommended"]
     print(f"recommended top_db={rec['top_db']} duration={rec['duration']} s; report: {Path(args.out) / 'report.md'}")
@@ -69,7 +88,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .pipeline import apply_choice, compare_variants, load_features, train_final
 
     cfg = _config(args)
-    records, specs, errors = load_features(_records(args.data, args.progress), cfg, jobs=args.jobs,
+    records = _records(args.data, args.progress, args.corpus, for_model=True)
+    records, specs, errors = load_features(records, cfg, jobs=args.jobs,
                                            progress=args.progress)
     variants = compare_variants(records, specs, cfg, progress=args.progress)
     cfg, epochs = apply_choice(cfg, variants)
@@ -85,7 +105,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from .pipeline import load_features
 
     cfg = _config(args)
-    records, specs, _ = load_features(_records(args.data, args.progress), cfg, jobs=args.jobs, progress=args.progress)
+    records, specs, _ = load_features(_records(args.data, args.progress, args.corpus, for_model=True), cfg,
+                                      jobs=args.jobs, progress=args.progress)
     result = evaluate(records, specs, cfg, args.protocol, progress=args.progress)
     write_evaluation(result, args.out)
     s = result["summary"]
@@ -112,52 +133,17 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def cmd_timeline(args: argparse.Namespace) -> int:
+def cmd_corpus(args: argparse.Namespace) -> int:
     import json
 
-    from .predict import load_model
-    from .timeline import timeline, write_csv
+    from .corpus import corpus_summary, format_summary, load_corpus
+    from .records import write_manifest
 
-    result = timeline(args.file, load_model(args.model), window=args.window, hop=args.hop, progress=args.progress)
-    if args.plot:
-        from .plots import plot_timeline
-
-        try:
-            plot_timeline(result, args.plot)
-        except (OSError, ValueError) as exc:
-            raise VoxemoError(f"{args.plot}: cannot write the plot ({exc})") from None
-    if args.json:
-        print(json.dumps({k: result[k] for k in ("path", "duration", "segments")}))
-    elif args.csv:
-        write_csv(result, sys.stdout)
-    elif not result["segments"]:
-        print(f"{result['path']}: no speech found in {result['duration']:.1f} s", file=sys.stderr)
-    else:
-        for s in result["segments"]:
-            print(f"{s['start']:.2f}\t{s['end']:.2f}\t{s['emotion']}\t{s['confidence']:.2f}")
-    return 0
-
-
-def cmd_listen(args: argparse.Namespace) -> int:
-    import json
-
-    from .listen import format_update, listen
-    from .predict import load_model
-
-    model = load_model(args.model)
-
-    def show(update: dict[str, Any]) -> None:
-        print(json.dumps(update) if args.json else format_update(update), flush=True)
-
-    listen(model, show, device=args.device, window=args.window, hop=args.hop, seconds=args.seconds)
-    return 0
-
-
-def cmd_serve(args: argparse.Namespace) -> int:
-    from .service import serve
-
-    serve(args.host, args.port, model=args.model, backend=args.backend, workers=args.workers,
-          queue=args.queue, max_upload_mb=args.max_upload_mb, max_seconds=args.max_seconds)
+    records = load_corpus(Path(args.path).expanduser(), args.corpus)
+    summary = corpus_summary(records)
+    print(json.dumps(summary) if args.json else format_summary(summary))
+    if args.manifest:
+        print(f"wrote {write_manifest(records, args.manifest)}", file=sys.stderr)
     return 0
 
 
@@ -171,12 +157,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
+    from .corpus import CORPORA
+    from .corpus.registry import DESCRIPTIONS
+
+    def corpus_arg(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--corpus", choices=CORPORA, help="the corpus' naming convention (default: detected)")
+
     def data_arg(sp: argparse.ArgumentParser, positional: bool) -> None:
-        help_ = "RAVDESS folder or zip (default: $VOXEMO_DATA, else a downloaded copy, else download it)"
+        help_ = ("corpus folder, zip or CSV manifest (see voxemo corpus --help); without it RAVDESS from "
+                 "$VOXEMO_DATA, else a downloaded copy, else download it")
         if positional:
             sp.add_argument("data", nargs="?", help=help_)
         else:
             sp.add_argument("--data", help=help_)
+        corpus_arg(sp)
         sp.add_argument("--jobs", type=int, default=0, help="processes for feature extraction (0 = all cores)")
 
     def training_args(sp: argparse.ArgumentParser) -> None:
@@ -196,6 +190,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--dest", help="folder to download into (default: $VOXEMO_HOME/data or ~/.cache/voxemo/data)")
     s.add_argument("--url", help=argparse.SUPPRESS)
     s.set_defaults(func=cmd_download)
+
+    s = sub.add_parser("corpus", help="load a corpus: clips per emotion, speaker and gender; write its manifest",
+                       description="Supported corpora: " + "; ".join(f"{k} ({v})" for k, v in DESCRIPTIONS.items()))
+    s.add_argument("path", metavar="PATH", help="corpus folder, its zip, or a CSV/JSONL manifest")
+    corpus_arg(s)
+    s.add_argument("--manifest", metavar="FILE", help="write the records to FILE (.jsonl or .csv)")
+    s.add_argument("--json", action="store_true", help="print the counts as JSON")
+    s.set_defaults(func=cmd_corpus)
 
     s = sub.add_parser("analyze", help="audio analysis: lengths, levels, trim sweep, example spectrograms")
     data_arg(s, positional=True)
@@ -220,42 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--model", help="model folder (default: the pretrained model shipped with voxemo)")
     s.add_argument("--json", action="store_true", help="one JSON object per input line")
     s.set_defaults(func=cmd_predict)
-    def window_args(sp: argparse.ArgumentParser) -> None:
-        sp.add_argument("--model", help="model folder (default: the pretrained model shipped with voxemo)")
-        sp.add_argument("--window", type=float, help="seconds per classified window (default: the model's 3 s)")
-        sp.add_argument("--hop", type=float, help="seconds between window starts (default: half the window)")
-
-    s = sub.add_parser("timeline", help="emotion over time in a long recording: speech segments and a plot")
-    s.add_argument("file", metavar="FILE", help="audio file of any length (read block by block)")
-    window_args(s)
-    out = s.add_mutually_exclusive_group()
-    out.add_argument("--json", action="store_true", help='print {"path", "duration", "segments": [...]} as JSON')
-    out.add_argument("--csv", action="store_true", help="print the segments as CSV, one column per class")
-    s.add_argument("--plot", metavar="PNG", help="also draw the probabilities over time into this PNG")
-    s.set_defaults(func=cmd_timeline)
-
-    s = sub.add_parser("listen", help="live emotion from the microphone, one line per window (Ctrl-C stops)")
-    window_args(s)
-    s.add_argument("--device", type=_device, help="input device index or name (default: the system's default)")
-    s.add_argument("--seconds", type=float, help="stop after this many seconds (default: until Ctrl-C)")
-    s.add_argument("--json", action="store_true", help="one JSON object per update")
-    s.set_defaults(func=cmd_listen)
-
-    s = sub.add_parser("serve", help="HTTP service and web page: POST /predict, /timeline, GET /health, /docs")
-    s.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
-    s.add_argument("--port", type=int, default=8000, help="port (default 8000)")
-    s.add_argument("--model", help="model folder (default: the pretrained model shipped with voxemo)")
-    s.add_argument("--backend", choices=["torch", "onnx"], default="torch", help="inference backend (default torch)")
-    s.add_argument("--workers", type=int, default=2, help="inference threads (default 2)")
-    s.add_argument("--queue", type=int, default=16, help="uploads that may wait for a worker before 503 (default 16)")
-    s.add_argument("--max-upload-mb", type=float, default=20.0, help="largest upload in MB, else 413 (default 20)")
-    s.add_argument("--max-seconds", type=float, default=300.0, help="longest audio in seconds, else 422 (default 300)")
-    s.set_defaults(func=cmd_serve)
     return p
-
-
-def _device(text: str) -> int | str:
-    return int(text) if text.isdigit() else text
 
 
 def _version() -> str:

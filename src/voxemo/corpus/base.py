@@ -110,14 +110,14 @@ def check_folder(path: Path, expected: str, folder: str | None) -> None:
         raise CorpusError(f"{path}: {expected!r} in the file name but the folder says {folder!r}")
 
 
-def unique_clips(records: Iterable[Utterance], *, by_name: bool = True) -> list[Utterance]:
-    """Records sorted by path, refusing the same clip twice.
+def unique_clips(records: Iterable[Utterance], *, by_name: bool = True, sort: bool = True) -> list[Utterance]:
+    """Records sorted by path (unless ``sort`` is False), refusing the same clip twice.
 
     With ``by_name`` (corpora whose file names identify a clip) the same speaker and file stem twice, e.g. as
     .wav and .flac, is an error; otherwise (folders, manifests) only the same file listed twice is.
     """
     seen: dict[object, str] = {}
-    out = sorted(records, key=lambda r: r.path)
+    out = sorted(records, key=lambda r: r.path) if sort else list(records)
     for r in out:
         key: object = (r.speaker, Path(r.path).stem) if by_name else Path(r.path).resolve()
         if key in seen:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ..errors import CorpusError
 from ..records import _FIELDS, Utterance, read_manifest
-from .base import decode, unique_clips
+from .base import decode
 from .folders import map_label
 
 REQUIRED: tuple[str, ...] = ("path", "label", "speaker")
@@ -39,6 +39,8 @@ def is_manifest(path: Path) -> bool:
 def load_manifest(path: str | os.PathLike[str]) -> list[Utterance]:
     """Load the clips a CSV manifest (``path,label,speaker[,gender][,corpus]``) or a voxemo manifest lists.
 
+    Records keep the manifest's row order.
+
     Raises
     ------
     CorpusError
@@ -58,6 +60,7 @@ def load_manifest(path: str | os.PathLike[str]) -> list[Utterance]:
         raise CorpusError(f"{p}: missing column(s) {', '.join(missing)}; the header must name {', '.join(REQUIRED)} "
                           f"(and optionally gender, corpus)")
     records = []
+    lines: dict[Path, int] = {}
     with open(p, newline="", encoding="utf-8") as f:
         reader = csv.reader(f)
         next(reader)
@@ -71,12 +74,15 @@ def load_manifest(path: str | os.PathLike[str]) -> list[Utterance]:
             if not row["path"] or not row["speaker"]:
                 raise CorpusError(f"{where}: empty path or speaker")
             clip = Path(row["path"]).expanduser()
-            clip = clip if clip.is_absolute() else p.parent / clip
+            clip = clip if clip.is_absolute() else Path(os.path.normpath(p.parent / clip))
             if not clip.is_file():
                 raise CorpusError(f"{where}: clip {clip} not found")
+            if clip.resolve() in lines:
+                raise CorpusError(f"{where}: clip {clip} is already listed on line {lines[clip.resolve()]}")
+            lines[clip.resolve()] = line
             records.append(Utterance(path=str(clip), corpus=row.get("corpus") or "manifest", speaker=row["speaker"],
                                      emotion=map_label(row["label"], where),
                                      gender=decode(GENDERS, row.get("gender", "").lower(), "gender", where)))
     if not records:
         raise CorpusError(f"{p}: no rows; expected one clip per line after the header")
-    return unique_clips(records, by_name=False)
+    return records

@@ -59,11 +59,12 @@ def _row_utterance(tsv: Path, line: int, row: dict[str, str], audio: Path) -> Ut
     if not m:
         raise CorpusError(f"{where}: not an nEMO file name (expected speaker_emotion_sentence, e.g. EB0_anger_12)")
     speaker, label = row["speaker_id"].strip(), row["emotion"].strip()
+    emotion = decode(EMOTION_CODES, label, "emotion", where)
+    gender = decode(GENDERS, row["gender"].strip(), "gender", where)
     if (m.group(1), m.group(2)) != (speaker, label):
         raise CorpusError(f"{where}: the file name says {m.group(1)}/{m.group(2)} but the row says {speaker}/{label}")
-    return Utterance(path=str(audio), corpus="nemo", speaker=speaker,
-                     emotion=decode(EMOTION_CODES, label, "emotion", where),
-                     gender=decode(GENDERS, row["gender"].strip(), "gender", where), statement=m.group(3))
+    return Utterance(path=str(audio), corpus="nemo", speaker=speaker, emotion=emotion, gender=gender,
+                     statement=m.group(3))
 
 
 def load_nemo(path: str | os.PathLike[str]) -> list[Utterance]:

@@ -49,8 +49,22 @@ _NAMING: dict[str, Callable[[Path], bool]] = {
 }
 
 
+#: Corpus name → how its clips are named, for messages and ``voxemo corpus --help``.
+DESCRIPTIONS: dict[str, str] = {
+    "ravdess": "RAVDESS, 03-01-05-02-01-02-12.wav in Actor_XX/",
+    "cremad": "CREMA-D, 1001_DFA_ANG_XX.wav",
+    "tess": "TESS, OAF_back_angry.wav",
+    "savee": "SAVEE, DC_a01.wav or DC/a01.wav",
+    "emodb": "Emo-DB, 03a01Fa.wav",
+    "emovo": "EMOVO, f1/dis-f1-b1.wav",
+    "nemo": "nEMO, data.tsv with samples/EB0_anger_12.wav",
+    "folders": "one folder per emotion, angry/clip.wav or speaker/angry/clip.wav",
+    "manifest": "a CSV with path,label,speaker columns",
+}
+
+
 def _supported() -> str:
-    return f"supported corpora: {', '.join(CORPORA)}"
+    return "supported: " + "; ".join(f"{name} ({DESCRIPTIONS[name]})" for name in CORPORA)
 
 
 def detect_corpus(path: str | os.PathLike[str]) -> str:
