@@ -133,6 +133,55 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def cmd_timeline(args: argparse.Namespace) -> int:
+    import json
+
+    from .predict import load_model
+    from .timeline import timeline, write_csv
+
+    result = timeline(args.file, load_model(args.model), window=args.window, hop=args.hop, progress=args.progress)
+    if args.plot:
+        from .plots import plot_timeline
+
+        try:
+            plot_timeline(result, args.plot)
+        except (OSError, ValueError) as exc:
+            raise VoxemoError(f"{args.plot}: cannot write the plot ({exc})") from None
+    if args.json:
+        print(json.dumps({k: result[k] for k in ("path", "duration", "segments")}))
+    elif args.csv:
+        write_csv(result, sys.stdout)
+    elif not result["segments"]:
+        print(f"{result['path']}: no speech found in {result['duration']:.1f} s", file=sys.stderr)
+    else:
+        for s in result["segments"]:
+            print(f"{s['start']:.2f}\t{s['end']:.2f}\t{s['emotion']}\t{s['confidence']:.2f}")
+    return 0
+
+
+def cmd_listen(args: argparse.Namespace) -> int:
+    import json
+
+    from .listen import format_update, listen
+    from .predict import load_model
+
+    model = load_model(args.model)
+
+    def show(update: dict[str, Any]) -> None:
+        print(json.dumps(update) if args.json else format_update(update), flush=True)
+
+    listen(model, show, device=args.device, window=args.window, hop=args.hop, seconds=args.seconds)
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .service import serve
+
+    serve(args.host, args.port, model=args.model, backend=args.backend, workers=args.workers,
+          queue=args.queue, max_upload_mb=args.max_upload_mb, max_seconds=args.max_seconds)
+    return 0
+
+
 def cmd_corpus(args: argparse.Namespace) -> int:
     import json
 
@@ -222,7 +271,42 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--model", help="model folder (default: the pretrained model shipped with voxemo)")
     s.add_argument("--json", action="store_true", help="one JSON object per input line")
     s.set_defaults(func=cmd_predict)
+    def window_args(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--model", help="model folder (default: the pretrained model shipped with voxemo)")
+        sp.add_argument("--window", type=float, help="seconds per classified window (default: the model's 3 s)")
+        sp.add_argument("--hop", type=float, help="seconds between window starts (default: half the window)")
+
+    s = sub.add_parser("timeline", help="emotion over time in a long recording: speech segments and a plot")
+    s.add_argument("file", metavar="FILE", help="audio file of any length (read block by block)")
+    window_args(s)
+    out = s.add_mutually_exclusive_group()
+    out.add_argument("--json", action="store_true", help='print {"path", "duration", "segments": [...]} as JSON')
+    out.add_argument("--csv", action="store_true", help="print the segments as CSV, one column per class")
+    s.add_argument("--plot", metavar="PNG", help="also draw the probabilities over time into this PNG")
+    s.set_defaults(func=cmd_timeline)
+
+    s = sub.add_parser("listen", help="live emotion from the microphone, one line per window (Ctrl-C stops)")
+    window_args(s)
+    s.add_argument("--device", type=_device, help="input device index or name (default: the system's default)")
+    s.add_argument("--seconds", type=float, help="stop after this many seconds (default: until Ctrl-C)")
+    s.add_argument("--json", action="store_true", help="one JSON object per update")
+    s.set_defaults(func=cmd_listen)
+
+    s = sub.add_parser("serve", help="HTTP service and web page: POST /predict, /timeline, GET /health, /docs")
+    s.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    s.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    s.add_argument("--model", help="model folder (default: the pretrained model shipped with voxemo)")
+    s.add_argument("--backend", choices=["torch", "onnx"], default="torch", help="inference backend (default torch)")
+    s.add_argument("--workers", type=int, default=2, help="inference threads (default 2)")
+    s.add_argument("--queue", type=int, default=16, help="uploads that may wait for a worker before 503 (default 16)")
+    s.add_argument("--max-upload-mb", type=float, default=20.0, help="largest upload in MB, else 413 (default 20)")
+    s.add_argument("--max-seconds", type=float, default=300.0, help="longest audio in seconds, else 422 (default 300)")
+    s.set_defaults(func=cmd_serve)
     return p
+
+
+def _device(text: str) -> int | str:
+    return int(text) if text.isdigit() else text
 
 
 def _version() -> str:
