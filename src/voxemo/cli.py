@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 from collections.abc import Sequence
@@ -117,20 +116,35 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from .predict import load_model, predict_paths
+    from .batch import predict_batch
 
-    model = load_model(args.model)
-    failed = 0
-    for result in predict_paths(args.paths, model):
-        if "error" in result:
-            failed += 1
-            if not args.json:
-                print(f"error: {result['error']}", file=sys.stderr)
-        if args.json:
-            print(json.dumps(result), flush=True)
-        elif "error" not in result:
-            print(f"{result['path']}\t{result['emotion']}\t{result['confidence']:.2f}", flush=True)
-    return 1 if failed else 0
+    fmt = "json" if args.json else "csv" if args.csv else "text"
+    if fmt == "text" and args.output:
+        fmt = "csv" if Path(args.output).suffix.lower() == ".csv" else "json"
+    summary = predict_batch(args.paths, model=args.model, backend=args.backend, fmt=fmt, output=args.output,
+                            resume=args.resume, jobs=args.jobs, progress=args.progress)
+    if args.output and not args.quiet:
+        skipped = f"; skipped {summary.skipped} already there ({summary.skipped_failed} failed)" if args.resume else ""
+        print(f"predicted {summary.predicted} inputs ({summary.failed} failed) into {args.output}{skipped}",
+              file=sys.stderr)
+    return 1 if summary.any_failed else 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from .onnx_backend import export_onnx
+    from .predict import load_model
+
+    out = export_onnx(load_model(args.model), args.onnx)
+    print(out)
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .service import serve
+
+    serve(args.host, args.port, model=args.model, backend=args.backend, workers=args.workers,
+          queue=args.queue, max_upload_mb=args.max_upload_mb, max_seconds=args.max_seconds)
+    return 0
 
 
 def cmd_timeline(args: argparse.Namespace) -> int:
@@ -171,14 +185,6 @@ def cmd_listen(args: argparse.Namespace) -> int:
         print(json.dumps(update) if args.json else format_update(update), flush=True)
 
     listen(model, show, device=args.device, window=args.window, hop=args.hop, seconds=args.seconds)
-    return 0
-
-
-def cmd_serve(args: argparse.Namespace) -> int:
-    from .service import serve
-
-    serve(args.host, args.port, model=args.model, backend=args.backend, workers=args.workers,
-          queue=args.queue, max_upload_mb=args.max_upload_mb, max_seconds=args.max_seconds)
     return 0
 
 
@@ -266,11 +272,38 @@ def build_parser() -> argparse.ArgumentParser:
     training_args(s)
     s.set_defaults(func=cmd_evaluate)
 
-    s = sub.add_parser("predict", help="predict the emotion of audio files or folders")
-    s.add_argument("paths", nargs="+", metavar="PATH", help="audio files or folders")
-    s.add_argument("--model", help="model folder (default: the pretrained model shipped with voxemo)")
-    s.add_argument("--json", action="store_true", help="one JSON object per input line")
+    s = sub.add_parser("predict", help="predict the emotion of audio files, folders or manifests")
+    s.add_argument("paths", nargs="+", metavar="PATH",
+                   help="audio files, folders (walked recursively) or manifests (.jsonl/.csv with a path column)")
+    s.add_argument("--model", help="model folder, or a .onnx file with --backend onnx (default: the pretrained "
+                                   "model shipped with voxemo)")
+    s.add_argument("--backend", choices=["torch", "onnx"], default="torch", help="inference backend (default torch)")
+    fmt = s.add_mutually_exclusive_group()
+    fmt.add_argument("--json", action="store_true", help="one JSON object per input line")
+    fmt.add_argument("--csv", action="store_true", help="CSV: path, emotion, confidence, one column per class, error")
+    s.add_argument("--output", metavar="FILE", help="write results to FILE (JSON lines, or CSV if it ends in .csv "
+                                                   "or with --csv) instead of stdout")
+    s.add_argument("--resume", action="store_true",
+                   help="append to --output FILE, skipping inputs already in it (recorded errors are not retried)")
+    s.add_argument("--jobs", type=int, default=0, help="worker processes, one thread each (0 = all cores)")
     s.set_defaults(func=cmd_predict)
+
+    s = sub.add_parser("export", help="export a model to ONNX (network, config and labels in one file)")
+    s.add_argument("--onnx", required=True, metavar="FILE", help="the .onnx file to write")
+    s.add_argument("--model", help="model folder (default: the pretrained model shipped with voxemo)")
+    s.set_defaults(func=cmd_export)
+
+    s = sub.add_parser("serve", help="HTTP service and web page: POST /predict, /timeline, GET /health, /docs")
+    s.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    s.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    s.add_argument("--model", help="model folder (default: the pretrained model shipped with voxemo)")
+    s.add_argument("--backend", choices=["torch", "onnx"], default="torch", help="inference backend (default torch)")
+    s.add_argument("--workers", type=int, default=2, help="inference threads (default 2)")
+    s.add_argument("--queue", type=int, default=16, help="uploads that may wait for a worker before 503 (default 16)")
+    s.add_argument("--max-upload-mb", type=float, default=20.0, help="largest upload in MB, else 413 (default 20)")
+    s.add_argument("--max-seconds", type=float, default=300.0, help="longest audio in seconds, else 422 (default 300)")
+    s.set_defaults(func=cmd_serve)
+
     def window_args(sp: argparse.ArgumentParser) -> None:
         sp.add_argument("--model", help="model folder (default: the pretrained model shipped with voxemo)")
         sp.add_argument("--window", type=float, help="seconds per classified window (default: the model's 3 s)")
@@ -291,17 +324,6 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seconds", type=float, help="stop after this many seconds (default: until Ctrl-C)")
     s.add_argument("--json", action="store_true", help="one JSON object per update")
     s.set_defaults(func=cmd_listen)
-
-    s = sub.add_parser("serve", help="HTTP service and web page: POST /predict, /timeline, GET /health, /docs")
-    s.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
-    s.add_argument("--port", type=int, default=8000, help="port (default 8000)")
-    s.add_argument("--model", help="model folder (default: the pretrained model shipped with voxemo)")
-    s.add_argument("--backend", choices=["torch", "onnx"], default="torch", help="inference backend (default torch)")
-    s.add_argument("--workers", type=int, default=2, help="inference threads (default 2)")
-    s.add_argument("--queue", type=int, default=16, help="uploads that may wait for a worker before 503 (default 16)")
-    s.add_argument("--max-upload-mb", type=float, default=20.0, help="largest upload in MB, else 413 (default 20)")
-    s.add_argument("--max-seconds", type=float, default=300.0, help="longest audio in seconds, else 422 (default 300)")
-    s.set_defaults(func=cmd_serve)
     return p
 
 

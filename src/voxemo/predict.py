@@ -3,6 +3,10 @@
 A model directory holds ``weights.pt`` (a plain state dict, loaded with ``weights_only=True`` so nothing
 arbitrary is unpickled), ``config.json`` (the full :class:`~voxemo.config.Config`), ``labels.json`` and, from
 training, ``training.json``. Prediction rebuilds the preprocessing from ``config.json``.
+
+:class:`Classifier` holds everything but the network: preprocessing, windowing and averaging, labels. Its
+subclasses only turn fixed-length segments into probabilities: :class:`EmotionClassifier` with torch,
+:class:`voxemo.onnx_backend.OnnxClassifier` with ONNX Runtime (``load_model(path, backend="onnx")``).
 """
 
 from __future__ import annotations
@@ -18,14 +22,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from .audio import AUDIO_EXTENSIONS, load_audio
+from .audio import load_audio
 from .config import Config
 from .errors import AudioError, ModelError, VoxemoError
 from .features import extract
 from .model import EmotionCNN
-from .train import build_model, predict_specs
+from .train import average_windows, build_model, predict_segments
 
 WEIGHTS, CONFIG, LABELS = "weights.pt", "config.json", "labels.json"
+BACKENDS = ("torch", "onnx")
 
 AudioInput = str | os.PathLike[str] | np.ndarray
 
@@ -35,11 +40,77 @@ def default_model_dir() -> Path:
     return Path(str(resources.files("voxemo") / "models" / "default"))
 
 
-class EmotionClassifier:
-    """A trained emotion model with its preprocessing.
+class Classifier:
+    """What every backend shares: preprocessing from the config, windows, averaging, labels and results.
+
+    A subclass implements :meth:`segment_proba`, the network alone.
 
     Attributes
     ----------
+    classes_ : np.ndarray of str
+        Emotion labels in the order of the probability columns.
+    config : Config
+        Preprocessing, architecture and training configuration the model was trained with.
+    """
+
+    def __init__(self, config: Config, classes: Sequence[str]) -> None:
+        self.config = config
+        self.classes_ = np.asarray(list(classes))
+
+    def segment_proba(self, x: np.ndarray) -> np.ndarray:
+        """Probabilities for fixed-length log-mel segments: (n, n_mels, n_frames) -> (n, n_classes), float32."""
+        raise NotImplementedError
+
+    # ---- prediction ---------------------------------------------------------------------------------------
+    def features(self, x: AudioInput, sr: int | None = None) -> np.ndarray:
+        """Log-mel spectrogram of a file path, or of an array with its sample rate ``sr`` in Hz."""
+        a = self.config.audio
+        if isinstance(x, np.ndarray):
+            if sr is None:
+                raise AudioError("array input needs its sample rate: pass sr=<Hz>")
+            return extract(x, sr, a, self.config.features, name="array")
+        y, file_sr = load_audio(x, max_duration=a.max_duration)
+        return extract(y, file_sr, a, self.config.features, name=str(x))
+
+    def predict_proba(self, x: AudioInput | Sequence[AudioInput], sr: int | None = None) -> np.ndarray:
+        """Class probabilities: shape (n_classes,) for one input, (n_inputs, n_classes) for a list.
+
+        An input is a file path or a NumPy signal of shape (n,) or (n, channels) with ``sr``. A clip longer
+        than ``config.audio.duration`` is covered by overlapping windows whose probabilities are averaged.
+        """
+        single = isinstance(x, (str, os.PathLike, np.ndarray))
+        items = [x] if single else list(x)  # type: ignore[list-item]
+        specs = [self.features(item, sr) for item in items]
+        probs = average_windows(specs, self.config, self.segment_proba, len(self.classes_))
+        return probs[0] if single else probs
+
+    def predict(self, x: AudioInput | Sequence[AudioInput], sr: int | None = None) -> str | np.ndarray:
+        """Most probable emotion: a label for one input, an array of labels for a list."""
+        probs = self.predict_proba(x, sr)
+        return self.classes_[probs.argmax(-1)] if probs.ndim == 2 else str(self.classes_[int(probs.argmax())])
+
+    def predict_file(self, path: str | os.PathLike[str]) -> dict[str, Any]:
+        """The JSON-ready result for one file: path, emotion, confidence and every class' probability; on
+        failure ``{"path": ..., "error": "<one line>"}``."""
+        try:
+            probs = self.predict_proba(path)
+        except VoxemoError as exc:
+            return {"path": str(path), "error": str(exc)}
+        best = int(probs.argmax())
+        return {
+            "path": str(path),
+            "emotion": str(self.classes_[best]),
+            "confidence": round(float(probs[best]), 4),
+            "probabilities": {str(c): round(float(p), 4) for c, p in zip(self.classes_, probs)},
+        }
+
+
+class EmotionClassifier(Classifier):
+    """A trained emotion model with its preprocessing, run with torch.
+
+    Attributes
+    ----------
+    model : EmotionCNN
     classes_ : np.ndarray of str
         Emotion labels in the order of the probability columns.
     config : Config
@@ -50,10 +121,9 @@ class EmotionClassifier:
     """
 
     def __init__(self, model: EmotionCNN, config: Config, classes: Sequence[str], *, threads: int = 1) -> None:
+        super().__init__(config, classes)
         self.model = model.eval()
         self.threads = threads
-        self.config = config
-        self.classes_ = np.asarray(list(classes))
 
     # ---- persistence -------------------------------------------------------------------------------------
     def save(self, path: str | os.PathLike[str], *, report: dict[str, Any] | None = None) -> Path:
@@ -87,53 +157,13 @@ class EmotionClassifier:
             raise ModelError(f"{d}: cannot load model ({first})") from None
         return cls(model, config, classes)
 
-    # ---- prediction ---------------------------------------------------------------------------------------
-    def features(self, x: AudioInput, sr: int | None = None) -> np.ndarray:
-        """Log-mel spectrogram of a file path, or of an array with its sample rate ``sr`` in Hz."""
-        a = self.config.audio
-        if isinstance(x, np.ndarray):
-            if sr is None:
-                raise AudioError("array input needs its sample rate: pass sr=<Hz>")
-            return extract(x, sr, a, self.config.features, name="array")
-        y, file_sr = load_audio(x, max_duration=a.max_duration)
-        return extract(y, file_sr, a, self.config.features, name=str(x))
-
-    def predict_proba(self, x: AudioInput | Sequence[AudioInput], sr: int | None = None) -> np.ndarray:
-        """Class probabilities: shape (n_classes,) for one input, (n_inputs, n_classes) for a list.
-
-        An input is a file path or a NumPy signal of shape (n,) or (n, channels) with ``sr``. A clip longer
-        than ``config.audio.duration`` is covered by overlapping windows whose probabilities are averaged.
-        """
-        single = isinstance(x, (str, os.PathLike, np.ndarray))
-        items = [x] if single else list(x)  # type: ignore[list-item]
-        specs = [self.features(item, sr) for item in items]
+    def segment_proba(self, x: np.ndarray) -> np.ndarray:
         previous = torch.get_num_threads()
         torch.set_num_threads(self.threads or previous)
         try:
-            probs = predict_specs(self.model, specs, self.config)
+            return predict_segments(self.model, x)
         finally:
             torch.set_num_threads(previous)
-        return probs[0] if single else probs
-
-    def predict(self, x: AudioInput | Sequence[AudioInput], sr: int | None = None) -> str | np.ndarray:
-        """Most probable emotion: a label for one input, an array of labels for a list."""
-        probs = self.predict_proba(x, sr)
-        return self.classes_[probs.argmax(-1)] if probs.ndim == 2 else str(self.classes_[int(probs.argmax())])
-
-    def predict_file(self, path: str | os.PathLike[str]) -> dict[str, Any]:
-        """The JSON-ready result for one file: path, emotion, confidence and every class' probability; on
-        failure ``{"path": ..., "error": "<one line>"}``."""
-        try:
-            probs = self.predict_proba(path)
-        except VoxemoError as exc:
-            return {"path": str(path), "error": str(exc)}
-        best = int(probs.argmax())
-        return {
-            "path": str(path),
-            "emotion": str(self.classes_[best]),
-            "confidence": round(float(probs[best]), 4),
-            "probabilities": {str(c): round(float(p), 4) for c, p in zip(self.classes_, probs)},
-        }
 
 
 def _atomic_write(path: Path, write: Any) -> None:
@@ -143,8 +173,16 @@ def _atomic_write(path: Path, write: Any) -> None:
     os.replace(tmp, path)
 
 
-def load_model(path: str | os.PathLike[str] | None = None) -> EmotionClassifier:
+def load_model(path: str | os.PathLike[str] | None = None, backend: str = "torch") -> Classifier:
     """Load a model directory, or the pretrained model shipped with voxemo when ``path`` is None.
+
+    Parameters
+    ----------
+    path : path-like or None
+        With ``backend="torch"``: a model directory (None: the shipped model). With ``backend="onnx"``: a
+        ``.onnx`` file written by :func:`voxemo.onnx_backend.export_onnx` (``voxemo export --onnx``).
+    backend : {"torch", "onnx"}
+        Which runtime runs the network; preprocessing is the same code either way.
 
     Examples
     --------
@@ -152,27 +190,23 @@ def load_model(path: str | os.PathLike[str] | None = None) -> EmotionClassifier:
     >>> clf.classes_[:3].tolist()
     ['neutral', 'calm', 'happy']
     """
+    if backend not in BACKENDS:
+        raise ModelError(f"backend={backend!r} is not one of {', '.join(BACKENDS)}")
+    if backend == "onnx":
+        from .onnx_backend import OnnxClassifier
+
+        if path is None:
+            raise ModelError("the onnx backend needs a .onnx file: write one with `voxemo export --onnx FILE`")
+        return OnnxClassifier.load(path)
+    if path is not None and Path(path).suffix.lower() == ".onnx":
+        raise ModelError(f"{path}: is an ONNX file; run it with the onnx backend (--backend onnx)")
     return EmotionClassifier.load(default_model_dir() if path is None else path)
 
 
-def expand_inputs(paths: Iterable[str | os.PathLike[str]]) -> Iterator[tuple[str, str | None]]:
-    """Yield ``(file, None)`` for each audio file in ``paths`` (folders walked recursively, sorted), or
-    ``(path, error)`` for a missing path or a folder without audio."""
-    for raw in paths:
-        p = Path(raw)
-        if p.is_dir():
-            files = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in AUDIO_EXTENSIONS)
-            if not files:
-                yield str(p), f"{p}: folder contains no audio files ({', '.join(sorted(AUDIO_EXTENSIONS))})"
-            for f in files:
-                yield str(f), None
-        elif not p.exists():
-            yield str(p), f"{p}: no such file or folder"
-        else:
-            yield str(p), None
+def predict_paths(paths: Iterable[str | os.PathLike[str]], model: Classifier) -> Iterator[dict[str, Any]]:
+    """Predict every file given, found in the given folders or listed in the given manifests, in this process,
+    yielding one result dict per file as it goes (:func:`voxemo.batch.predict_batch` adds worker processes)."""
+    from .batch import expand_inputs
 
-
-def predict_paths(paths: Iterable[str | os.PathLike[str]], model: EmotionClassifier) -> Iterator[dict[str, Any]]:
-    """Predict every file given or found in the given folders, yielding one result dict per file as it goes."""
     for path, error in expand_inputs(paths):
         yield {"path": path, "error": error} if error else model.predict_file(path)
