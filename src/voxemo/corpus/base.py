@@ -53,6 +53,8 @@ def unpack_zip(archive: str | os.PathLike[str], dest: str | os.PathLike[str] | N
                 raise
     except zipfile.BadZipFile as exc:
         raise CorpusError(f"{a}: not a readable zip archive ({exc})") from None
+    except OSError as exc:
+        raise CorpusError(f"{a}: cannot unpack into {target} ({exc.strerror or exc}); unpack it elsewhere") from None
     return target
 
 

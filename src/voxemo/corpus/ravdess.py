@@ -18,7 +18,7 @@ from ..records import Utterance
 from .base import find_audio, unpack_zip
 
 __all__ = ["EMOTION_CODES", "N_CLIPS", "RAVDESS_EXTENSIONS", "RavdessName", "find_audio", "load_ravdess",
-           "parse_ravdess_name", "ravdess_utterance", "unpack_zip"]
+           "looks_like_ravdess", "parse_ravdess_name", "ravdess_utterance", "unpack_zip"]
 
 MODALITIES = {"01": "audio-video", "02": "video-only", "03": "audio-only"}
 VOCAL_CHANNELS = {"01": "speech", "02": "song"}
@@ -102,6 +102,11 @@ def ravdess_utterance(path: str | os.PathLike[str]) -> Utterance:
         statement=n.statement,
         repetition=n.repetition,
     )
+
+
+def looks_like_ravdess(path: Path) -> bool:
+    """Whether a file is named by RAVDESS's convention (used by corpus auto-detection)."""
+    return _NAME.match(path.stem) is not None
 
 
 def load_ravdess(path: str | os.PathLike[str]) -> list[Utterance]:

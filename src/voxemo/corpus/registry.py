@@ -39,7 +39,7 @@ CORPORA: tuple[str, ...] = tuple(LOADERS)
 
 #: Corpora recognized by their file-naming convention, and the test for one file.
 _NAMING: dict[str, Callable[[Path], bool]] = {
-    "ravdess": lambda p: ravdess._NAME.match(p.stem) is not None,
+    "ravdess": ravdess.looks_like_ravdess,
     "cremad": cremad.looks_like_cremad,
     "tess": tess.looks_like_tess,
     "savee": savee.looks_like_savee,
