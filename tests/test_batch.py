@@ -1,0 +1,225 @@
+"""``voxemo predict`` at scale: manifests, streamed JSON lines / CSV, resume after a kill, worker processes."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from conftest import voiced
+from voxemo import batch
+from voxemo.batch import expand_inputs, predict_stream
+from voxemo.cli import main
+from voxemo.labels import EMOTIONS
+from voxemo.predict import Classifier, load_model
+from voxemo.records import Utterance, write_manifest
+
+N_GOOD = 300
+BAD = {"bad_text.wav": b"RIFF but not really a wav file", "bad_empty.wav": b"", "bad_junk.flac": bytes(range(256))}
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A few hundred tiny WAVs (0.4 s of voice-like signal at 8 kHz) in two subfolders, plus some corrupt files."""
+    root = tmp_path_factory.mktemp("clips")
+    rng = np.random.default_rng(5)
+    for i in range(N_GOOD):
+        path = root / f"part{i % 2}" / f"clip{i:03d}.wav"
+        path.parent.mkdir(exist_ok=True)
+        sf.write(str(path), voiced(0.4, 8000, rng, f0=100 + (i % 8) * 25), 8000, subtype="PCM_16")
+    for name, data in BAD.items():
+        (root / "part1" / name).write_bytes(data)
+    return root
+
+
+@pytest.fixture
+def counted(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every file the in-process classifier predicts (jobs=1), in order."""
+    seen: list[str] = []
+    original = Classifier.predict_file
+
+    def predict_file(self: Classifier, path: str) -> dict:
+        seen.append(str(path))
+        return original(self, path)
+
+    monkeypatch.setattr(Classifier, "predict_file", predict_file)
+    return seen
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(["predict", *argv])
+    out, err = capsys.readouterr()
+    assert "Traceback" not in out + err
+    return code, out, err
+
+
+def test_json_lines_stream_every_input_in_order(folder: Path, tiny_model_dir: Path, tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "results.jsonl"
+    code, stdout, err = run(capsys, "--model", str(tiny_model_dir), "--jobs", "1", "--output", str(out), str(folder))
+    assert code == 1  # the corrupt files failed
+    assert stdout == "" and f"predicted {N_GOOD + len(BAD)} inputs ({len(BAD)} failed) into {out}" in err
+    rows = read_jsonl(out)
+    assert [r["path"] for r in rows] == [p for p, _ in expand_inputs([folder])]  # input order
+    assert len(rows) == N_GOOD + len(BAD)
+    errors = {Path(r["path"]).name: r["error"] for r in rows if "error" in r}
+    assert set(errors) == set(BAD)
+    assert all(msg.startswith(str(folder)) and "\n" not in msg for msg in errors.values())
+    for r in rows:
+        if "error" not in r:
+            assert r["emotion"] in EMOTIONS and abs(sum(r["probabilities"].values()) - 1) < 1e-3
+
+
+def test_csv_output_has_one_column_per_class(folder: Path, tiny_model_dir: Path, tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "results.csv"  # the suffix picks CSV
+    code, _, _ = run(capsys, "--model", str(tiny_model_dir), "--jobs", "1", "--output", str(out),
+                     str(folder / "part1"))
+    assert code == 1
+    with open(out, newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0]) == ["path", "emotion", "confidence", *EMOTIONS, "error"]
+    assert len(rows) == N_GOOD // 2 + len(BAD)
+    for r in rows:
+        if r["error"]:
+            assert r["emotion"] == "" and Path(r["path"]).name in BAD
+        else:
+            probs = {c: float(r[c]) for c in EMOTIONS}
+            assert r["emotion"] == max(probs, key=probs.get) and float(r["confidence"]) == probs[r["emotion"]]
+
+    # to stdout with --csv: the same rows
+    code, stdout, err = run(capsys, "--model", str(tiny_model_dir), "--jobs", "1", "--csv", str(folder / "part1"))
+    assert code == 1 and err == ""
+    assert stdout == out.read_text()
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "csv"])
+def test_resume_after_a_kill_redoes_only_unfinished_files(fmt: str, folder: Path, tiny_model_dir: Path,
+                                                          tmp_path: Path, counted: list[str],
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / f"results.{fmt}"
+    args = ["--model", str(tiny_model_dir), "--jobs", "1", "--output", str(out), str(folder)]
+    run(capsys, *args)
+    full = out.read_bytes()
+    lines = full.splitlines(keepends=True)
+    n_inputs = N_GOOD + len(BAD)
+    assert len(counted) == n_inputs
+
+    # a kill in the middle of writing line 101: 100 whole results (plus the CSV header) and half a line
+    header = 1 if fmt == "csv" else 0
+    out.write_bytes(b"".join(lines[: header + 100]) + lines[header + 100][:17])
+    counted.clear()
+    code, _, err = run(capsys, "--resume", *args)
+    assert code == 1  # the corrupt files are still failures of this output
+    assert len(counted) == n_inputs - 100  # the cut line's file is redone, the 100 finished ones are not
+    assert counted[0] == [p for p, _ in expand_inputs([folder])][100]
+    assert "skipped 100 already there (0 failed)" in err
+    assert out.read_bytes() == full  # the cut line was repaired, nothing is duplicated
+
+    # the last results removed: only those are redone
+    out.write_bytes(b"".join(lines[:-7]))
+    counted.clear()
+    run(capsys, "--resume", *args)
+    assert len(counted) == 7 and out.read_bytes() == full
+
+    # a finished output: nothing to do; recorded errors are not retried, and still set the exit code
+    counted.clear()
+    code, _, err = run(capsys, "--resume", *args)
+    assert counted == [] and code == 1 and out.read_bytes() == full
+    assert f"predicted 0 inputs (0 failed) into {out}; skipped {n_inputs} already there ({len(BAD)} failed)" in err
+
+
+def test_resume_into_a_missing_file_starts_it(folder: Path, tiny_model_dir: Path, tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "new.csv"
+    code, _, _ = run(capsys, "--model", str(tiny_model_dir), "--resume", "--output", str(out),
+                     str(folder / "part0" / "clip000.wav"))
+    assert code == 0
+    assert out.read_text().splitlines()[0].startswith("path,emotion,confidence,")
+
+
+def test_resume_refuses_a_file_it_did_not_write(folder: Path, tiny_model_dir: Path, tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    clip = str(folder / "part0" / "clip000.wav")
+    notes = tmp_path / "notes.jsonl"
+    notes.write_text("my notes, not results\n")
+    code, _, err = run(capsys, "--model", str(tiny_model_dir), "--resume", "--output", str(notes), clip)
+    assert code == 2 and err.startswith(f"voxemo: error: {notes}:1: not a voxemo JSON result line")
+    assert notes.read_text() == "my notes, not results\n"
+    other = tmp_path / "other.csv"
+    other.write_text("a,b\n1,2\n")
+    code, _, err = run(capsys, "--model", str(tiny_model_dir), "--resume", "--output", str(other), clip)
+    assert code == 2 and "is not this model's" in err and len(err.splitlines()) == 1
+    code, _, err = run(capsys, "--model", str(tiny_model_dir), "--resume", clip)
+    assert code == 2 and err == "voxemo: error: --resume needs --output FILE: it continues the results already " \
+                                "written there\n"
+
+
+def test_manifests_as_inputs(folder: Path, tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                             capsys: pytest.CaptureFixture[str]) -> None:
+    clips = sorted((folder / "part0").glob("*.wav"))[:4]
+    # a voxemo manifest with relative paths: found from the manifest's folder
+    monkeypatch.chdir(tmp_path)
+    jsonl = write_manifest([Utterance(path=str(c.relative_to(folder)), corpus="x", speaker="1", emotion="sad")
+                            for c in clips], folder / "m.jsonl")
+    plain = tmp_path / "list.csv"
+    plain.write_text("id,path\n" + "".join(f"{i},{c}\n" for i, c in enumerate(clips)) + "9,\n")
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text(f'{{"path": "{clips[0]}"}}\n{{not json\n\n[1, 2]\n')
+    no_column = tmp_path / "nocol.csv"
+    no_column.write_text("file\nx.wav\n")
+
+    items = list(expand_inputs([jsonl, plain, broken, no_column]))
+    assert [p for p, e in items[:4]] == [str(folder / c.relative_to(folder)) for c in clips]
+    assert items[4:8] == [(str(c), None) for c in clips]
+    assert items[8] == (f"{plain}:6", f"{plain}:6: no path in this manifest line")
+    assert items[9] == (str(clips[0]), None)
+    assert items[10] == (f"{broken}:2", f"{broken}:2: not a JSON object")
+    assert items[11] == (f"{broken}:4", f"{broken}:4: no path in this manifest line")
+    assert items[12][0] == str(no_column) and "no 'path' column" in str(items[12][1])
+    assert len(items) == 13
+
+    code, stdout, _ = run(capsys, "--model", str(tiny_model_dir), "--json", str(jsonl), str(plain))
+    rows = [json.loads(line) for line in stdout.splitlines()]
+    assert code == 1 and len(rows) == 9 and sum("error" in r for r in rows) == 1
+
+
+def test_workers_give_the_same_results_with_bounded_work_in_flight(folder: Path, tiny_model_dir: Path) -> None:
+    clf = load_model(tiny_model_dir)
+    items = list(expand_inputs([folder]))
+    assert len(items) >= batch.MIN_PARALLEL  # enough inputs for the worker pool to start
+    pulled = 0
+
+    def source() -> Iterator[tuple[str, str | None]]:
+        nonlocal pulled
+        for item in items:
+            pulled += 1
+            yield item
+
+    results = []
+    for result in predict_stream(source(), clf, model=str(tiny_model_dir), jobs=2):
+        if not results:  # the first result comes while most inputs are still unread
+            assert pulled <= batch.MIN_PARALLEL + batch.IN_FLIGHT_PER_JOB * 2
+        results.append(result)
+    serial = list(predict_stream(items, clf, jobs=1))
+    assert results == serial
+
+
+def test_output_needs_a_machine_format_and_jobs_must_be_valid(folder: Path, tiny_model_dir: Path, tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    clip = str(folder / "part0" / "clip000.wav")
+    code, _, err = run(capsys, "--model", str(tiny_model_dir), "--jobs", "-1", clip)
+    assert code == 2 and "jobs=-1 must be >= 0" in err
+    writer = batch.ResultWriter(io.StringIO(), "json", EMOTIONS)
+    writer.write({"path": "a.wav", "error": "a.wav: broken"})
+    assert json.loads(writer.out.getvalue()) == {"path": "a.wav", "error": "a.wav: broken"}
