@@ -430,3 +430,10 @@ def test_zip_that_cannot_be_unpacked_is_a_one_line_error(tmp_path: Path, monkeyp
     monkeypatch.setattr(tempfile, "mkdtemp", read_only)
     with pytest.raises(CorpusError, match=r"emodb.zip: cannot unpack into .*Permission denied"):
         load_corpus(archive)
+
+
+def test_manifest_that_is_not_utf8_is_a_one_line_error(tmp_path: Path) -> None:
+    write_clips(tmp_path, ["x1.wav"])
+    (tmp_path / "m.csv").write_bytes(b"path,label,speaker\nx1.wav,angry,s1\n" + b"\xff\xfe\x00bad" * 3000)
+    with pytest.raises(CorpusError, match=r"m.csv: cannot read the manifest"):
+        load_corpus(tmp_path / "m.csv")

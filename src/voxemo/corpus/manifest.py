@@ -36,6 +36,25 @@ def is_manifest(path: Path) -> bool:
     return path.is_file() and path.suffix.lower() in (".csv", ".jsonl")
 
 
+def _row(p: Path, line: int, header: list[str], values: list[str]) -> Utterance | None:
+    """The record of one CSV row (None for a blank line), or a CorpusError naming the file and line."""
+    if not any(v.strip() for v in values):
+        return None
+    where = f"{p} line {line}"
+    if len(values) != len(header):
+        raise CorpusError(f"{where}: {len(values)} fields but the header has {len(header)}")
+    row = {k: v.strip() for k, v in zip(header, values, strict=True)}
+    if not row["path"] or not row["speaker"]:
+        raise CorpusError(f"{where}: empty path or speaker")
+    clip = Path(row["path"]).expanduser()
+    clip = clip if clip.is_absolute() else Path(os.path.normpath(p.parent / clip))
+    if not clip.is_file():
+        raise CorpusError(f"{where}: clip {clip} not found")
+    return Utterance(path=str(clip), corpus=row.get("corpus") or "manifest", speaker=row["speaker"],
+                     emotion=map_label(row["label"], where),
+                     gender=decode(GENDERS, row.get("gender", "").lower(), "gender", where))
+
+
 def load_manifest(path: str | os.PathLike[str]) -> list[Utterance]:
     """Load the clips a CSV manifest (``path,label,speaker[,gender][,corpus]``) or a voxemo manifest lists.
 
@@ -59,30 +78,22 @@ def load_manifest(path: str | os.PathLike[str]) -> list[Utterance]:
     if missing:
         raise CorpusError(f"{p}: missing column(s) {', '.join(missing)}; the header must name {', '.join(REQUIRED)} "
                           f"(and optionally gender, corpus)")
-    records = []
-    lines: dict[Path, int] = {}
-    with open(p, newline="", encoding="utf-8") as f:
-        reader = csv.reader(f)
-        next(reader)
-        for line, values in enumerate(reader, start=2):
-            if not any(v.strip() for v in values):
-                continue
-            if len(values) != len(header):
-                raise CorpusError(f"{p} line {line}: {len(values)} fields but the header has {len(header)}")
-            row = {k: v.strip() for k, v in zip(header, values, strict=True)}
-            where = f"{p} line {line}"
-            if not row["path"] or not row["speaker"]:
-                raise CorpusError(f"{where}: empty path or speaker")
-            clip = Path(row["path"]).expanduser()
-            clip = clip if clip.is_absolute() else Path(os.path.normpath(p.parent / clip))
-            if not clip.is_file():
-                raise CorpusError(f"{where}: clip {clip} not found")
-            if clip.resolve() in lines:
-                raise CorpusError(f"{where}: clip {clip} is already listed on line {lines[clip.resolve()]}")
-            lines[clip.resolve()] = line
-            records.append(Utterance(path=str(clip), corpus=row.get("corpus") or "manifest", speaker=row["speaker"],
-                                     emotion=map_label(row["label"], where),
-                                     gender=decode(GENDERS, row.get("gender", "").lower(), "gender", where)))
+    try:
+        with open(p, newline="", encoding="utf-8") as f:
+            rows = list(csv.reader(f))[1:]
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise CorpusError(f"{p}: cannot read the manifest ({exc})") from None
+    records: list[Utterance] = []
+    seen: dict[Path, int] = {}
+    for line, values in enumerate(rows, start=2):
+        rec = _row(p, line, header, values)
+        if rec is None:
+            continue
+        key = Path(rec.path).resolve()
+        if key in seen:
+            raise CorpusError(f"{p} line {line}: clip {rec.path} is already listed on line {seen[key]}")
+        seen[key] = line
+        records.append(rec)
     if not records:
         raise CorpusError(f"{p}: no rows; expected one clip per line after the header")
     return records
