@@ -235,6 +235,16 @@ class Service:
             except VoxemoError as exc:
                 raise Rejected(422, _rename(str(exc), path, name)) from None
 
+    def warm_up(self) -> None:
+        """Classify one second of a synthetic tone, so the first client does not wait for lazy set-up."""
+        sr = 16000
+        t = np.arange(sr) / sr
+        tone = (0.3 * np.sin(2 * np.pi * 220 * t) * np.sin(2 * np.pi * 2 * t) ** 2).astype(np.float32)
+        try:
+            self.model.predict_proba(tone, sr)
+        except VoxemoError as exc:  # a model that cannot take this signal still serves; say so
+            log.warning("warm-up prediction failed: %s", exc)
+
     def check_audio(self, path: Path, name: str) -> None:
         """Reject empty, non-audio and too long uploads from the header alone, before decoding."""
         if path.stat().st_size == 0:
@@ -375,6 +385,8 @@ def create_app(model: Any = None, *, backend: str = "torch", max_upload_mb: floa
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):  # noqa: ANN202
+        # The first prediction pays for lazy imports and allocator warm-up (~1-2 s); pay it before serving.
+        await asyncio.get_running_loop().run_in_executor(service.pool, service.warm_up)
         yield
         service.pool.shutdown(wait=False, cancel_futures=True)
 
