@@ -6,6 +6,7 @@ affects both sides alike; absolute clips/s and milliseconds are printed for cont
 Usage::
 
     python benchmarks/bench.py [--data DIR] [--clips N] [--model DIR] [--main-job-summary PATH] [--json OUT]
+                               [--timeline-hours H] [--timeline-only]
 
 What is measured (see benchmarks/README.md for the reasoning):
 
@@ -19,6 +20,11 @@ What is measured (see benchmarks/README.md for the reasoning):
    decoding and resampling the same clip (``soundfile.read`` + ``soxr.resample(..., quality="HQ")``),
    interleaved clip by clip; medians over the clips, with torch on one thread and on its default threads.
 3. The main job's wall time, read from the ``summary.json`` of ``voxemo run --out DIR`` (never run here).
+5.-6. ONNX Runtime vs torch latency per clip on one thread, and batch throughput of ``voxemo predict`` with
+   ``--jobs 1`` vs ``2`` (``bench_backends.py``; ``--backends-only`` runs just these).
+4. ``voxemo.timeline.timeline`` on a ``--timeline-hours`` recording built from RAVDESS clips with pauses (a
+   temporary FLAC), in a fresh process: wall time, real-time factor, and the process's peak RSS
+   (``getrusage(RUSAGE_CHILDREN)``); also how many clips got a segment with the clip's own emotion.
 """
 
 from __future__ import annotations
@@ -41,6 +47,8 @@ import numpy as np
 #: Targets from the performance issue.
 TARGET_COLD_VS_NAIVE = 3.0
 TARGET_PREDICT_VS_FLOOR = 2.0
+TARGET_TIMELINE_RTF = 100.0
+TARGET_TIMELINE_PEAK_MB = 1024.0
 
 
 # ---- inputs ------------------------------------------------------------------------------------------------
@@ -242,6 +250,137 @@ def main_job(summary: str | None) -> dict[str, Any]:
                            "pass the summary.json written by `voxemo run --out DIR`"}
 
 
+# ---- 4. timeline of a long recording ---------------------------------------------------------------------------
+def build_long_recording(paths: Sequence[str], out: Path, hours: float,
+                         seed: int = 0) -> list[tuple[str, float, float]]:
+    """Write RAVDESS clips in random order, separated by 1-3 s pauses, into one FLAC of ``hours``.
+
+    Faint white noise (-80 dBFS RMS) runs under the whole recording, clips included, as the room noise of one
+    long recording would; pauses of noise alone next to clips with their own noise floor would make every
+    pause a step in the floor, which no single recording has. The file is written block by block (memory stays
+    small). Returns ``(clip, start s, end s)`` per clip.
+    """
+    import soundfile as sf
+
+    from voxemo.audio import to_mono
+
+    rng = np.random.default_rng(seed)
+    order = [paths[i] for i in rng.permutation(len(paths))]
+    sr, total, placed = 48000, hours * 3600.0, []
+    t = 0.0
+    with sf.SoundFile(str(out), "w", samplerate=sr, channels=1, format="FLAC", subtype="PCM_16") as f:
+        i = 0
+        while t < total:
+            pause = np.zeros(int(rng.uniform(1.0, 3.0) * sr), np.float32)
+            y, clip_sr = sf.read(order[i % len(order)], dtype="float32", always_2d=False)
+            if clip_sr != sr:
+                raise SystemExit(f"bench: {order[i % len(order)]}: expected 48 kHz RAVDESS audio")
+            y = to_mono(y)  # a few RAVDESS clips are stereo
+            pause += np.float32(1e-4) * rng.standard_normal(len(pause)).astype(np.float32)
+            y = y + np.float32(1e-4) * rng.standard_normal(len(y)).astype(np.float32)
+            f.write(pause)
+            t += len(pause) / sr
+            placed.append((order[i % len(order)], t, t + len(y) / sr))
+            f.write(y)
+            t += len(y) / sr
+            i += 1
+    return placed
+
+
+_TIMELINE_CHILD = """
+import json, resource, sys, time
+t0 = time.perf_counter()
+from voxemo import load_model
+from voxemo.timeline import timeline
+model = load_model(sys.argv[2] if len(sys.argv) > 2 else None)
+startup_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+t1 = time.perf_counter()
+result = timeline(sys.argv[1], model)
+t2 = time.perf_counter()
+json.dump({"startup_s": t1 - t0, "timeline_s": t2 - t1, "duration": result["duration"],
+           "startup_rss_mb": startup_rss / 1024, "segments": result["segments"]}, sys.stdout)
+"""
+
+
+def bench_timeline(paths: Sequence[str], hours: float, model: str | None, log: Callable[[str], None]) -> dict[str, Any]:
+    """Time ``voxemo.timeline.timeline`` on a long recording in a fresh process; its peak RSS from getrusage."""
+    import resource
+    import subprocess
+
+    import soundfile as sf
+
+    import voxemo
+
+    with tempfile.TemporaryDirectory(prefix="voxemo-bench-") as tmp:
+        path = Path(tmp) / "long.flac"
+        t0 = time.perf_counter()
+        placed = build_long_recording(paths, path, hours)
+        log(f"timeline: wrote {len(placed)} clips, {hours:g} h, into {path.stat().st_size >> 20} MiB of FLAC in "
+            f"{time.perf_counter() - t0:.0f} s")
+        t0 = time.perf_counter()
+        with sf.SoundFile(str(path)) as f:
+            for _ in f.blocks(blocksize=480000, dtype="float32"):
+                pass
+        decode_s = time.perf_counter() - t0
+        cmd = [sys.executable, "-c", _TIMELINE_CHILD, str(path), *([model] if model else [])]
+        t0 = time.perf_counter()
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        wall = time.perf_counter() - t0
+        if proc.returncode:
+            raise SystemExit(f"bench: timeline subprocess failed: {proc.stderr.strip().splitlines()[-1:]}")
+        peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # KiB on Linux
+        child = json.loads(proc.stdout)
+    log(f"timeline: {child['duration']:.0f} s of audio in {child['timeline_s']:.1f} s "
+        f"({child['duration'] / child['timeline_s']:.0f}x real time), peak RSS {peak_mb:.0f} MB")
+
+    # how the segments line up with the clips: found, and same emotion as the clip classified whole
+    clf = voxemo.load_model(model)
+    segs = child["segments"]
+    starts = np.array([s["start"] for s in segs])
+    found = agree = 0
+    for clip, a, b in placed:
+        lo, hi = np.searchsorted(starts, a - 5.0), np.searchsorted(starts, b)
+        inside = [s for s in segs[lo:hi] if s["start"] < b and s["end"] > a]
+        if not inside:
+            continue
+        found += 1
+        longest = max(inside, key=lambda s: s["end"] - s["start"])
+        agree += longest["emotion"] == clf.predict(clip)
+    return {"hours": hours, "audio_s": child["duration"], "clips": len(placed), "segments": len(segs),
+            "timeline_s": child["timeline_s"], "startup_s": child["startup_s"], "process_wall_s": wall,
+            "decode_only_s": decode_s, "realtime_factor": child["duration"] / child["timeline_s"],
+            "startup_rss_mb": child["startup_rss_mb"],
+            "realtime_factor_with_startup": child["duration"] / wall, "peak_rss_mb": peak_mb,
+            "clips_with_segment": found, "clips_same_emotion_as_whole": agree}
+
+
+def render_timeline(tl: dict[str, Any]) -> list[str]:
+    return [
+        f"## 4. Timeline of a {tl['hours']:g}-hour recording",
+        "",
+        f"{tl['clips']} RAVDESS clips in random order with 1-3 s pauses, -80 dBFS noise throughout, one 48 kHz FLAC, "
+        "`voxemo.timeline.timeline(path)` with the shipped model in a fresh process (default settings: 3 s "
+        "windows, 1.5 s hop, WebRTC VAD).",
+        "",
+        "| measure | value |",
+        "|---|---:|",
+        f"| audio | {tl['audio_s']:.0f} s |",
+        f"| timeline wall time (model loaded) | {tl['timeline_s']:.1f} s |",
+        f"| real-time factor | {tl['realtime_factor']:.0f}x |",
+        f"| process wall time incl. imports and model load | {tl['process_wall_s']:.1f} s "
+        f"({tl['realtime_factor_with_startup']:.0f}x) |",
+        f"| for comparison: decoding the FLAC alone, block by block | {tl['decode_only_s']:.1f} s |",
+        f"| peak RSS of the process | {tl['peak_rss_mb']:.0f} MB |",
+        f"| of which after imports and model load, before the timeline | {tl['startup_rss_mb']:.0f} MB |",
+        f"| speech segments / clips | {tl['segments']} / {tl['clips']} |",
+        f"| clips overlapped by a segment | {tl['clips_with_segment']} "
+        f"({tl['clips_with_segment'] / tl['clips']:.1%}) |",
+        f"| longest segment's emotion = the clip's whole-file prediction | {tl['clips_same_emotion_as_whole']} "
+        f"({tl['clips_same_emotion_as_whole'] / max(tl['clips_with_segment'], 1):.1%}) |",
+        "",
+    ]
+
+
 # ---- report --------------------------------------------------------------------------------------------------
 def _yes(ok: bool) -> str:
     return "**met**" if ok else "**missed**"
@@ -308,6 +447,14 @@ def render(result: dict[str, Any]) -> str:
         lines += [f"| {k} | {float(v):.1f} |" for k, v in mj["timings_s"].items()]
         lines.append("")
 
+    if "timeline" in result:
+        lines += render_timeline(result["timeline"])
+
+    if "backends" in result:
+        from bench_backends import render_backends
+
+        lines += render_backends(result["backends"], result["batch"])
+
     t = result["targets"]
     lines += ["## Targets", "", "| target | measured | status |", "|---|---:|---|"]
     lines.append(f"| cold voxemo >= {TARGET_COLD_VS_NAIVE:g}x naive clips/s | {t['cold_vs_naive']:.2f}x | "
@@ -319,7 +466,17 @@ def render(result: dict[str, Any]) -> str:
                      f"{ratio:.2f}x | {_yes(ratio <= TARGET_PREDICT_VS_FLOOR)} |")
     if "main_job_total_s" in t:
         lines.append(f"| main job wall time | {t['main_job_total_s']:.0f} s | measured |")
+    lines += timeline_targets(t)
     return "\n".join(lines) + "\n"
+
+
+def timeline_targets(t: dict[str, Any]) -> list[str]:
+    if "timeline_rtf" not in t:
+        return []
+    return [f"| timeline faster than {TARGET_TIMELINE_RTF:g}x real time | {t['timeline_rtf']:.0f}x | "
+            f"{_yes(t['timeline_rtf'] >= TARGET_TIMELINE_RTF)} |",
+            f"| timeline peak memory under {TARGET_TIMELINE_PEAK_MB:g} MB | {t['timeline_peak_mb']:.0f} MB | "
+            f"{_yes(t['timeline_peak_mb'] < TARGET_TIMELINE_PEAK_MB)} |"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -330,6 +487,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="model folder for the latency test (default: the model shipped with voxemo)")
     p.add_argument("--main-job-summary", metavar="PATH", help="summary.json written by `voxemo run --out DIR`")
     p.add_argument("--json", metavar="OUT", help="also write the results as JSON to this file")
+    p.add_argument("--batch-clips", type=int, default=1440,
+                   help="clips for the batch throughput test (default 1440: all of RAVDESS)")
+    p.add_argument("--backends-only", action="store_true", help="run only the ONNX and batch benchmarks (5-6)")
+    p.add_argument("--timeline-hours", type=float, default=1.0,
+                   help="length of the recording for the timeline benchmark (default 1; 0 skips it)")
+    p.add_argument("--timeline-only", action="store_true", help="run only the timeline benchmark")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
     return p
 
@@ -356,10 +519,42 @@ def main(argv: Sequence[str] | None = None) -> int:
     result: dict[str, Any] = {"command": " ".join(["python benchmarks/bench.py", *(argv or sys.argv[1:])]),
                               "machine": machine_info()}
     log(f"{len(paths)} clips from {len(records)}; warming the OS file cache ({warm_page_cache(paths) >> 20} MiB)")
+    from bench_backends import bench_backends, bench_batch, render_backends
+
+    batch_paths = pick_clips([str(r.path) for r in records], args.batch_clips)
+    if args.backends_only:
+        warm_page_cache(batch_paths)
+        be, ba = bench_backends(args.model, paths, log), bench_batch(args.model, batch_paths, log)
+        if args.json:
+            Path(args.json).write_text(json.dumps({"backends": be, "batch": ba}, indent=2) + "\n")
+        m = result["machine"]
+        print("\n".join(["# voxemo benchmark: backends and batch", "",
+                         f"- machine: {m['cpu_count']} CPUs, {m['platform']}; 1-min load average "
+                         f"{m['load_avg_1min_start']} at start, {os.getloadavg()[0]:.2f} at end",
+                         f"- command: `{result['command']}`", "", *render_backends(be, ba)]), end="")
+        return 0
+
+    if args.timeline_hours > 0:
+        result["timeline"] = bench_timeline([str(r.path) for r in records], args.timeline_hours, args.model, log)
+    if args.timeline_only:
+        if "timeline" not in result:
+            raise SystemExit("bench: --timeline-only needs --timeline-hours > 0")
+        tl = result["timeline"]
+        targets = {"timeline_rtf": tl["realtime_factor"], "timeline_peak_mb": tl["peak_rss_mb"]}
+        print("\n".join(["# voxemo benchmark: timeline only", "", f"- machine: {result['machine']['cpu_count']} "
+                         f"CPUs, {result['machine']['platform']}; command: `{result['command']}`", "",
+                         *render_timeline(tl), "## Targets", "", "| target | measured | status |", "|---|---:|---|",
+                         *timeline_targets(targets)]))
+        if args.json:
+            Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+        return 0
 
     result["extraction"] = bench_extraction(paths, args.repeats, log)
     result["prediction"] = bench_prediction(args.model, paths, log)
     result["main_job"] = main_job(args.main_job_summary)
+    warm_page_cache(batch_paths)
+    result["backends"] = bench_backends(args.model, paths, log)
+    result["batch"] = bench_batch(args.model, batch_paths, log)
 
     ex = result["extraction"]
     targets: dict[str, Any] = {"cold_vs_naive": ex["vs_naive"]["cold_all"],
@@ -368,6 +563,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         targets["predict_vs_floor"] = {k: v["ratio"] for k, v in result["prediction"]["torch_threads"].items()}
     if "total_s" in result["main_job"]:
         targets["main_job_total_s"] = result["main_job"]["total_s"]
+    if "timeline" in result:
+        targets["timeline_rtf"] = result["timeline"]["realtime_factor"]
+        targets["timeline_peak_mb"] = result["timeline"]["peak_rss_mb"]
     result["targets"] = targets
     result["machine"]["load_avg_1min_end"] = round(os.getloadavg()[0], 2)
     result["bench_seconds"] = time.perf_counter() - t_start

@@ -4,7 +4,10 @@ Frames of 10, 20 or 30 ms at 16 kHz are classified by the WebRTC VAD (``webrtcva
 in C: about 3 ms per minute of audio, which a one-hour timeline needs; Silero's neural VAD is more accurate
 but costs about 100x more per frame). :class:`SpeechTracker` turns the frame decisions into utterances with a
 hysteresis: speech starts when enough of the last ``onset`` seconds are voiced and ends after ``hangover``
-seconds without a voiced frame, so short pauses between words do not split a sentence.
+seconds without a voiced frame, so short pauses between words do not split a sentence. A frame also counts as
+voiced only if its energy is within ``gate_db`` of the loudest frame of the last ``gate_memory`` seconds: the
+WebRTC VAD adapts to a new noise floor only over seconds, and without the gate a step in the background noise
+(or a pause filled with louder noise than the speech around it) is taken for speech for that long.
 """
 
 from __future__ import annotations
@@ -43,6 +46,11 @@ class VadConfig(_Config):
         Seconds of context kept before the first and after the last voiced frame of an utterance.
     min_speech : float
         Utterances shorter than this (padding included) are reported as non-speech.
+    gate_db : float
+        Frames more than this many dB below the loudest frame of the last ``gate_memory`` seconds are not
+        speech; ``0`` turns the gate off.
+    gate_memory : float
+        Seconds over which the loudest frame is remembered.
     """
 
     aggressiveness: int = 2
@@ -52,6 +60,8 @@ class VadConfig(_Config):
     hangover: float = 0.6
     pad: float = 0.1
     min_speech: float = 0.4
+    gate_db: float = 35.0
+    gate_memory: float = 10.0
 
     def __post_init__(self) -> None:
         if self.aggressiveness not in (0, 1, 2, 3):
@@ -62,8 +72,10 @@ class VadConfig(_Config):
             raise ConfigError(f"VadConfig.onset_ratio={self.onset_ratio!r} must be in (0, 1]")
         if self.onset < self.frame_ms / 1000 or self.hangover < self.frame_ms / 1000:
             raise ConfigError("VadConfig.onset and VadConfig.hangover must be at least one frame long")
-        if self.pad < 0 or self.min_speech < 0:
-            raise ConfigError("VadConfig.pad and VadConfig.min_speech must be >= 0")
+        if self.pad < 0 or self.min_speech < 0 or self.gate_db < 0:
+            raise ConfigError("VadConfig.pad, VadConfig.min_speech and VadConfig.gate_db must be >= 0")
+        if self.gate_memory < self.frame_ms / 1000:
+            raise ConfigError(f"VadConfig.gate_memory={self.gate_memory!r} must be at least one frame long")
         if self.hangover <= 2 * self.pad:
             raise ConfigError(f"VadConfig.hangover={self.hangover} must exceed 2 * pad={self.pad} "
                               "so that padded utterances never overlap")
@@ -109,6 +121,8 @@ class SpeechTracker:
         self._hangover = max(1, round(c.hangover / c.frame_seconds))
         self._pad = round(c.pad / c.frame_seconds)
         self._min = c.min_speech / c.frame_seconds
+        self._memory = max(1, round(c.gate_memory / c.frame_seconds))
+        self._loud: deque[tuple[int, float]] = deque()  # (frame, dB), decreasing dB: a sliding maximum
         self._pending = np.zeros(0, np.float32)
         self._recent: deque[bool] = deque(maxlen=self._onset)
         self.frames = 0
@@ -128,13 +142,18 @@ class SpeechTracker:
         buf = np.concatenate([self._pending, np.asarray(y, np.float32)]) if len(self._pending) else y
         n = len(buf) // self._frame_len
         self._pending = np.array(buf[n * self._frame_len :], np.float32)
-        pcm = to_pcm16(buf[: n * self._frame_len])
+        if n == 0:
+            return []
+        frames = np.asarray(buf[: n * self._frame_len], np.float32)
+        pcm = to_pcm16(frames)
+        energy = 10 * np.log10(np.mean(np.square(frames.reshape(n, -1), dtype=np.float64), axis=1) + 1e-10)
         size = 2 * self._frame_len
         events: list[tuple[str, int]] = []
         for i in range(n):
-            voiced = self._vad.is_speech(pcm[i * size : (i + 1) * size], VAD_RATE)
             frame = self.frames
             self.frames += 1
+            voiced = self._vad.is_speech(pcm[i * size : (i + 1) * size], VAD_RATE)  # always: it adapts to the noise
+            voiced = self._loud_enough(frame, float(energy[i])) and voiced
             if self.active:
                 if voiced:
                     self.voiced_end = frame + 1
@@ -149,6 +168,15 @@ class SpeechTracker:
                 self._recent.clear()
                 events.append(("start", self.start))
         return events
+
+    def _loud_enough(self, frame: int, db: float) -> bool:
+        loud = self._loud
+        while loud and loud[-1][1] <= db:
+            loud.pop()
+        loud.append((frame, db))
+        while loud[0][0] <= frame - self._memory:
+            loud.popleft()
+        return self.config.gate_db == 0 or db >= loud[0][1] - self.config.gate_db
 
     def finish(self) -> list[tuple[str, int]]:
         """End of the stream: close the current utterance (the leftover partial frame is not classified)."""
