@@ -216,6 +216,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--clips", type=int, default=100, help="distinct RAVDESS clips to cycle through (default 100)")
     ap.add_argument("--concurrency", type=int, default=8, help="client threads (default 8)")
     ap.add_argument("--bad-every", type=int, default=10, help="one oversize + one garbage upload per N valid")
+    ap.add_argument("--model", help="server --model (default: the shipped model)")
+    ap.add_argument("--backend", choices=["torch", "onnx"], default="torch", help="server --backend (default torch)")
     ap.add_argument("--workers", type=int, default=2, help="server inference threads (default 2)")
     ap.add_argument("--queue", type=int, default=16, help="server queue (default 16)")
     ap.add_argument("--max-upload-mb", type=float, default=2.0, help="server upload limit (default 2)")
@@ -228,7 +230,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     clips = pick_clips(Path(args.data), args.clips)
     jobs = plan(clips, args.requests, args.bad_every, args.max_upload_mb)
     server_args = ["--workers", str(args.workers), "--queue", str(args.queue),
-                   "--max-upload-mb", str(args.max_upload_mb)]
+                   "--max-upload-mb", str(args.max_upload_mb), "--backend", args.backend]
+    if args.model:
+        server_args += ["--model", args.model]
     info: dict[str, Any] = {}
     with contextlib.ExitStack() as stack:
         url = args.url or stack.enter_context(running_server(*server_args, info=info))
@@ -236,7 +240,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                            retries=args.retries)
     summary["server_peak_rss_mb"] = info.get("peak_rss_mb")
     setup = (f"{args.requests} valid RAVDESS uploads ({len(clips)} distinct clips), {len(jobs) - args.requests} "
-             f"bad ones, {args.concurrency} clients; server --workers {args.workers} --queue {args.queue} "
+             f"bad ones, {args.concurrency} clients; server --backend {args.backend} --workers {args.workers} "
+             f"--queue {args.queue} "
              f"--max-upload-mb {args.max_upload_mb:g}; {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}")
     print(report(summary, setup))
     if args.json:

@@ -82,6 +82,20 @@ def test_predict_flac_and_stereo_48k(client: TestClient) -> None:
     assert r.json()["emotion"] in EMOTIONS and r.json()["path"] == "stereo.flac"
 
 
+def test_onnx_backend_serves_the_same_predictions(client: TestClient, model: Any, tmp_path: Path) -> None:
+    pytest.importorskip("onnxruntime")
+    from voxemo.onnx_backend import export_onnx
+
+    onnx_file = export_onnx(model, tmp_path / "model.onnx")
+    upload = {"file": ("clip.wav", wav_bytes(speech(4.0)), "audio/wav")}
+    with TestClient(create_app(onnx_file, backend="onnx")) as onnx_client:
+        got = onnx_client.post("/predict", files=upload).json()
+    expected = client.post("/predict", files=upload).json()
+    assert got["emotion"] == expected["emotion"]
+    for c in EMOTIONS:
+        assert got["probabilities"][c] == pytest.approx(expected["probabilities"][c], abs=2e-3)
+
+
 def test_uploaded_name_loses_its_folders(client: TestClient) -> None:
     r = client.post("/predict", files={"file": ("../../etc/clip.wav", wav_bytes(speech()), "audio/wav")})
     assert r.status_code == 200 and r.json()["path"] == "clip.wav"

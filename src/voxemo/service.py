@@ -380,7 +380,7 @@ def create_app(model: Any = None, *, backend: str = "torch", max_upload_mb: floa
     if model is None or isinstance(model, (str, os.PathLike)):
         from .predict import load_model
 
-        model = load_model(model) if backend == "torch" else load_model(model, backend=backend)  # type: ignore[call-arg]
+        model = load_model(model, backend=backend)
     service = Service(model, config)
 
     @asynccontextmanager
