@@ -327,3 +327,17 @@ def test_listen_enforces_the_session_length(client: TestClient) -> None:
     assert "longer than the limit of 20 s" in got[-1]["error"]
     nan = np.full(100, np.nan, "<f4").tobytes()
     assert "non-finite" in listen(client, {"sample_rate": SR}, [nan], end=False)[-1]["error"]
+
+
+def test_listen_refuses_torn_samples_and_too_many_sessions(model: Any) -> None:
+    with TestClient(create_app(model, workers=1, queue=0)) as c:
+        assert "not whole f32 samples" in listen(c, {"sample_rate": SR}, [b"\0" * 6], end=False)[-1]["error"]
+        with c.websocket_connect("/listen") as first:
+            first.send_text(json.dumps({"sample_rate": SR}))
+            first.send_bytes(np.zeros(1600, "<f4").tobytes())
+            busy = listen(c, {"sample_rate": SR}, [], end=False)
+            assert "server busy" in busy[0]["error"]
+            first.send_text(json.dumps({"end": True}))
+            while "done" not in first.receive_json():
+                pass
+        assert listen(c, {"sample_rate": SR}, [np.zeros(1600, "<f4").tobytes()])[-1] == {"done": True}

@@ -315,6 +315,10 @@ class Service:
                     await ws.send_json({"done": True})
                     await ws.close()
                     return
+                if len(data or b"") % dtype.itemsize:
+                    await _ws_close(ws, f"chunk of {len(data or b'')} bytes is not whole {fmt} samples "
+                                        f"({dtype.itemsize} bytes each)", 1003)
+                    return
                 chunk = np.frombuffer(data or b"", dtype=dtype)
                 if len(chunk) > MAX_CHUNK_SECONDS * stream.sample_rate:
                     await _ws_close(ws, f"chunk of {len(chunk)} samples is longer than {MAX_CHUNK_SECONDS} s", 1009)
