@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import warnings
 from pathlib import Path
 
@@ -78,6 +80,17 @@ def test_file_carries_config_and_labels(tiny_model_dir: Path, tiny_onnx: Path) -
     clf = load_model(tiny_onnx, backend="onnx")
     assert clf.threads == 1  # one thread by default, like the torch classifier
     assert clf.session.get_session_options().intra_op_num_threads == 1
+
+
+def test_onnx_inference_runs_without_torch(tiny_onnx: Path) -> None:
+    """Loading and running an exported model never imports torch (a light deployment, fast worker start-up)."""
+    code = ("import sys, numpy as np; from voxemo.predict import load_model; "
+            "clf = load_model(sys.argv[1], backend='onnx'); "
+            "y = np.sin(2 * np.pi * 200 * np.arange(16000) / 16000).astype(np.float32) * 0.3; "
+            "print(clf.predict(y, sr=16000), 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code, str(tiny_onnx)], capture_output=True, text=True, check=True)
+    label, torch_loaded = out.stdout.split()
+    assert label in EMOTIONS and torch_loaded == "False"
 
 
 @pytest.mark.data

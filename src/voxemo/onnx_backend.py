@@ -7,7 +7,8 @@ the file's ``metadata_props``, so the file alone is a complete model: preprocess
 are rebuilt from that config by the same numpy code the torch classifier uses (:class:`voxemo.predict.Classifier`).
 
 Export uses torch's ``torch.export``-based exporter (``dynamo=True``, the default since torch 2.9; it needs
-``onnxscript``); the older TorchScript exporter is deprecated and will be removed.
+``onnxscript``); the older TorchScript exporter is deprecated and will be removed. Inference does not import
+torch at all.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from .config import Config
 from .errors import ModelError, VoxemoError
@@ -53,6 +53,16 @@ def export_onnx(clf: Classifier, path: str | os.PathLike[str], *, opset: int | N
     Path
         The written file.
     """
+    import torch
+
+    class Probabilities(torch.nn.Module):  # the network and its softmax: the graph outputs probabilities
+        def __init__(self, net: torch.nn.Module) -> None:
+            super().__init__()
+            self.net = net
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.softmax(self.net(x), dim=1)
+
     out = Path(path)
     if not isinstance(clf, EmotionClassifier):
         raise ModelError(f"{out}: export needs a torch model (a model folder), not {type(clf).__name__}")
@@ -60,7 +70,7 @@ def export_onnx(clf: Classifier, path: str | os.PathLike[str], *, opset: int | N
         raise ModelError(f"{out}: is a folder; give the .onnx file to write")
     cfg = clf.config
     example = torch.zeros(2, cfg.features.n_mels, segment_frames(cfg.audio, cfg.features))
-    net = _Probabilities(clf.model).eval()
+    net = Probabilities(clf.model).eval()
     try:
         with _quiet_exporter():
             program = torch.onnx.export(net, (example,), dynamo=True, input_names=[INPUT], output_names=[OUTPUT],
@@ -153,17 +163,6 @@ def _check_signature(path: Path, session: Any, config: Config, n_classes: int) -
     if list(inputs[0].shape[1:]) != want_in or outputs[0].shape[1] != n_classes:
         raise ModelError(f"{path}: graph shapes {inputs[0].shape} -> {outputs[0].shape} do not match its config "
                          f"(batch, {want_in[0]}, {want_in[1]}) -> (batch, {n_classes})")
-
-
-class _Probabilities(torch.nn.Module):
-    """The network followed by the softmax: the exported graph gives probabilities, like ``predict_segments``."""
-
-    def __init__(self, net: torch.nn.Module) -> None:
-        super().__init__()
-        self.net = net
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.softmax(self.net(x), dim=1)
 
 
 @contextmanager

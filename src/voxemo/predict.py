@@ -3,6 +3,7 @@
 A model directory holds ``weights.pt`` (a plain state dict, loaded with ``weights_only=True`` so nothing
 arbitrary is unpickled), ``config.json`` (the full :class:`~voxemo.config.Config`), ``labels.json`` and, from
 training, ``training.json``. Prediction rebuilds the preprocessing from ``config.json``.
+Importing this module does not import torch: the ONNX backend runs without it.
 
 :class:`Classifier` holds everything but the network: preprocessing, windowing and averaging, labels. Its
 subclasses only turn fixed-length segments into probabilities: :class:`EmotionClassifier` with torch,
@@ -14,20 +15,20 @@ from __future__ import annotations
 import json
 import os
 import pickle
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from .audio import load_audio
 from .config import Config
 from .errors import AudioError, ModelError, VoxemoError
-from .features import extract
-from .model import EmotionCNN
-from .train import average_windows, build_model, predict_segments
+from .features import extract, pad_value, segment_frames, windows
+
+if TYPE_CHECKING:
+    from .model import EmotionCNN
 
 WEIGHTS, CONFIG, LABELS = "weights.pt", "config.json", "labels.json"
 BACKENDS = ("torch", "onnx")
@@ -130,6 +131,8 @@ class EmotionClassifier(Classifier):
         """Write the model directory (files are written to temporary names and renamed into place)."""
         out = Path(path)
         out.mkdir(parents=True, exist_ok=True)
+        import torch
+
         _atomic_write(out / WEIGHTS, lambda f: torch.save(self.model.state_dict(), f))
         _atomic_write(out / CONFIG, lambda f: f.write(json.dumps(self.config.to_dict(), indent=2).encode()))
         _atomic_write(out / LABELS, lambda f: f.write(json.dumps(list(map(str, self.classes_))).encode()))
@@ -140,6 +143,10 @@ class EmotionClassifier(Classifier):
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> EmotionClassifier:
         """Load a model directory written by :meth:`save`."""
+        import torch
+
+        from .train import build_model
+
         d = Path(path)
         if not d.is_dir():
             raise ModelError(f"{d}: model directory not found")
@@ -158,12 +165,46 @@ class EmotionClassifier(Classifier):
         return cls(model, config, classes)
 
     def segment_proba(self, x: np.ndarray) -> np.ndarray:
+        """Probabilities for fixed-length log-mel segments: (n, n_mels, n_frames) -> (n, n_classes), float32."""
+        import torch
+
+        from .train import predict_segments
+
         previous = torch.get_num_threads()
         torch.set_num_threads(self.threads or previous)
         try:
             return predict_segments(self.model, x)
         finally:
             torch.set_num_threads(previous)
+
+
+def average_windows(specs: Sequence[np.ndarray], config: Config, segment_proba: Callable[[np.ndarray], np.ndarray],
+                    n_classes: int) -> np.ndarray:
+    """Cut each spectrogram into the windows that cover it, score them all at once, average per clip.
+
+    Shared by every inference backend, so torch and ONNX Runtime see exactly the same windows.
+
+    Parameters
+    ----------
+    specs : sequence of np.ndarray, each (n_mels, n_frames_i)
+    config : Config
+        Gives the segment length and the padding value.
+    segment_proba : callable
+        Fixed-length segments (n, n_mels, n_frames) -> probabilities (n, n_classes).
+    n_classes : int
+
+    Returns
+    -------
+    np.ndarray, shape (n_clips, n_classes)
+    """
+    n_frames = segment_frames(config.audio, config.features)
+    fill = pad_value(config.features)
+    wins = [windows(s, n_frames, fill=fill) for s in specs]
+    if not wins:
+        return np.zeros((0, n_classes), np.float32)
+    probs = segment_proba(np.concatenate(wins))
+    bounds = np.cumsum([0] + [len(w) for w in wins])
+    return np.stack([probs[a:b].mean(axis=0) for a, b in zip(bounds[:-1], bounds[1:])])
 
 
 def _atomic_write(path: Path, write: Any) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -18,8 +18,9 @@ from torch import nn
 from tqdm import tqdm
 
 from .config import Config
-from .features import fix_frames, pad_value, segment_frames, windows
+from .features import fix_frames, pad_value, segment_frames
 from .model import EmotionCNN
+from .predict import average_windows
 
 
 @dataclass
@@ -203,31 +204,3 @@ def predict_specs(model: EmotionCNN, specs: Sequence[np.ndarray], config: Config
     """
     return average_windows(specs, config, lambda x: predict_segments(model, x), model.classifier.out_features)
 
-
-def average_windows(specs: Sequence[np.ndarray], config: Config, segment_proba: Callable[[np.ndarray], np.ndarray],
-                    n_classes: int) -> np.ndarray:
-    """Cut each spectrogram into the windows that cover it, score them all at once, average per clip.
-
-    Shared by every inference backend, so torch and ONNX Runtime see exactly the same windows.
-
-    Parameters
-    ----------
-    specs : sequence of np.ndarray, each (n_mels, n_frames_i)
-    config : Config
-        Gives the segment length and the padding value.
-    segment_proba : callable
-        Fixed-length segments (n, n_mels, n_frames) -> probabilities (n, n_classes).
-    n_classes : int
-
-    Returns
-    -------
-    np.ndarray, shape (n_clips, n_classes)
-    """
-    n_frames = segment_frames(config.audio, config.features)
-    fill = pad_value(config.features)
-    wins = [windows(s, n_frames, fill=fill) for s in specs]
-    if not wins:
-        return np.zeros((0, n_classes), np.float32)
-    probs = segment_proba(np.concatenate(wins))
-    bounds = np.cumsum([0] + [len(w) for w in wins])
-    return np.stack([probs[a:b].mean(axis=0) for a, b in zip(bounds[:-1], bounds[1:])])

@@ -1,0 +1,144 @@
+"""Benchmark parts for the inference backends and batch prediction, run by ``bench.py`` (sections 5 and 6).
+
+5. ONNX Runtime against torch, both on one thread, per clip with the model loaded: the whole
+   ``predict_proba(path)`` (decode, features, network) and the network alone on that clip's windows, timed
+   alternately clip by clip (each goes first on every other clip); medians. The ONNX file is exported from the
+   same model into a temporary folder.
+6. Batch throughput of ``voxemo predict`` (``voxemo.batch.predict_stream`` over a manifest of real clips) with
+   ``jobs=1`` and ``jobs=2``: files/s end to end (worker start-up included, as a user sees it) and from the
+   first result to the last (the steady rate once workers run).
+"""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def bench_backends(model: str | None, paths: Sequence[str], log: Callable[[str], None]) -> dict[str, Any]:
+    import torch
+
+    from voxemo.errors import ModelError
+    from voxemo.features import pad_value, segment_frames, windows
+    from voxemo.onnx_backend import export_onnx
+    from voxemo.predict import load_model
+
+    try:
+        torch_clf = load_model(model)
+    except ModelError as exc:
+        return {"skipped": str(exc)}
+    previous = torch.get_num_threads()
+    with tempfile.TemporaryDirectory(prefix="voxemo-bench-onnx-") as tmp:
+        onnx_clf = load_model(export_onnx(torch_clf, Path(tmp) / "model.onnx"), backend="onnx")
+        cfg = torch_clf.config
+        n_frames, fill = segment_frames(cfg.audio, cfg.features), pad_value(cfg.features)
+        clips = [(p, windows(torch_clf.features(p), n_frames, fill=fill)) for p in paths]
+        for _ in range(3):  # warm-up: first-call allocations of both runtimes
+            for clf in (torch_clf, onnx_clf):
+                clf.predict_proba(paths[0])
+                clf.segment_proba(clips[0][1])
+        times: dict[str, list[float]] = {k: [] for k in ("torch_clip", "onnx_clip", "torch_net", "onnx_net")}
+        worst = 0.0
+        try:
+            torch.set_num_threads(1)
+            pair = [("torch", torch_clf), ("onnx", onnx_clf)]
+            for i, (p, wins) in enumerate(clips):  # alternately, who goes first too: background load hits both alike
+                for name, clf in pair if i % 2 else pair[::-1]:
+                    t0 = time.perf_counter()
+                    clf.predict_proba(p)
+                    t1 = time.perf_counter()
+                    clf.segment_proba(wins)
+                    t2 = time.perf_counter()
+                    times[f"{name}_clip"].append(t1 - t0)
+                    times[f"{name}_net"].append(t2 - t1)
+                worst = max(worst, float(np.abs(torch_clf.segment_proba(wins) - onnx_clf.segment_proba(wins)).max()))
+        finally:
+            torch.set_num_threads(previous)
+    ms = {k: 1e3 * statistics.median(v) for k, v in times.items()}
+    log(f"backends: torch {ms['torch_clip']:.2f} ms/clip (network {ms['torch_net']:.2f}), onnx "
+        f"{ms['onnx_clip']:.2f} ms/clip (network {ms['onnx_net']:.2f}); max |diff| {worst:.1e}")
+    return {"clips": len(paths), "median_ms": ms, "max_abs_diff": worst,
+            "onnx_vs_torch_clip": ms["onnx_clip"] / ms["torch_clip"],
+            "onnx_vs_torch_net": ms["onnx_net"] / ms["torch_net"]}
+
+
+def bench_batch(model: str | None, paths: Sequence[str], log: Callable[[str], None],
+                jobs: Sequence[int] = (1, 2)) -> dict[str, Any]:
+    from voxemo.batch import MIN_PARALLEL, expand_inputs, predict_stream
+    from voxemo.errors import ModelError
+    from voxemo.predict import load_model
+
+    try:
+        clf = load_model(model)
+    except ModelError as exc:
+        return {"skipped": str(exc)}
+    runs: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="voxemo-bench-batch-") as tmp:
+        manifest = Path(tmp) / "clips.csv"
+        manifest.write_text("path\n" + "".join(f"{p}\n" for p in paths))
+        reference = None
+        for j in jobs:
+            t0 = time.perf_counter()
+            stamps, results = [], []
+            for result in predict_stream(expand_inputs([manifest]), clf, model=model, jobs=j):
+                stamps.append(time.perf_counter() - t0)
+                results.append(result)
+            errors = [r for r in results if "error" in r]
+            if len(results) != len(paths) or errors:
+                raise SystemExit(f"bench: batch jobs={j} gave {len(results)} results, {len(errors)} errors")
+            if reference is None:
+                reference = results
+            elif results != reference:
+                raise SystemExit(f"bench: batch jobs={j} results differ from jobs={jobs[0]}")
+            runs[str(j)] = {"seconds": stamps[-1], "first_result_s": stamps[0],
+                            "files_per_s": len(paths) / stamps[-1],
+                            "steady_files_per_s": (len(paths) - 1) / max(stamps[-1] - stamps[0], 1e-9)}
+            log(f"batch jobs={j}: {runs[str(j)]['files_per_s']:.1f} files/s end to end, first result after "
+                f"{stamps[0]:.2f} s")
+    base = runs[str(jobs[0])]
+    for r in runs.values():
+        r["vs_jobs1"] = r["files_per_s"] / base["files_per_s"]
+        r["steady_vs_jobs1"] = r["steady_files_per_s"] / base["steady_files_per_s"]
+    return {"clips": len(paths), "min_parallel": MIN_PARALLEL, "jobs": runs}
+
+
+def render_backends(be: dict[str, Any], ba: dict[str, Any]) -> list[str]:
+    """Markdown for sections 5 and 6 of the report."""
+    lines = ["## 5. ONNX Runtime vs torch, one thread, per clip", ""]
+    if "skipped" in be:
+        lines += [f"not measured: {be['skipped']}", ""]
+    else:
+        ms = be["median_ms"]
+        lines += [
+            f"Medians over {be['clips']} clips, timed alternately; max |probability difference| "
+            f"{be['max_abs_diff']:.1e}.",
+            "",
+            "| backend | `predict_proba(path)` ms | network alone ms |",
+            "|---|---:|---:|",
+            f"| torch | {ms['torch_clip']:.2f} | {ms['torch_net']:.2f} |",
+            f"| onnxruntime | {ms['onnx_clip']:.2f} | {ms['onnx_net']:.2f} |",
+            f"| onnx / torch | {be['onnx_vs_torch_clip']:.2f}x | {be['onnx_vs_torch_net']:.2f}x |",
+            "",
+        ]
+    lines += ["## 6. Batch prediction throughput (`voxemo predict --jobs N`, torch)", ""]
+    if "skipped" in ba:
+        lines += [f"not measured: {ba['skipped']}", ""]
+    else:
+        lines += [
+            f"{ba['clips']} clips from a CSV manifest; with fewer than {ba['min_parallel']} inputs `predict` stays "
+            "in one process. End to end includes starting the workers (each imports torch and loads the model).",
+            "",
+            "| jobs | files/s end to end | vs jobs 1 | first result s | files/s after the first | vs jobs 1 |",
+            "|---|---:|---:|---:|---:|---:|",
+        ]
+        for j, r in ba["jobs"].items():
+            lines.append(f"| {j} | {r['files_per_s']:.1f} | {r['vs_jobs1']:.2f}x | {r['first_result_s']:.2f} | "
+                         f"{r['steady_files_per_s']:.1f} | {r['steady_vs_jobs1']:.2f}x |")
+        lines.append("")
+    return lines
