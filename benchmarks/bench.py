@@ -22,8 +22,6 @@ What is measured (see benchmarks/README.md for the reasoning):
 3. The main job's wall time, read from the ``summary.json`` of ``voxemo run --out DIR`` (never run here).
 5.-6. ONNX Runtime vs torch latency per clip on one thread, and batch throughput of ``voxemo predict`` with
    ``--jobs 1`` vs ``2`` (``bench_backends.py``; ``--backends-only`` runs just these).
-5.-6. ONNX Runtime vs torch latency per clip on one thread, and batch throughput of ``voxemo predict`` with
-   ``--jobs 1`` vs ``2`` (``bench_backends.py``; ``--backends-only`` runs just these).
 4. ``voxemo.timeline.timeline`` on a ``--timeline-hours`` recording built from RAVDESS clips with pauses (a
    temporary FLAC), in a fresh process: wall time, real-time factor, and the process's peak RSS
    (``getrusage(RUSAGE_CHILDREN)``); also how many clips got a segment with the clip's own emotion.
@@ -457,11 +455,6 @@ def render(result: dict[str, Any]) -> str:
 
         lines += render_backends(result["backends"], result["batch"])
 
-    if "backends" in result:
-        from bench_backends import render_backends
-
-        lines += render_backends(result["backends"], result["batch"])
-
     t = result["targets"]
     lines += ["## Targets", "", "| target | measured | status |", "|---|---:|---|"]
     lines.append(f"| cold voxemo >= {TARGET_COLD_VS_NAIVE:g}x naive clips/s | {t['cold_vs_naive']:.2f}x | "
@@ -494,9 +487,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="model folder for the latency test (default: the model shipped with voxemo)")
     p.add_argument("--main-job-summary", metavar="PATH", help="summary.json written by `voxemo run --out DIR`")
     p.add_argument("--json", metavar="OUT", help="also write the results as JSON to this file")
-    p.add_argument("--batch-clips", type=int, default=1440,
-                   help="clips for the batch throughput test (default 1440: all of RAVDESS)")
-    p.add_argument("--backends-only", action="store_true", help="run only the ONNX and batch benchmarks (5-6)")
     p.add_argument("--batch-clips", type=int, default=1440,
                    help="clips for the batch throughput test (default 1440: all of RAVDESS)")
     p.add_argument("--backends-only", action="store_true", help="run only the ONNX and batch benchmarks (5-6)")
@@ -543,20 +533,6 @@ def main(argv: Sequence[str] | None = None) -> int:
                          f"{m['load_avg_1min_start']} at start, {os.getloadavg()[0]:.2f} at end",
                          f"- command: `{result['command']}`", "", *render_backends(be, ba)]), end="")
         return 0
-    from bench_backends import bench_backends, bench_batch, render_backends
-
-    batch_paths = pick_clips([str(r.path) for r in records], args.batch_clips)
-    if args.backends_only:
-        warm_page_cache(batch_paths)
-        be, ba = bench_backends(args.model, paths, log), bench_batch(args.model, batch_paths, log)
-        if args.json:
-            Path(args.json).write_text(json.dumps({"backends": be, "batch": ba}, indent=2) + "\n")
-        m = result["machine"]
-        print("\n".join(["# voxemo benchmark: backends and batch", "",
-                         f"- machine: {m['cpu_count']} CPUs, {m['platform']}; 1-min load average "
-                         f"{m['load_avg_1min_start']} at start, {os.getloadavg()[0]:.2f} at end",
-                         f"- command: `{result['command']}`", "", *render_backends(be, ba)]), end="")
-        return 0
 
     if args.timeline_hours > 0:
         result["timeline"] = bench_timeline([str(r.path) for r in records], args.timeline_hours, args.model, log)
@@ -576,9 +552,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     result["extraction"] = bench_extraction(paths, args.repeats, log)
     result["prediction"] = bench_prediction(args.model, paths, log)
     result["main_job"] = main_job(args.main_job_summary)
-    warm_page_cache(batch_paths)
-    result["backends"] = bench_backends(args.model, paths, log)
-    result["batch"] = bench_batch(args.model, batch_paths, log)
     warm_page_cache(batch_paths)
     result["backends"] = bench_backends(args.model, paths, log)
     result["batch"] = bench_batch(args.model, batch_paths, log)
