@@ -191,6 +191,24 @@ def test_upload_a_long_clip_draws_the_timeline(browser: Any, server: str, shots:
     check_screenshot(browser, shots / "3-timeline.png")
 
 
+def test_drop_a_file_on_the_page(browser: Any, server: str) -> None:
+    """A file dropped on the drop zone (a WAV the page builds itself: a drop cannot come from Selenium's
+    file input) is analysed like a chosen one."""
+    open_page(browser, server)
+    browser.execute_script("""
+        const rate = 16000, y = new Float32Array(2 * rate);
+        for (let i = 0; i < y.length; i++) {
+          const t = i / rate, f0 = 150 * (1 + 0.05 * Math.sin(2 * Math.PI * 5 * t));
+          for (let k = 1; k < 8; k++) y[i] += 0.3 * Math.sin(2 * Math.PI * k * f0 * t) / k / 2.6;
+        }
+        const dt = new DataTransfer();
+        dt.items.add(new File([encodeWav(y, rate)], "dropped.wav", { type: "audio/wav" }));
+        document.getElementById("drop").dispatchEvent(new DragEvent("drop", { dataTransfer: dt, bubbles: true }));
+    """)
+    assert wait_finished(browser) == "done", browser.find_element(By.ID, "error").text
+    assert shown_result(browser)["clip"].startswith("dropped.wav · 2.0 s")
+
+
 def test_garbage_upload_shows_the_servers_error(browser: Any, server: str, shots: Path, tmp_path: Path) -> None:
     path = tmp_path / "notes.wav"
     path.write_text("these are meeting notes, not audio\n" * 50)
@@ -201,3 +219,9 @@ def test_garbage_upload_shows_the_servers_error(browser: Any, server: str, shots
     assert message.startswith("415: notes.wav: not a readable audio file"), message
     assert browser.find_element(By.ID, "result").get_attribute("class") == "hidden"
     check_screenshot(browser, shots / "4-error.png", bars=False)
+    from PIL import Image
+
+    img = np.asarray(Image.open(shots / "4-error.png").convert("RGB")).astype(int)
+    r = browser.execute_script("return document.getElementById('error').getBoundingClientRect().toJSON()")
+    region = img[int(r["top"]) : int(r["bottom"]), int(r["left"]) : int(r["right"])]
+    assert ((region[..., 0] - region[..., 1]) > 60).mean() > 0.01  # the message is there, in red
