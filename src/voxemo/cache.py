@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from .audio import load_audio
-from .config import AudioConfig, FeatureConfig
+from .config import AudioConfig, AugmentConfig, FeatureConfig
 from .errors import AudioError
 from .features import FEATURE_VERSION, extract
 from .parallel import pmap
@@ -89,6 +89,55 @@ def _features_for(job: tuple[str, AudioConfig, FeatureConfig, str | None]) -> np
         return str(exc)
     except OSError as exc:
         return f"{path}: {exc.strerror or exc}"
+
+
+def augment_digest(aug: AugmentConfig) -> str:
+    """Short hash of an augmentation config (without ``copies``: copy i is the same whatever the count)."""
+    blob = json.dumps({k: v for k, v in aug.to_dict().items() if k != "copies"}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def _augmented_for(job: tuple[str, AudioConfig, FeatureConfig, AugmentConfig, str | None]) -> list[np.ndarray] | str:
+    """Worker: the ``aug.copies`` augmented feature copies of one file, from the cache when present."""
+    from .augment import augment_signal
+
+    path, audio, features, aug, cache_root = job
+    try:
+        digest = file_digest(path)
+        cache = FeatureCache(cache_root, audio, features) if cache_root else None
+        keys = [f"{digest}-aug{augment_digest(aug)}-{i}" for i in range(aug.copies)]
+        copies = [cache.get(k) for k in keys] if cache else [None] * len(keys)
+        if any(c is None for c in copies):
+            y, sr = load_audio(path, max_duration=audio.max_duration)
+            for i, key in enumerate(keys):
+                if copies[i] is None:
+                    rng = np.random.default_rng([aug.seed, int(digest[:15], 16), i])
+                    spec = extract(y, sr, audio, features, name=str(path),
+                                   augment=lambda sig, rate: augment_signal(sig, rate, aug, rng))  # noqa: B023
+                    copies[i] = cache.put(key, spec) if cache else spec
+        return copies  # type: ignore[return-value]
+    except AudioError as exc:
+        return str(exc)
+    except OSError as exc:
+        return f"{path}: {exc.strerror or exc}"
+
+
+def extract_augmented(
+    paths: Iterable[str],
+    audio: AudioConfig,
+    features: FeatureConfig,
+    aug: AugmentConfig,
+    *,
+    cache_dir: str | os.PathLike[str] | None = None,
+    jobs: int = 0,
+    progress: bool = True,
+) -> list[list[np.ndarray] | str]:
+    """``aug.copies`` augmented feature arrays per file (training only), in input order, cached like
+    :func:`extract_many`; a file that fails gives its one-line error message instead of a list."""
+    paths = [str(p) for p in paths]
+    root = None if cache_dir == "" else str(cache_dir if cache_dir is not None else default_cache_dir())
+    work = [(p, audio, features, aug, root) for p in paths]
+    return pmap(_augmented_for, work, jobs=jobs, desc="augment", progress=progress, chunksize=4)
 
 
 def extract_many(

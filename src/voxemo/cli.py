@@ -15,8 +15,8 @@ log = logging.getLogger("voxemo")
 
 
 def _config(args: argparse.Namespace) -> Any:
-    """The default Config with the CLI's overrides (seed, epochs, threads)."""
-    from .config import Config
+    """The default Config with the CLI's overrides (seed, epochs, threads, then each ``--set``)."""
+    from .config import Config, apply_overrides
 
     cfg = Config()
     train = {"seed": args.seed}
@@ -24,7 +24,7 @@ def _config(args: argparse.Namespace) -> Any:
         train["epochs"] = args.epochs
     if getattr(args, "threads", None):
         train["threads"] = args.threads
-    return cfg.replace(train=cfg.train.replace(**train))
+    return apply_overrides(cfg.replace(train=cfg.train.replace(**train)), getattr(args, "set", None) or [])
 
 
 def _records(data: str | None, progress: bool, corpus: str | None = None, *, for_model: bool = False) -> Any:
@@ -84,15 +84,16 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from .pipeline import apply_choice, compare_variants, load_features, train_final
+    from .pipeline import apply_choice, compare_variants, load_augmented, load_features, train_final
 
     cfg = _config(args)
     records = _records(args.data, args.progress, args.corpus, for_model=True)
     records, specs, errors = load_features(records, cfg, jobs=args.jobs,
                                            progress=args.progress)
-    variants = compare_variants(records, specs, cfg, progress=args.progress)
+    aug = load_augmented(records, cfg, jobs=args.jobs, progress=args.progress)
+    variants = compare_variants(records, specs, cfg, aug_specs=aug, progress=args.progress)
     cfg, epochs = apply_choice(cfg, variants)
-    clf = train_final(records, specs, cfg, epochs, progress=args.progress)
+    clf = train_final(records, specs, cfg, epochs, aug_specs=aug, progress=args.progress)
     clf.save(args.out, report={"variants": variants, "final_epochs": epochs, "n_clips": len(records),
                                "skipped": errors, "config": cfg.to_dict()})
     print(f"chose {variants['chosen']}; trained on {len(records)} clips for {epochs} epochs; saved {args.out}")
@@ -101,12 +102,13 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from .evaluate import evaluate, write_evaluation
-    from .pipeline import load_features
+    from .pipeline import load_augmented, load_features
 
     cfg = _config(args)
     records, specs, _ = load_features(_records(args.data, args.progress, args.corpus, for_model=True), cfg,
                                       jobs=args.jobs, progress=args.progress)
-    result = evaluate(records, specs, cfg, args.protocol, progress=args.progress)
+    aug = load_augmented(records, cfg, jobs=args.jobs, progress=args.progress)
+    result = evaluate(records, specs, cfg, args.protocol, aug_specs=aug, progress=args.progress)
     write_evaluation(result, args.out)
     s = result["summary"]
     print(f"{args.protocol}: accuracy {s['accuracy']['mean']:.3f} ± {s['accuracy']['std']:.3f}, "
@@ -231,6 +233,9 @@ def build_parser() -> argparse.ArgumentParser:
     def training_args(sp: argparse.ArgumentParser) -> None:
         sp.add_argument("--epochs", type=int, help="maximum epochs per training")
         sp.add_argument("--threads", type=int, help="torch threads per training (default: all cores)")
+        sp.add_argument("--set", action="append", metavar="SECTION.FIELD=VALUE",
+                        help="override a config field, e.g. --set augment.copies=0 --set model.pooling=attention "
+                             "(repeatable; sections: audio, features, model, train, augment)")
 
     s = sub.add_parser("run", help="the whole study: analysis, variants, evaluation, final model, report")
     data_arg(s, positional=False)

@@ -109,17 +109,24 @@ class FeatureConfig(_Config):
 @dataclass(frozen=True)
 class ModelConfig(_Config):
     """CNN architecture: conv blocks of ``channels`` (each halves time and frequency), then pooling and a
-    linear classifier. ``bias_init`` sets the output bias to the log class priors of the training set."""
+    linear classifier. ``bias_init`` sets the output bias to the log class priors of the training set.
+    ``pooling`` over time: ``"meanmax"`` concatenates the mean and the max, ``"attention"`` a learned
+    softmax-weighted mean and the max. ``pool_first`` orders each block conv, max-pool, batch norm, ReLU instead of
+    conv, batch norm, ReLU, max-pool (faster on a CPU)."""
 
     channels: tuple[int, ...] = (16, 32, 64, 128)
     dropout: float = 0.3
     bias_init: bool = True
+    pooling: str = "meanmax"
+    pool_first: bool = False
 
     def __post_init__(self) -> None:
         if not self.channels or any(int(c) <= 0 for c in self.channels):
             raise ConfigError(f"ModelConfig.channels={self.channels!r} must be a non-empty tuple of positive ints")
         if not 0 <= self.dropout < 1:
             raise ConfigError(f"ModelConfig.dropout={self.dropout!r} must be in [0, 1)")
+        if self.pooling not in ("meanmax", "attention"):
+            raise ConfigError(f"ModelConfig.pooling={self.pooling!r} must be 'meanmax' or 'attention'")
 
 
 @dataclass(frozen=True)
@@ -158,6 +165,40 @@ class TrainConfig(_Config):
 
 
 @dataclass(frozen=True)
+class AugmentConfig(_Config):
+    """Waveform augmentation of training clips (never of validation or test clips).
+
+    ``copies`` augmented versions of every training clip are made once, cached with the features, and each epoch
+    every clip is drawn uniformly from its original and its copies; ``copies=0`` turns waveform augmentation off.
+    Each copy applies every family below with probability ``p``: a pitch shift of up to ``pitch_semitones`` either
+    way, a time stretch by a rate in ``1 ± stretch``, a gain in ``± gain_db`` and Gaussian noise at an SNR drawn
+    from ``noise_snr_db`` (min, max). Pitch shift and time stretch are audiomentations' (signalsmith-stretch).
+    A family with a zero range (``noise_snr_db=None``) is off. Gain alone cannot change the features (they are
+    relative to the clip's loudest bin); it matters only together with noise. SpecAugment masks are in
+    :class:`TrainConfig`. A copy's random draws depend only on ``seed``, the file's content and the copy's index.
+    """
+
+    copies: int = 0
+    p: float = 0.5
+    pitch_semitones: float = 2.0
+    stretch: float = 0.1
+    gain_db: float = 6.0
+    noise_snr_db: tuple[float, float] | None = (15.0, 40.0)
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.copies, int) or self.copies < 0:
+            raise ConfigError(f"AugmentConfig.copies={self.copies!r} must be a non-negative integer")
+        if not 0 <= self.p <= 1:
+            raise ConfigError(f"AugmentConfig.p={self.p!r} must be in [0, 1]")
+        if self.pitch_semitones < 0 or self.gain_db < 0 or not 0 <= self.stretch < 0.5:
+            raise ConfigError("AugmentConfig needs pitch_semitones >= 0, gain_db >= 0 and 0 <= stretch < 0.5")
+        snr = self.noise_snr_db
+        if snr is not None and (len(snr) != 2 or snr[0] > snr[1]):
+            raise ConfigError(f"AugmentConfig.noise_snr_db={snr!r} must be (min, max) with min <= max, or None (off)")
+
+
+@dataclass(frozen=True)
 class Config(_Config):
     """Everything a model needs to be rebuilt: stored as ``config.json`` in every model directory."""
 
@@ -165,6 +206,7 @@ class Config(_Config):
     features: FeatureConfig = field(default_factory=FeatureConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -172,12 +214,43 @@ class Config(_Config):
             "features": self.features.to_dict(),
             "model": self.model.to_dict(),
             "train": self.train.to_dict(),
+            "augment": self.augment.to_dict(),
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Config:
-        parts = {"audio": AudioConfig, "features": FeatureConfig, "model": ModelConfig, "train": TrainConfig}
+        parts = {"audio": AudioConfig, "features": FeatureConfig, "model": ModelConfig, "train": TrainConfig,
+                 "augment": AugmentConfig}
         unknown = sorted(set(data) - set(parts))
         if unknown:
             raise ConfigError(f"Config: unknown section(s) {unknown}; expected some of {sorted(parts)}")
         return cls(**{k: parts[k].from_dict(v) for k, v in data.items()})
+
+
+def apply_overrides(config: Config, items: list[str] | tuple[str, ...]) -> Config:
+    """``config`` with ``SECTION.FIELD=VALUE`` overrides applied (values are JSON, else plain strings).
+
+    >>> apply_overrides(Config(), ["augment.copies=2", "model.channels=[8, 16]"]).model.channels
+    (8, 16)
+    >>> apply_overrides(Config(), ["model.width=3"])  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    voxemo.errors.ConfigError: ModelConfig: unknown field(s) ['width']; expected some of ['bias_init', ...]
+    """
+    import json
+
+    data = config.to_dict()
+    for item in items:
+        key, sep, raw = item.partition("=")
+        section, dot, name = key.strip().partition(".")
+        if not sep or not dot or section not in data:
+            raise ConfigError(f"bad override {item!r}: expected SECTION.FIELD=VALUE with SECTION one of {sorted(data)}")
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        data[section][name] = value
+    try:
+        return Config.from_dict(data)
+    except TypeError as exc:
+        raise ConfigError(f"bad override in {list(items)}: {exc}") from None

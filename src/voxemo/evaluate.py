@@ -110,12 +110,14 @@ def fit_and_test(job: tuple[Any, ...]) -> tuple[dict[str, Any], np.ndarray]:
     """Train on one split's training (and validation) clips; return the fold row and the test probabilities.
 
     A module-level function taking one tuple, so that process pools can run splits side by side; the study's
-    variant comparison uses it too (with the validation clips as its test set).
+    variant comparison uses it too (with the validation clips as its test set). An optional tenth element holds
+    the augmented copies of the training clips.
     """
-    name, train_x, train_y, val_x, val_y, test_x, test_y, n_classes, config = job
+    name, train_x, train_y, val_x, val_y, test_x, test_y, n_classes, config, *rest = job
+    train_aug = rest[0] if rest else None
     start = time.perf_counter()
     res = train_model(train_x, train_y, n_classes, config, val_specs=val_x or None, val_labels=val_y if val_x else None,
-                      progress=False, desc=name)
+                      aug_specs=train_aug, progress=False, desc=name)
     probs = predict_specs(res.model, test_x, config)
     fold = {"fold": name, "n_train": len(train_x), "n_val": len(val_x), "n_test": len(test_x),
             "best_epoch": res.best_epoch, "epochs_run": len(res.history), "seconds": time.perf_counter() - start,
@@ -130,11 +132,13 @@ def evaluate(
     protocol: str = "actor-6fold",
     *,
     labels: Sequence[str] = EMOTIONS,
+    aug_specs: Sequence[Sequence[np.ndarray]] | None = None,
     jobs: int = 0,
     progress: bool = True,
 ) -> dict[str, Any]:
     """Train and test one model per split; returns metrics per fold, mean ± std, the summed confusion
     matrix and per-clip predictions. Splits train side by side in ``jobs`` processes (0 = one per core).
+    ``aug_specs`` (augmented copies per record) are given to each split's training clips only.
     """
     labels = list(labels)
     y = np.array([labels.index(r.emotion) for r in records])
@@ -142,8 +146,8 @@ def evaluate(
     workers, threads = split_cores(len(splits), jobs)
     cfg = config if config.train.threads else config.replace(train=config.train.replace(threads=threads))
     take = lambda ix: [specs[i] for i in ix]  # noqa: E731
-    work = [(s.name, take(s.train), y[s.train], take(s.val), y[s.val], take(s.test), y[s.test], len(labels), cfg)
-            for s in splits]
+    work = [(s.name, take(s.train), y[s.train], take(s.val), y[s.val], take(s.test), y[s.test], len(labels), cfg,
+             [aug_specs[i] for i in s.train] if aug_specs else None) for s in splits]
     outcomes = pmap(fit_and_test, work, jobs=workers, desc=protocol, progress=progress, chunksize=1, unit="fold",
                     start_method="spawn")
     folds, predictions = [], []

@@ -6,6 +6,7 @@ All functions here are pure: arrays in, arrays out.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import lru_cache
 
 import librosa
@@ -98,9 +99,17 @@ def logmel(y: np.ndarray, sr: int, features: FeatureConfig) -> np.ndarray:
     return db.astype(np.float32)
 
 
-def extract(y: np.ndarray, sr: int, audio: AudioConfig, features: FeatureConfig, *, name: str = "signal") -> np.ndarray:
-    """Signal at any rate and channel count -> log-mel of the trimmed speech, shape (n_mels, n_frames)."""
-    spec = logmel(prepare_signal(y, sr, audio, name=name), audio.sample_rate, features)
+def extract(y: np.ndarray, sr: int, audio: AudioConfig, features: FeatureConfig, *, name: str = "signal",
+            augment: Callable[[np.ndarray, int], np.ndarray] | None = None) -> np.ndarray:
+    """Signal at any rate and channel count -> log-mel of the trimmed speech, shape (n_mels, n_frames).
+
+    ``augment(signal, sample_rate)``, used only for training copies, transforms the prepared (resampled, trimmed)
+    signal before the spectrogram.
+    """
+    signal = prepare_signal(y, sr, audio, name=name)
+    if augment is not None:
+        signal = augment(signal, audio.sample_rate)
+    spec = logmel(signal, audio.sample_rate, features)
     if features.utterance_norm:
         spec = spec - spec.mean(axis=1, keepdims=True)
     return spec

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from .cache import extract_many
+from .cache import extract_augmented, extract_many
 from .config import Config
 from .errors import CorpusError
 from .evaluate import evaluate, fit_and_test, pick_validation_speakers, write_evaluation
@@ -44,8 +44,23 @@ def load_features(records: Sequence[Utterance], config: Config, *, cache_dir: st
     return kept, specs, errors
 
 
+def load_augmented(records: Sequence[Utterance], config: Config, *, cache_dir: str | None = None, jobs: int = 0,
+                   progress: bool = True) -> list[list[np.ndarray]] | None:
+    """``config.augment.copies`` augmented feature copies per record for training, or None when augmentation is
+    off. A record whose copies fail (it loaded once already, so this is rare) trains on its original only."""
+    if not config.augment.copies:
+        return None
+    results = extract_augmented([r.path for r in records], config.audio, config.features, config.augment,
+                                cache_dir=cache_dir, jobs=jobs, progress=progress)
+    for res in results:
+        if isinstance(res, str):
+            log.warning("augmentation skipped: %s", res)
+    return [[] if isinstance(res, str) else res for res in results]
+
+
 def compare_variants(records: Sequence[Utterance], specs: Sequence[np.ndarray], config: Config, *,
-                     labels: Sequence[str] = EMOTIONS, jobs: int = 0, progress: bool = True) -> dict[str, Any]:
+                     labels: Sequence[str] = EMOTIONS, aug_specs: Sequence[Sequence[np.ndarray]] | None = None,
+                     jobs: int = 0, progress: bool = True) -> dict[str, Any]:
     """Train the CNN with and without output-bias initialisation on the same actor split and compare first-epoch
     and best validation loss/accuracy. The better variant has the lower best validation loss. Both train side by
     side in ``jobs`` processes (0 = one per core)."""
@@ -55,14 +70,15 @@ def compare_variants(records: Sequence[Utterance], specs: Sequence[np.ndarray], 
     is_val = np.array([r.speaker in val_spk for r in records])
     y = np.array([labels.index(r.emotion) for r in records])
     take = lambda mask: [s for s, m in zip(specs, mask) if m]  # noqa: E731
+    train_aug = [a for a, m in zip(aug_specs, ~is_val) if m] if aug_specs else None
     work = []
     for bias_init in (True, False):
         cfg = config.replace(model=config.model.replace(bias_init=bias_init))
         work.append(("bias_init" if bias_init else "no_bias_init", take(~is_val), y[~is_val], take(is_val), y[is_val],
-                     take(is_val), y[is_val], len(labels), cfg))
+                     take(is_val), y[is_val], len(labels), cfg, train_aug))
     workers, threads = split_cores(len(work), jobs)
     if not config.train.threads:
-        work = [(*w[:-1], w[-1].replace(train=w[-1].train.replace(threads=threads))) for w in work]
+        work = [(*w[:8], w[8].replace(train=w[8].train.replace(threads=threads)), w[9]) for w in work]
     outcomes = pmap(fit_and_test, work, jobs=workers, desc="variants", progress=progress, chunksize=1,
                     unit="variant", start_method="spawn")
     variants = {}
@@ -70,7 +86,7 @@ def compare_variants(records: Sequence[Utterance], specs: Sequence[np.ndarray], 
         history = fold["history"]
         first, best = history[0], history[fold["best_epoch"] - 1]
         variants[job[0]] = {
-            "bias_init": job[-1].model.bias_init, "first_epoch_val_loss": first["val_loss"],
+            "bias_init": job[8].model.bias_init, "first_epoch_val_loss": first["val_loss"],
             "first_epoch_val_accuracy": first["val_accuracy"], "best_epoch": fold["best_epoch"],
             "best_val_loss": best["val_loss"], "best_val_accuracy": best["val_accuracy"], "history": history,
         }
@@ -87,11 +103,13 @@ def apply_choice(config: Config, variants: dict[str, Any]) -> tuple[Config, int]
 
 
 def train_final(records: Sequence[Utterance], specs: Sequence[np.ndarray], config: Config, epochs: int, *,
-                labels: Sequence[str] = EMOTIONS, progress: bool = True) -> EmotionClassifier:
+                labels: Sequence[str] = EMOTIONS, aug_specs: Sequence[Sequence[np.ndarray]] | None = None,
+                progress: bool = True) -> EmotionClassifier:
     """Retrain on every clip for a fixed number of epochs (the best epoch found on held-out actors)."""
     labels = list(labels)
     y = np.array([labels.index(r.emotion) for r in records])
-    res = train_model(specs, y, len(labels), config, epochs=epochs, progress=progress, desc="final")
+    res = train_model(specs, y, len(labels), config, epochs=epochs, aug_specs=aug_specs, progress=progress,
+                      desc="final")
     return EmotionClassifier(res.model, config, labels)
 
 
@@ -121,11 +139,12 @@ def run_study(records: Sequence[Utterance], out_dir: str | Path, config: Config,
         timings["analysis"] = time.perf_counter() - t0
     t = time.perf_counter()
     records, specs, errors = load_features(records, config, cache_dir=cache_dir, jobs=jobs, progress=progress)
+    aug_specs = load_augmented(records, config, cache_dir=cache_dir, jobs=jobs, progress=progress)
     timings["features"] = time.perf_counter() - t
 
     t = time.perf_counter()
     log.info("comparing output-bias initialisation variants")
-    variants = compare_variants(records, specs, config, progress=progress)
+    variants = compare_variants(records, specs, config, aug_specs=aug_specs, progress=progress)
     (out / "variants.json").write_text(json.dumps(variants, indent=2))
     config, epochs = apply_choice(config, variants)
     timings["variants"] = time.perf_counter() - t
@@ -134,14 +153,14 @@ def run_study(records: Sequence[Utterance], out_dir: str | Path, config: Config,
     for protocol in ("actor-6fold", "random") if random_protocol else ("actor-6fold",):
         t = time.perf_counter()
         log.info("evaluating with protocol %s", protocol)
-        result = evaluate(records, specs, config, protocol, progress=progress)
+        result = evaluate(records, specs, config, protocol, aug_specs=aug_specs, progress=progress)
         write_evaluation(result, out / f"eval-{protocol}")
         evaluations[protocol] = result
         timings[f"eval-{protocol}"] = time.perf_counter() - t
 
     t = time.perf_counter()
     log.info("training the final model on all %d clips for %d epochs", len(records), epochs)
-    clf = train_final(records, specs, config, epochs, progress=progress)
+    clf = train_final(records, specs, config, epochs, aug_specs=aug_specs, progress=progress)
     timings["final"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - t0
     report = {

@@ -94,6 +94,7 @@ def train_model(
     val_specs: Sequence[np.ndarray] | None = None,
     val_labels: np.ndarray | None = None,
     epochs: int | None = None,
+    aug_specs: Sequence[Sequence[np.ndarray]] | None = None,
     progress: bool = True,
     desc: str = "train",
 ) -> TrainResult:
@@ -109,6 +110,9 @@ def train_model(
         Class indices in ``range(n_classes)``.
     epochs : int, optional
         Overrides ``config.train.epochs`` (used to retrain on all data for the epoch count found by validation).
+    aug_specs : sequence of sequences of np.ndarray, optional
+        Augmented copies of each training clip (:func:`voxemo.cache.extract_augmented`); each epoch every clip is
+        drawn uniformly from its original and its copies. Normalisation is fitted on the originals only.
     """
     t = config.train
     set_threads(t.threads)
@@ -139,7 +143,12 @@ def train_model(
     for epoch in bar:
         start = time.perf_counter()
         model.train()
-        x_all = spec_augment(random_segments(specs, n_frames, fill, rng), config, rng, fill)
+        if aug_specs:
+            pick = [int(rng.integers(0, 1 + len(a))) for a in aug_specs]
+            epoch_specs = [s if k == 0 else a[k - 1] for s, a, k in zip(specs, aug_specs, pick)]
+        else:
+            epoch_specs = specs
+        x_all = spec_augment(random_segments(epoch_specs, n_frames, fill, rng), config, rng, fill)
         order = rng.permutation(len(specs))
         total = 0.0
         for b in range(steps_per_epoch):

@@ -1,0 +1,120 @@
+"""Waveform augmentation: the transforms do what they say, copies are seeded and cached, and only training
+clips are ever augmented."""
+
+import numpy as np
+import pytest
+
+import voxemo.evaluate as evaluate_mod
+from conftest import tone, voiced, voxemo_records
+from voxemo.augment import apply_params, draw_params
+from voxemo.cache import extract_augmented, extract_many
+from voxemo.config import AudioConfig, AugmentConfig, Config, ModelConfig, TrainConfig
+from voxemo.errors import ConfigError
+from voxemo.labels import EMOTIONS
+from voxemo.train import centre_segments, train_model
+
+SR = 22050
+
+
+def peak_hz(y: np.ndarray, sr: int = SR) -> float:
+    spectrum = np.abs(np.fft.rfft(y * np.hanning(len(y))))
+    return float(np.fft.rfftfreq(len(y), 1 / sr)[spectrum.argmax()])
+
+
+def test_pitch_shift_moves_the_fundamental():
+    y = tone(220.0, 1.0, SR)
+    up = apply_params(y, SR, {"pitch_semitones": 12.0}, np.random.default_rng(0))
+    assert len(up) == len(y)
+    assert peak_hz(up) == pytest.approx(440.0, rel=0.03)
+
+
+def test_time_stretch_changes_the_length_by_the_rate():
+    y = tone(220.0, 1.0, SR)
+    fast = apply_params(y, SR, {"stretch_rate": 1.25}, np.random.default_rng(0))
+    assert len(fast) == pytest.approx(len(y) / 1.25, rel=0.02)
+    assert peak_hz(fast) == pytest.approx(220.0, rel=0.03)  # tempo changes, pitch does not
+
+
+def test_noise_is_added_at_the_requested_snr():
+    y = tone(220.0, 2.0, SR)
+    noisy = apply_params(y, SR, {"noise_snr_db": 10.0}, np.random.default_rng(0))
+    snr = 10 * np.log10(np.mean(y.astype(np.float64) ** 2) / np.mean((noisy - y).astype(np.float64) ** 2))
+    assert snr == pytest.approx(10.0, abs=0.3)
+
+
+def test_draws_are_seeded_and_families_switch_off():
+    aug = AugmentConfig(p=1.0)
+    assert draw_params(aug, np.random.default_rng(3)) == draw_params(aug, np.random.default_rng(3))
+    off = draw_params(AugmentConfig(p=1.0, pitch_semitones=0, stretch=0, gain_db=0, noise_snr_db=None),
+                      np.random.default_rng(3))
+    assert off == {}
+    # switching one family off leaves the others' values unchanged
+    no_pitch = draw_params(AugmentConfig(p=1.0, pitch_semitones=0), np.random.default_rng(3))
+    full = draw_params(aug, np.random.default_rng(3))
+    assert no_pitch == {k: v for k, v in full.items() if k != "pitch_semitones"}
+
+
+def test_augment_config_is_validated_and_round_trips():
+    with pytest.raises(ConfigError):
+        AugmentConfig(copies=-1)
+    with pytest.raises(ConfigError):
+        AugmentConfig(noise_snr_db=(30.0, 10.0))
+    cfg = Config(augment=AugmentConfig(copies=2, noise_snr_db=None))
+    assert Config.from_dict(cfg.to_dict()) == cfg
+    assert Config.from_dict({k: v for k, v in cfg.to_dict().items() if k != "augment"}).augment == AugmentConfig()
+
+
+def test_augmented_copies_are_deterministic_cached_and_differ_from_the_original(make_wav, tmp_path, rng):
+    paths = [str(make_wav(f"c{i}.wav", voiced(1.0, 16000, rng, f0=120 + 30 * i), 16000)) for i in range(3)]
+    bad = tmp_path / "bad.wav"
+    bad.write_text("not audio")
+    cfg = Config()
+    aug = AugmentConfig(copies=2, p=1.0)
+    cache = tmp_path / "cache"
+    first = extract_augmented(paths + [str(bad)], cfg.audio, cfg.features, aug, cache_dir=cache, jobs=1,
+                              progress=False)
+    assert isinstance(first[-1], str) and "bad.wav" in first[-1]
+    entries = sorted(p.name for p in cache.rglob("*.npy"))
+    assert len(entries) == 6 and all("-aug" in e for e in entries)
+    again = extract_augmented(paths, cfg.audio, cfg.features, aug, cache_dir="", jobs=1, progress=False)
+    originals = extract_many(paths, cfg.audio, cfg.features, cache_dir="", jobs=1, progress=False)
+    for cached, fresh, orig in zip(first, again, originals):
+        assert len(cached) == 2
+        for c, f in zip(cached, fresh):
+            np.testing.assert_allclose(c, f, atol=0.05)  # the cache stores float16
+        assert not np.array_equal(cached[0], cached[1])
+        assert cached[0].shape != orig.shape or not np.allclose(cached[0], orig, atol=0.5)
+    more = extract_augmented(paths, cfg.audio, cfg.features, AugmentConfig(copies=3, p=1.0), cache_dir=cache,
+                             jobs=1, progress=False)
+    np.testing.assert_array_equal(more[0][1], first[0][1])  # copy i does not depend on the number of copies
+
+
+def test_training_normalises_on_originals_and_uses_copies(rng):
+    cfg = Config(audio=AudioConfig(duration=1.0), model=ModelConfig(channels=(4,)),
+                 train=TrainConfig(epochs=2, batch_size=16, threads=1))
+    specs = [rng.normal(-40, 5, (64, 40)).astype(np.float32) for _ in range(16)]
+    copies = [[s + 30.0] for s in specs]  # copies far from the originals
+    labels = np.arange(16) % len(EMOTIONS)
+    res = train_model(specs, labels, len(EMOTIONS), cfg, aug_specs=copies, progress=False)
+    expected = centre_segments(specs, 44, -80.0).mean(axis=(0, 2))
+    np.testing.assert_allclose(res.model.feature_mean.numpy(), expected, rtol=1e-4)
+
+
+def test_evaluate_gives_copies_to_training_clips_only(monkeypatch):
+    recs = voxemo_records(24, clips_per_speaker=2)
+    specs = [np.full((64, 10), i, np.float32) for i in range(len(recs))]
+    aug = [[np.full((64, 10), 1000 + i, np.float32)] for i in range(len(recs))]
+    captured = []
+
+    def fake_pmap(fn, work, **kwargs):
+        captured.extend(work)
+        return [({"accuracy": 0.0, "uar": 0.0, "macro_f1": 0.0}, np.full((len(w[5]), 8), 1 / 8)) for w in work]
+
+    monkeypatch.setattr(evaluate_mod, "pmap", fake_pmap)
+    evaluate_mod.evaluate(recs, specs, Config(), "actor-6fold", aug_specs=aug, progress=False)
+    assert len(captured) == 6
+    for job in captured:
+        train_ids = {int(s[0, 0]) for s in job[1]}
+        test_ids = {int(s[0, 0]) for s in job[5]}
+        aug_ids = {int(a[0][0, 0]) - 1000 for a in job[9]}
+        assert aug_ids == train_ids and not aug_ids & test_ids
