@@ -194,10 +194,17 @@ def test_manifests_as_inputs(folder: Path, tiny_model_dir: Path, tmp_path: Path,
     assert code == 1 and len(rows) == 9 and sum("error" in r for r in rows) == 1
 
 
-def test_workers_give_the_same_results_with_bounded_work_in_flight(folder: Path, tiny_model_dir: Path) -> None:
+def test_workers_give_the_same_results_with_bounded_work_in_flight(folder: Path, tiny_model_dir: Path,
+                                                                    counted: list[str],
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     clf = load_model(tiny_model_dir)
     items = list(expand_inputs([folder]))
-    assert len(items) >= batch.MIN_PARALLEL  # enough inputs for the worker pool to start
+    assert len(items) >= batch.MIN_PARALLEL  # enough inputs for the worker pool to start, as the CLI would
+    serial = list(predict_stream(items, clf, jobs=1))
+    counted.clear()
+
+    # the parent keeps out of the work: every file goes through the workers
+    monkeypatch.setattr(batch, "MIN_PARALLEL", 16)  # a small look-ahead makes the bound on reading visible
     pulled = 0
 
     def source() -> Iterator[tuple[str, str | None]]:
@@ -207,12 +214,16 @@ def test_workers_give_the_same_results_with_bounded_work_in_flight(folder: Path,
             yield item
 
     results = []
-    for result in predict_stream(source(), clf, model=str(tiny_model_dir), jobs=2):
+    for result in predict_stream(source(), clf, model=str(tiny_model_dir), jobs=2, help_while_starting=False):
         if not results:  # the first result comes while most inputs are still unread
-            assert pulled <= batch.MIN_PARALLEL + batch.IN_FLIGHT_PER_JOB * 2
+            assert pulled <= 16 + batch.IN_FLIGHT_PER_JOB * 2 * batch.CHUNK < len(items) // 4
         results.append(result)
-    serial = list(predict_stream(items, clf, jobs=1))
+    assert counted == []  # not one file predicted in this process
     assert results == serial
+
+    # the parent predicts the first files while the workers start: same results, same order
+    monkeypatch.undo()
+    assert list(predict_stream(items, clf, model=str(tiny_model_dir), jobs=2)) == serial
 
 
 def test_output_needs_a_machine_format_and_jobs_must_be_valid(folder: Path, tiny_model_dir: Path, tmp_path: Path,

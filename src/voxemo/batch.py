@@ -6,7 +6,7 @@ prefix. With ``resume=True`` the inputs already in the output file are skipped: 
 dropped and redone; inputs recorded as errors are not retried (delete their lines to retry them).
 
 Memory stays flat for any number of inputs: inputs are expanded lazily (a folder's sorted file list is the
-largest thing held), manifests are read line by line, and at most ``4 * jobs`` files are in flight.
+largest thing held), manifests are read line by line, and at most ``16 * jobs`` files are in flight.
 """
 
 from __future__ import annotations
@@ -37,8 +37,11 @@ FORMATS = ("text", "json", "csv")
 #: below this many inputs one process is faster: a worker takes 2-3 s to start (it imports torch and loads the
 #: model), about as long as one process takes for 250-300 three-second clips
 MIN_PARALLEL = 256
-#: files in flight per worker: enough to keep workers busy while the oldest result is awaited, bounded for memory
-IN_FLIGHT_PER_JOB = 4
+#: files per task sent to a worker: one file (a few ms of work) per task would spend a good part of the parent's
+#: time on inter-process traffic
+CHUNK = 8
+#: tasks in flight per worker: enough to keep workers busy while the oldest result is awaited, bounded for memory
+IN_FLIGHT_PER_JOB = 2
 
 
 # ---- inputs ----------------------------------------------------------------------------------------------------
@@ -115,9 +118,13 @@ def _init_worker(model: str | None, backend: str) -> None:
     _worker_model = load_model(model, backend=backend)
 
 
-def _predict_in_worker(path: str) -> dict[str, Any]:
+def _predict_in_worker(items: list[tuple[str, str | None]]) -> list[dict[str, Any]]:
     assert _worker_model is not None, "worker used before _init_worker"
-    return _safe_predict(_worker_model, path)
+    return [_result_of(_worker_model, path, error) for path, error in items]
+
+
+def _result_of(clf: Classifier, path: str, error: str | None) -> dict[str, Any]:
+    return {"path": path, "error": error} if error else _safe_predict(clf, path)
 
 
 def _safe_predict(clf: Classifier, path: str) -> dict[str, Any]:
@@ -130,14 +137,8 @@ def _safe_predict(clf: Classifier, path: str) -> dict[str, Any]:
         return {"path": path, "error": f"{path}: unexpected {type(exc).__name__}{cause}"}
 
 
-def _done(result: dict[str, Any]) -> Future[dict[str, Any]]:
-    f: Future[dict[str, Any]] = Future()
-    f.set_result(result)
-    return f
-
-
 def predict_stream(items: Iterable[tuple[str, str | None]], clf: Classifier, *, model: str | None = None,
-                   backend: str = "torch", jobs: int = 1) -> Iterator[dict[str, Any]]:
+                   backend: str = "torch", jobs: int = 1, help_while_starting: bool = True) -> Iterator[dict[str, Any]]:
     """One result dict per ``(path, error)`` item from :func:`expand_inputs`, in input order, as they finish.
 
     Parameters
@@ -149,39 +150,62 @@ def predict_stream(items: Iterable[tuple[str, str | None]], clf: Classifier, *, 
         What each worker process passes to :func:`voxemo.predict.load_model` (the same model as ``clf``).
     jobs : int
         Worker processes (0 = all cores), each with one thread.
+    help_while_starting : bool
+        Predict the first inputs in this process until a worker is ready.
     """
     jobs = jobs or os.cpu_count() or 1
     it = iter(items)
     head = list(islice(it, MIN_PARALLEL))
     if jobs == 1 or len(head) < MIN_PARALLEL:
         for path, error in chain(head, it):
-            yield {"path": path, "error": error} if error else _safe_predict(clf, path)
+            yield _result_of(clf, path, error)
         return
     import multiprocessing
 
     # spawn, not fork: the parent has torch (and its OpenMP pool) loaded, which must not be inherited by fork
     pool = ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
                                initializer=_init_worker, initargs=(model, backend))
-    pending: deque[tuple[str, Future[dict[str, Any]]]] = deque()
+    pending: deque[tuple[str, Future[list[dict[str, Any]]]]] = deque()
     window = IN_FLIGHT_PER_JOB * jobs
+    rest = chain(head, it)
     try:
-        for path, error in chain(head, it):
-            pending.append((path, _done({"path": path, "error": error}) if error
-                            else pool.submit(_predict_in_worker, path)))
+        # A worker needs seconds to start (imports, model); meanwhile this process predicts the first inputs
+        # itself, so that more jobs are never much slower than one and the first lines come at once.
+        ready = pool.submit(_worker_ready)
+        while help_while_starting and not ready.done() and (chunk := list(islice(rest, CHUNK))):
+            for path, error in chunk:
+                yield _result_of(clf, path, error)
+        while chunk := list(islice(rest, CHUNK)):
+            pending.append((chunk[0][0], _submit(pool, chunk)))
             while len(pending) >= window:
-                yield _result(*pending.popleft())
+                yield from _results(*pending.popleft())
         while pending:
-            yield _result(*pending.popleft())
+            yield from _results(*pending.popleft())
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _result(path: str, future: Future[dict[str, Any]]) -> dict[str, Any]:
+def _worker_ready() -> bool:
+    return _worker_model is not None
+
+
+def _submit(pool: ProcessPoolExecutor, chunk: list[tuple[str, str | None]]) -> Future[list[dict[str, Any]]]:
+    try:
+        return pool.submit(_predict_in_worker, chunk)
+    except BrokenProcessPool:
+        raise _died(chunk[0][0]) from None
+
+
+def _results(path: str, future: Future[list[dict[str, Any]]]) -> list[dict[str, Any]]:
     try:
         return future.result()
     except BrokenProcessPool:
-        raise VoxemoError(f"a worker process died (killed, or out of memory?) while predicting {path}; "
-                          "rerun with --output FILE --resume to go on from there") from None
+        raise _died(path) from None
+
+
+def _died(path: str) -> VoxemoError:
+    return VoxemoError(f"a worker process died (killed, or out of memory?) on the {CHUNK} files from {path}; "
+                       "rerun with --output FILE --resume to go on from there")
 
 
 # ---- output ----------------------------------------------------------------------------------------------------
