@@ -32,6 +32,7 @@ from .predict import Classifier, EmotionClassifier
 #: metadata_props keys written by :func:`export_onnx`
 META_FORMAT, META_CONFIG = "voxemo.format", "voxemo.config"
 META_LABELS, META_VERSION = "voxemo.labels", "voxemo.version"
+META_TEMPERATURE = "voxemo.temperature"  # softmax temperature (voxemo.calibration); absent in older exports: 1
 FORMAT = "voxemo-onnx-1"
 INPUT, OUTPUT = "logmel", "probabilities"
 
@@ -83,6 +84,7 @@ def export_onnx(clf: Classifier, path: str | os.PathLike[str], *, opset: int | N
         META_CONFIG: json.dumps(cfg.to_dict()),
         META_LABELS: json.dumps([str(c) for c in clf.classes_]),
         META_VERSION: _voxemo_version(),
+        META_TEMPERATURE: repr(float(clf.temperature)),
     })
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
@@ -140,10 +142,15 @@ class OnnxClassifier(Classifier):
         try:
             config = Config.from_dict(json.loads(meta[META_CONFIG]))
             classes = [str(c) for c in json.loads(meta[META_LABELS])]
+            temperature = float(meta.get(META_TEMPERATURE, "1.0"))
+            if not 0 < temperature < float("inf"):
+                raise ValueError(f"temperature={temperature!r} must be a positive number")
         except (VoxemoError, ValueError, KeyError, TypeError) as exc:
             raise ModelError(f"{p}: bad voxemo metadata in ONNX file ({_first_line(exc)})") from None
         _check_signature(p, session, config, len(classes))
-        return cls(session, config, classes, threads=threads)
+        clf = cls(session, config, classes, threads=threads)
+        clf.temperature = temperature
+        return clf
 
     def segment_proba(self, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
         """Probabilities for fixed-length log-mel segments: (n, n_mels, n_frames) -> (n, n_classes), float32."""

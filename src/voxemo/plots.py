@@ -328,3 +328,37 @@ def plot_timeline(result: Mapping[str, object], path: str | os.PathLike[str], *,
     if classes:
         ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.0, 0.5))
     return _save(fig, path)
+
+
+def plot_reliability(tables: Mapping[str, Sequence[Mapping[str, float]]], path: str | os.PathLike[str], *,
+                     title: str = "") -> Path:
+    """Reliability diagram: accuracy against mean confidence per confidence bin, one curve per table, the
+    diagonal being perfect calibration; below it, how many predictions fall in each bin.
+
+    Parameters
+    ----------
+    tables : mapping of name -> rows
+        Rows as :func:`voxemo.calibration.reliability_table` returns them (``low``, ``high``, ``n``,
+        ``confidence``, ``accuracy``), e.g. ``{"before": ..., "after": ...}``.
+    path : path-like
+        PNG to write.
+    """
+    fig = _figure(5.5, 6.0)
+    ax, hist = fig.subplots(2, 1, height_ratios=(3, 1), sharex=True)
+    ax.plot([0, 1], [0, 1], color="0.6", linestyle="--", linewidth=1, label="perfect calibration")
+    width = 1.0 / max(1, len(tables) + 1)
+    for i, (name, rows) in enumerate(tables.items()):
+        conf = [r["confidence"] for r in rows]
+        ax.plot(conf, [r["accuracy"] for r in rows], marker="o", label=name)
+        if rows:
+            bin_width = rows[0]["high"] - rows[0]["low"]
+            hist.bar([r["low"] + bin_width * width * (i + 0.5) for r in rows], [r["n"] for r in rows],
+                     width=bin_width * width, label=name, align="center")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("Accuracy")
+    ax.set_title(title)
+    ax.legend(loc="upper left")
+    hist.set_xlabel("Confidence (top probability)")
+    hist.set_ylabel("Clips")
+    return _save(fig, path)

@@ -1,8 +1,9 @@
 """Saved models and prediction: the scikit-learn-like :class:`EmotionClassifier` and :func:`load_model`.
 
 A model directory holds ``weights.pt`` (a plain state dict, loaded with ``weights_only=True`` so nothing
-arbitrary is unpickled), ``config.json`` (the full :class:`~voxemo.config.Config`), ``labels.json`` and, from
-training, ``training.json``. Prediction rebuilds the preprocessing from ``config.json``.
+arbitrary is unpickled), ``config.json`` (the full :class:`~voxemo.config.Config`), ``labels.json``, from
+training, ``training.json``, and optionally ``calibration.json`` (the softmax temperature,
+:mod:`voxemo.calibration`; absent means T = 1). Prediction rebuilds the preprocessing from ``config.json``.
 Importing this module does not import torch: the ONNX backend runs without it.
 
 :class:`Classifier` holds everything but the network: preprocessing, windowing and averaging, labels. Its
@@ -23,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .audio import load_audio
+from .calibration import CALIBRATION, load_temperature, save_calibration, temperature_scale
 from .config import Config
 from .errors import AudioError, ModelError, VoxemoError
 from .features import extract, pad_value, segment_frames, windows
@@ -52,15 +54,26 @@ class Classifier:
         Emotion labels in the order of the probability columns.
     config : Config
         Preprocessing, architecture and training configuration the model was trained with.
+    temperature : float
+        Softmax temperature applied to every window's logits before averaging (1 = uncalibrated); every
+        prediction path (predict, the service, the stream and the timeline) goes through :meth:`predict_proba`.
+    calibration : dict
+        How the temperature was fitted (saved as ``calibration.json``); empty when uncalibrated.
     """
 
     def __init__(self, config: Config, classes: Sequence[str]) -> None:
         self.config = config
         self.classes_ = np.asarray(list(classes))
+        self.temperature = 1.0
+        self.calibration: dict[str, Any] = {}
 
     def segment_proba(self, x: np.ndarray) -> np.ndarray:
         """Probabilities for fixed-length log-mel segments: (n, n_mels, n_frames) -> (n, n_classes), float32."""
         raise NotImplementedError
+
+    def calibrated_segment_proba(self, x: np.ndarray) -> np.ndarray:
+        """:meth:`segment_proba` with the window logits divided by :attr:`temperature`."""
+        return temperature_scale(self.segment_proba(x), self.temperature)
 
     # ---- prediction ---------------------------------------------------------------------------------------
     def features(self, x: AudioInput, sr: int | None = None) -> np.ndarray:
@@ -82,7 +95,7 @@ class Classifier:
         single = isinstance(x, (str, os.PathLike, np.ndarray))
         items = [x] if single else list(x)  # type: ignore[list-item]
         specs = [self.features(item, sr) for item in items]
-        probs = average_windows(specs, self.config, self.segment_proba, len(self.classes_))
+        probs = average_windows(specs, self.config, self.calibrated_segment_proba, len(self.classes_))
         return probs[0] if single else probs
 
     def predict(self, x: AudioInput | Sequence[AudioInput], sr: int | None = None) -> str | np.ndarray:
@@ -138,6 +151,10 @@ class EmotionClassifier(Classifier):
         _atomic_write(out / LABELS, lambda f: f.write(json.dumps(list(map(str, self.classes_))).encode()))
         if report is not None:
             _atomic_write(out / "training.json", lambda f: f.write(json.dumps(report, indent=2).encode()))
+        if self.temperature != 1.0 or self.calibration:
+            save_calibration(out, {**self.calibration, "temperature": float(self.temperature)})
+        else:
+            (out / CALIBRATION).unlink(missing_ok=True)  # an uncalibrated model over an old folder
         return out
 
     @classmethod
@@ -159,10 +176,15 @@ class EmotionClassifier(Classifier):
             state = torch.load(d / WEIGHTS, map_location="cpu", weights_only=True)
             model = build_model(config, len(classes))
             model.load_state_dict(state)
+            temperature = load_temperature(d)
         except (VoxemoError, ValueError, RuntimeError, KeyError, TypeError, OSError, pickle.UnpicklingError) as exc:
             first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise ModelError(f"{d}: cannot load model ({first})") from None
-        return cls(model, config, classes)
+        clf = cls(model, config, classes)
+        clf.temperature = temperature
+        if temperature != 1.0:
+            clf.calibration = json.loads((d / CALIBRATION).read_text())
+        return clf
 
     def segment_proba(self, x: np.ndarray) -> np.ndarray:
         """Probabilities for fixed-length log-mel segments: (n, n_mels, n_frames) -> (n, n_classes), float32."""
