@@ -186,3 +186,55 @@ def test_onnx_export_carries_the_temperature(model_copy: Path, tmp_path: Path, r
     assert onnx.temperature == 2.5
     y = voiced(1.5, 16000, rng)
     np.testing.assert_allclose(onnx.predict_proba(y, sr=16000), clf.predict_proba(y, sr=16000), atol=1e-4)
+
+
+# ---- evaluation and training produce and store calibration -------------------------------------------------------
+def tiny_study(rng: np.random.Generator, n_speakers: int):
+    from conftest import voxemo_records
+    from voxemo.config import AudioConfig, Config, ModelConfig, TrainConfig
+    from voxemo.features import extract
+    from voxemo.labels import EMOTIONS
+
+    cfg = Config(audio=AudioConfig(duration=1.0), model=ModelConfig(channels=(4,)),
+                 train=TrainConfig(epochs=2, batch_size=32, threads=1, val_actors=2))
+    recs = voxemo_records(n_speakers, clips_per_speaker=8)
+    # some clips longer than the 1 s segment, so that clips have several windows
+    specs = [extract(voiced(0.5 + (i % 3) * 0.6, 16000, rng, f0=100 + 20 * EMOTIONS.index(r.emotion)), 16000,
+                     cfg.audio, cfg.features) for i, r in enumerate(recs)]
+    return recs, specs, cfg
+
+
+def test_cnn_evaluation_reports_cross_fitted_calibration(tmp_path: Path, rng: np.random.Generator) -> None:
+    from voxemo.evaluate import evaluate, write_evaluation
+
+    recs, specs, cfg = tiny_study(rng, 12)
+    result = evaluate(recs, specs, cfg, "actor-6fold", jobs=1, progress=False)
+    cal = result["calibration"]
+    assert len(cal["folds"]) == 6 and all(0.01 <= f["temperature"] <= 100 for f in cal["folds"])
+    # the reported "before" probabilities are exactly the evaluation's clip probabilities
+    conf = np.array([p["confidence"] for p in result["predictions"]])
+    pooled_before = sum(r["n"] * r["confidence"] for r in cal["reliability"]["before"]) / len(recs)
+    assert pooled_before == pytest.approx(conf.mean(), abs=1e-5)
+    assert all(p["confidence_calibrated"] is not None for p in result["predictions"])
+    out = write_evaluation(result, tmp_path)
+    assert (out / "reliability.png").stat().st_size > 1000
+    assert "## Calibration" in (out / "report.md").read_text()
+    assert "confidence_calibrated" in (out / "predictions.csv").read_text().splitlines()[0]
+
+
+def test_final_model_gets_the_validation_temperature(tmp_path: Path, rng: np.random.Generator) -> None:
+    from voxemo.pipeline import apply_choice, compare_variants, train_final
+
+    recs, specs, cfg = tiny_study(rng, 6)
+    variants = compare_variants(recs, specs, cfg, jobs=1, progress=False)
+    cal = variants["calibration"]
+    assert cal["n"] == sum(r.speaker in variants["val_speakers"] for r in recs)
+    assert all(s in cal["fitted_on"] for s in variants["val_speakers"])
+    assert cal["after"]["nll"] <= cal["before"]["nll"] + 1e-9  # T minimises NLL there; T = 1 is a candidate
+    json.dumps(variants)  # variants.json stays writable (no arrays left in it)
+    cfg, epochs = apply_choice(cfg, variants)
+    clf = train_final(recs, specs, cfg, epochs, progress=False, calibration=cal)
+    clf.save(tmp_path / "model")
+    stored = json.loads((tmp_path / "model" / CALIBRATION).read_text())
+    assert stored["temperature"] == pytest.approx(cal["temperature"]) and stored["fitted_on"] == cal["fitted_on"]
+    assert load_model(tmp_path / "model").temperature == pytest.approx(cal["temperature"])

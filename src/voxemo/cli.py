@@ -93,7 +93,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     aug = load_augmented(records, cfg, jobs=args.jobs, progress=args.progress)
     variants = compare_variants(records, specs, cfg, aug_specs=aug, progress=args.progress)
     cfg, epochs = apply_choice(cfg, variants)
-    clf = train_final(records, specs, cfg, epochs, aug_specs=aug, progress=args.progress)
+    clf = train_final(records, specs, cfg, epochs, aug_specs=aug, progress=args.progress,
+                      calibration=variants["calibration"])
     clf.save(args.out, report={"variants": variants, "final_epochs": epochs, "n_clips": len(records),
                                "skipped": errors, "config": cfg.to_dict()})
     print(f"chose {variants['chosen']}; trained on {len(records)} clips for {epochs} epochs; saved {args.out}")
@@ -105,10 +106,15 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from .pipeline import load_augmented, load_features
 
     cfg = _config(args)
-    records, specs, _ = load_features(_records(args.data, args.progress, args.corpus, for_model=True), cfg,
-                                      jobs=args.jobs, progress=args.progress)
-    aug = load_augmented(records, cfg, jobs=args.jobs, progress=args.progress)
-    result = evaluate(records, specs, cfg, args.protocol, aug_specs=aug, progress=args.progress)
+    records = _records(args.data, args.progress, args.corpus, for_model=True)
+    if args.model == "egemaps-svm":
+        from .baseline import evaluate_egemaps_svm
+
+        result = evaluate_egemaps_svm(records, cfg, args.protocol, jobs=args.jobs, progress=args.progress)
+    else:
+        records, specs, _ = load_features(records, cfg, jobs=args.jobs, progress=args.progress)
+        aug = load_augmented(records, cfg, jobs=args.jobs, progress=args.progress)
+        result = evaluate(records, specs, cfg, args.protocol, aug_specs=aug, progress=args.progress)
     write_evaluation(result, args.out)
     s = result["summary"]
     print(f"{args.protocol}: accuracy {s['accuracy']['mean']:.3f} ± {s['accuracy']['std']:.3f}, "
@@ -273,6 +279,8 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("evaluate", help="cross-validate under a protocol and write metrics and a report")
     data_arg(s, positional=True)
     s.add_argument("--protocol", choices=PROTOCOLS, default="actor-6fold")
+    s.add_argument("--model", choices=["cnn", "egemaps-svm"], default="cnn",
+                   help="cnn (default), or the classic baseline: openSMILE eGeMAPS functionals + RBF SVM")
     s.add_argument("--out", required=True, help="output folder")
     training_args(s)
     s.set_defaults(func=cmd_evaluate)

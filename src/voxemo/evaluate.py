@@ -5,13 +5,18 @@ the recipe's fixed number of epochs (``TrainConfig.epochs``); nothing about the 
 count, is chosen by looking at them. ``random`` is a stratified 80/20 clip split that lets the same actors appear
 on both sides; it is kept only to show how much such a leaking split inflates accuracy. Normalisation statistics
 are fitted inside each training set.
+
+Calibration (:mod:`voxemo.calibration`): under ``actor-6fold`` fold k's test probabilities are also reported after
+temperature scaling with a T fitted on the other five folds' out-of-fold test predictions (cross-fitting: all other
+speakers, so fold k's test actors never influence its T), with ECE, NLL and Brier score before and after and a
+reliability diagram. The single ``random`` split has nothing held out to fit on and reports uncalibrated values.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,12 +25,13 @@ import numpy as np
 from sklearn.metrics import confusion_matrix, f1_score, recall_score
 from sklearn.model_selection import train_test_split
 
+from .calibration import calibration_markdown, evaluate_folds, window_probabilities
 from .config import Config
 from .errors import ConfigError
 from .labels import EMOTIONS
 from .parallel import pmap, split_cores
 from .records import Utterance
-from .train import predict_specs, train_model
+from .train import predict_segments, train_model
 
 PROTOCOLS = ("actor-6fold", "random")
 
@@ -118,10 +124,11 @@ def fit_and_test(job: tuple[Any, ...]) -> tuple[dict[str, Any], np.ndarray]:
     start = time.perf_counter()
     res = train_model(train_x, train_y, n_classes, config, val_specs=val_x or None, val_labels=val_y if val_x else None,
                       aug_specs=train_aug, progress=False, desc=name)
-    probs = predict_specs(res.model, test_x, config)
+    window_probs = window_probabilities(test_x, config, lambda x: predict_segments(res.model, x))
+    probs = np.stack([w.mean(axis=0) for w in window_probs]) if window_probs else np.zeros((0, n_classes))
     fold = {"fold": name, "n_train": len(train_x), "n_val": len(val_x), "n_test": len(test_x),
             "best_epoch": res.best_epoch, "epochs_run": len(res.history), "seconds": time.perf_counter() - start,
-            **scores(test_y, probs.argmax(1), n_classes), "history": res.history}
+            **scores(test_y, probs.argmax(1), n_classes), "history": res.history, "window_probs": window_probs}
     return fold, probs
 
 
@@ -135,10 +142,14 @@ def evaluate(
     aug_specs: Sequence[Sequence[np.ndarray]] | None = None,
     jobs: int = 0,
     progress: bool = True,
+    fit: Callable[[tuple[Any, ...]], tuple[dict[str, Any], np.ndarray]] = fit_and_test,
 ) -> dict[str, Any]:
     """Train and test one model per split; returns metrics per fold, mean ± std, the summed confusion
-    matrix and per-clip predictions. Splits train side by side in ``jobs`` processes (0 = one per core).
-    ``aug_specs`` (augmented copies per record) are given to each split's training clips only.
+    matrix, per-clip predictions and calibration. Splits train side by side in ``jobs`` processes (0 = one per
+    core). ``aug_specs`` (augmented copies per record) are given to each split's training clips only.
+    ``fit`` trains and tests one split (a module-level function taking :func:`fit_and_test`'s tuple and returning
+    its ``(fold, probs)`` with ``fold["window_probs"]``); :func:`voxemo.baseline.fit_svm_and_test` evaluates the
+    eGeMAPS + SVM baseline under the same protocols.
     """
     labels = list(labels)
     y = np.array([labels.index(r.emotion) for r in records])
@@ -148,17 +159,20 @@ def evaluate(
     take = lambda ix: [specs[i] for i in ix]  # noqa: E731
     work = [(s.name, take(s.train), y[s.train], take(s.val), y[s.val], take(s.test), y[s.test], len(labels), cfg,
              [aug_specs[i] for i in s.train] if aug_specs else None) for s in splits]
-    outcomes = pmap(fit_and_test, work, jobs=workers, desc=protocol, progress=progress, chunksize=1, unit="fold",
+    outcomes = pmap(fit, work, jobs=workers, desc=protocol, progress=progress, chunksize=1, unit="fold",
                     start_method="spawn")
+    calibration, calibrated = evaluate_folds([fold.pop("window_probs") for fold, _ in outcomes],
+                                             [y[s.test] for s in splits])
     folds, predictions = [], []
-    for split, (fold, probs) in zip(splits, outcomes):
+    for k, (split, (fold, probs)) in enumerate(zip(splits, outcomes)):
         fold["test_speakers"] = sorted({records[i].speaker for i in split.test}) if protocol != "random" else []
         folds.append(fold)
-        for i, pr in zip(split.test, probs):
+        for j, (i, pr) in enumerate(zip(split.test, probs)):
             r, p = records[i], int(pr.argmax())
             predictions.append({"path": r.path, "speaker": r.speaker, "gender": r.gender, "intensity": r.intensity,
                                 "emotion": r.emotion, "predicted": labels[p], "fold": split.name,
-                                "confidence": float(pr[p])})
+                                "confidence": float(pr[p]),
+                                "confidence_calibrated": float(calibrated[k][j, p]) if calibrated else None})
     true = np.array([labels.index(p["emotion"]) for p in predictions])
     pred = np.array([labels.index(p["predicted"]) for p in predictions])
     summary = {m: {"mean": float(np.mean([f[m] for f in folds])), "std": float(np.std([f[m] for f in folds]))}
@@ -171,6 +185,7 @@ def evaluate(
         "pooled": scores(true, pred, len(labels)),
         "confusion": confusion_matrix(true, pred, labels=range(len(labels))).tolist(),
         "predictions": predictions,
+        "calibration": calibration,
         "config": config.to_dict(),
     }
 
@@ -204,7 +219,7 @@ def _md_table(rows: Sequence[dict[str, Any]]) -> str:
 
 def write_evaluation(result: dict[str, Any], out_dir: str | Path) -> Path:
     """Write metrics.json, predictions.csv, confusion.png and report.md for an :func:`evaluate` result."""
-    from .plots import plot_confusion  # matplotlib is imported only when reports are written
+    from .plots import plot_confusion, plot_reliability  # matplotlib is imported only when reports are written
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -221,15 +236,24 @@ def write_evaluation(result: dict[str, Any], out_dir: str | Path) -> Path:
     (out / "predictions.csv").write_text("\n".join(lines) + "\n")
     plot_confusion(np.asarray(result["confusion"]), labels, out / "confusion.png",
                    title=f"{result['protocol']}: summed confusion (row-normalised)")
+    cal = result.get("calibration")
+    if cal:
+        plot_reliability(cal["reliability"], out / "reliability.png",
+                         title=f"{result['protocol']}: reliability ({cal['n_bins']} bins)")
     s = result["summary"]
-    report = [f"# Evaluation: `{result['protocol']}`\n",
+    model = f" ({result['model']})" if result.get("model") else ""
+    report = [f"# Evaluation: `{result['protocol']}`{model}\n",
+
               "Speaker-independent: no actor is in both training and test.\n" if result["protocol"] == "actor-6fold"
               else "Random clip split: the same actors are in training and test, so this overstates accuracy "
                    "on new voices. Shown for comparison only.\n",
               "| metric | mean | std |", "|---|---|---|"]
     report += [f"| {m} | {s[m]['mean']:.3f} | {s[m]['std']:.3f} |" for m in s]
-    report += ["\n## Folds\n", _md_table([{k: f[k] for k in ("fold", "n_train", "n_val", "n_test", "best_epoch",
-                                                             "accuracy", "uar", "macro_f1")} for f in result["folds"]])]
+    report += ["\n## Folds\n", _md_table([{k: f[k] for k in ("fold", "n_train", "n_val", "n_test", "best_epoch", "C",
+                                                             "accuracy", "uar", "macro_f1") if k in f}
+                                           for f in result["folds"]])]
+    if cal:
+        report += calibration_markdown(cal, [f["fold"] for f in result["folds"]])
     report += ["## Per class (recall)\n", _md_table(tables["emotion"]), "## Per intensity\n",
                _md_table(tables["intensity"]), "## Per gender\n", _md_table(tables["gender"]),
                "## Most frequent confusions\n", _md_table(confusions), "![confusion](confusion.png)\n"]

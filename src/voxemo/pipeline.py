@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from .cache import extract_augmented, extract_many
+from .calibration import holdout_fit, window_logits
 from .config import Config
 from .errors import CorpusError
 from .evaluate import evaluate, fit_and_test, pick_validation_speakers, write_evaluation
@@ -81,8 +82,9 @@ def compare_variants(records: Sequence[Utterance], specs: Sequence[np.ndarray], 
         work = [(*w[:8], w[8].replace(train=w[8].train.replace(threads=threads)), w[9]) for w in work]
     outcomes = pmap(fit_and_test, work, jobs=workers, desc="variants", progress=progress, chunksize=1,
                     unit="variant", start_method="spawn")
-    variants = {}
+    variants, window_probs = {}, {}
     for job, (fold, _) in zip(work, outcomes):
+        window_probs[job[0]] = fold.pop("window_probs")
         history = fold["history"]
         first, best = history[0], history[fold["best_epoch"] - 1]
         variants[job[0]] = {
@@ -91,8 +93,12 @@ def compare_variants(records: Sequence[Utterance], specs: Sequence[np.ndarray], 
             "best_val_loss": best["val_loss"], "best_val_accuracy": best["val_accuracy"], "history": history,
         }
     chosen = min(variants, key=lambda k: (variants[k]["best_val_loss"], -variants[k]["best_val_accuracy"]))
+    # The final model's softmax temperature: fitted on the chosen variant's predictions for the held-out validation
+    # speakers (the same clips chose its best epoch, so T is fitted on slightly optimistic predictions).
+    calibration = {**holdout_fit(window_logits(window_probs[chosen]), y[is_val]),
+                   "fitted_on": f"validation speakers {', '.join(val_spk)} ({chosen} variant, best epoch)"}
     return {"val_speakers": val_spk, "variants": variants, "chosen": chosen,
-            "bias_init": variants[chosen]["bias_init"]}
+            "bias_init": variants[chosen]["bias_init"], "calibration": calibration}
 
 
 def apply_choice(config: Config, variants: dict[str, Any]) -> tuple[Config, int]:
@@ -104,13 +110,18 @@ def apply_choice(config: Config, variants: dict[str, Any]) -> tuple[Config, int]
 
 def train_final(records: Sequence[Utterance], specs: Sequence[np.ndarray], config: Config, epochs: int, *,
                 labels: Sequence[str] = EMOTIONS, aug_specs: Sequence[Sequence[np.ndarray]] | None = None,
-                progress: bool = True) -> EmotionClassifier:
-    """Retrain on every clip for a fixed number of epochs (the best epoch found on held-out actors)."""
+                progress: bool = True, calibration: dict[str, Any] | None = None) -> EmotionClassifier:
+    """Retrain on every clip for a fixed number of epochs (the best epoch found on held-out actors).
+    ``calibration`` (from :func:`compare_variants`) gives the model its softmax temperature, saved as
+    ``calibration.json``."""
     labels = list(labels)
     y = np.array([labels.index(r.emotion) for r in records])
     res = train_model(specs, y, len(labels), config, epochs=epochs, aug_specs=aug_specs, progress=progress,
                       desc="final")
-    return EmotionClassifier(res.model, config, labels)
+    clf = EmotionClassifier(res.model, config, labels)
+    if calibration:
+        clf.temperature, clf.calibration = float(calibration["temperature"]), dict(calibration)
+    return clf
 
 
 def run_study(records: Sequence[Utterance], out_dir: str | Path, config: Config, *, analyze_audio: bool = True,
@@ -160,14 +171,15 @@ def run_study(records: Sequence[Utterance], out_dir: str | Path, config: Config,
 
     t = time.perf_counter()
     log.info("training the final model on all %d clips for %d epochs", len(records), epochs)
-    clf = train_final(records, specs, config, epochs, aug_specs=aug_specs, progress=progress)
+    clf = train_final(records, specs, config, epochs, aug_specs=aug_specs, progress=progress,
+                      calibration=variants["calibration"])
     timings["final"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - t0
     report = {
         "n_clips": len(records), "n_speakers": len({r.speaker for r in records}), "skipped": errors,
         "recommended": recommended, "variants": {k: {kk: vv for kk, vv in v.items() if kk != "history"}
                                                  for k, v in variants["variants"].items()},
-        "chosen_variant": variants["chosen"], "final_epochs": epochs,
+        "chosen_variant": variants["chosen"], "final_epochs": epochs, "calibration": variants["calibration"],
         "evaluation": {p: {"summary": r["summary"], "pooled": r["pooled"]} for p, r in evaluations.items()},
         "timings_s": timings, "config": config.to_dict(),
     }
@@ -203,6 +215,15 @@ def study_report(report: dict[str, Any]) -> str:
               "between training and test.\n",
               f"Final model: the chosen variant retrained on all clips for its best validation epoch "
               f"({report['final_epochs']}), saved in [model/](model/).\n",
+              *_calibration_lines(report.get("calibration")),
               "## Timings (s)\n", "| step | seconds |", "|---|---|"]
     lines += [f"| {k} | {v:.1f} |" for k, v in report["timings_s"].items()]
     return "\n".join(lines) + "\n"
+
+
+def _calibration_lines(cal: dict[str, Any] | None) -> list[str]:
+    if not cal:
+        return []
+    b, a = cal["before"], cal["after"]
+    return [f"Softmax temperature T = {cal['temperature']:.3f}, fitted on {cal['fitted_on']}: there ECE "
+            f"{b['ece']:.3f} -> {a['ece']:.3f}, NLL {b['nll']:.3f} -> {a['nll']:.3f} (model/calibration.json).\n"]
