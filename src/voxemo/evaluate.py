@@ -148,8 +148,8 @@ def evaluate(
     matrix, per-clip predictions and calibration. Splits train side by side in ``jobs`` processes (0 = one per
     core). ``aug_specs`` (augmented copies per record) are given to each split's training clips only.
     ``fit`` trains and tests one split (a module-level function taking :func:`fit_and_test`'s tuple and returning
-    its ``(fold, probs)`` with ``fold["window_probs"]``); :func:`voxemo.baseline.fit_svm_and_test` evaluates the
-    eGeMAPS + SVM baseline under the same protocols.
+    its ``(fold, probs)``, optionally with every test window's probabilities in ``fold["window_probs"]``);
+    :func:`voxemo.baseline.fit_svm_and_test` evaluates the eGeMAPS + SVM baseline under the same protocols.
     """
     labels = list(labels)
     y = np.array([labels.index(r.emotion) for r in records])
@@ -161,8 +161,9 @@ def evaluate(
              [aug_specs[i] for i in s.train] if aug_specs else None) for s in splits]
     outcomes = pmap(fit, work, jobs=workers, desc=protocol, progress=progress, chunksize=1, unit="fold",
                     start_method="spawn")
-    calibration, calibrated = evaluate_folds([fold.pop("window_probs") for fold, _ in outcomes],
-                                             [y[s.test] for s in splits])
+    # a fit without window probabilities (one window per clip) is calibrated on its clip probabilities
+    calibration, calibrated = evaluate_folds([fold.pop("window_probs", None) or [p[None] for p in probs]
+                                              for fold, probs in outcomes], [y[s.test] for s in splits])
     folds, predictions = [], []
     for k, (split, (fold, probs)) in enumerate(zip(splits, outcomes)):
         fold["test_speakers"] = sorted({records[i].speaker for i in split.test}) if protocol != "random" else []
