@@ -5,6 +5,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -137,6 +140,30 @@ def test_resume_after_a_kill_redoes_only_unfinished_files(fmt: str, folder: Path
     code, _, err = run(capsys, "--resume", *args)
     assert counted == [] and code == 1 and out.read_bytes() == full
     assert f"predicted 0 inputs (0 failed) into {out}; skipped {n_inputs} already there ({len(BAD)} failed)" in err
+
+
+def test_resume_after_a_real_kill(folder: Path, tiny_model_dir: Path, tmp_path: Path) -> None:
+    """SIGKILL a running ``voxemo predict`` once results are flowing; ``--resume`` completes the same output."""
+    out = tmp_path / "killed.jsonl"
+    argv = [sys.executable, "-m", "voxemo.cli", "predict", "--model", str(tiny_model_dir), "--jobs", "1",
+            "--output", str(out), str(folder)]
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while (not out.exists() or out.read_bytes().count(b"\n") < 30) and proc.poll() is None:
+            assert time.monotonic() < deadline, "no results within 2 minutes"
+            time.sleep(0.02)
+    finally:
+        proc.kill()
+        proc.wait()
+    done_before = out.read_bytes().count(b"\n")
+    assert 30 <= done_before < N_GOOD + len(BAD)  # killed mid-run
+
+    resumed = subprocess.run([*argv, "--resume"], capture_output=True, text=True)
+    assert resumed.returncode == 1 and "Traceback" not in resumed.stderr  # 1: the corrupt files
+    rows = read_jsonl(out)
+    assert [r["path"] for r in rows] == [p for p, _ in expand_inputs([folder])]  # each input once, in order
+    assert f"skipped {done_before} already there" in resumed.stderr
 
 
 def test_resume_into_a_missing_file_starts_it(folder: Path, tiny_model_dir: Path, tmp_path: Path,
