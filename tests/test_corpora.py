@@ -345,12 +345,26 @@ def test_cli_corpus_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFi
     assert len(err) == 1 and "03a01Xa.wav: unknown emotion code 'X'" in err[0]
 
 
-def test_cli_training_refuses_classes_outside_the_model(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    root = write_clips(tmp_path / "emodb", ["03a01Wa.wav", "03a01La.wav"])
-    assert main(["-q", "train", str(root), "--out", str(tmp_path / "model")]) == 2
+def test_cli_training_learns_the_corpus_classes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Emo-DB's boredom is a class of the model (in TAXONOMY order), not refused; one speaker is a clear error."""
+    y = (0.1 * np.sin(2 * np.pi * 220 * np.arange(8000) / 16000)).astype(np.float32)  # 0.5 s: long enough to train
+
+    def long_clips(root: Path, names: list[str]) -> Path:
+        for name in names:
+            (root / name).parent.mkdir(parents=True, exist_ok=True)
+            sf.write(str(root / name), y, 16000)
+        return root
+
+    root = long_clips(tmp_path / "emodb", ["03a01Wa.wav", "03a01La.wav", "08a01Wa.wav", "08a01La.wav"])
+    assert main(["-q", "train", str(root), "--out", str(tmp_path / "model"), "--epochs", "2", "--jobs", "1",
+                 "--threads", "1"]) == 0
+    assert json.loads((tmp_path / "model" / "labels.json").read_text()) == ["angry", "boredom"]
+    capsys.readouterr()
+    one = long_clips(tmp_path / "one", ["03a01Wa.wav", "03a01La.wav"])
+    assert main(["-q", "train", str(one), "--out", str(tmp_path / "model2")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "1 clips are labelled boredom" in err[0]
-    assert not (tmp_path / "model").exists()
+    assert len(err) == 1 and "every corpus has only one (03)" in err[0]
+    assert not (tmp_path / "model2").exists()
 
 
 def test_cli_analyze_reads_another_corpus(tmp_path: Path, rng: np.random.Generator,

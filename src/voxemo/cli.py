@@ -27,35 +27,51 @@ def _config(args: argparse.Namespace) -> Any:
     return apply_overrides(cfg.replace(train=cfg.train.replace(**train)), getattr(args, "set", None) or [])
 
 
-def _records(data: str | None, progress: bool, corpus: str | None = None, *, for_model: bool = False) -> Any:
+def _records(data: str | None, progress: bool, corpus: str | None = None) -> Any:
     """The clips a command works on: any corpus ``load_corpus`` reads; RAVDESS is found or downloaded without DATA.
 
-    ``for_model`` refuses emotions outside the eight the model predicts (Emo-DB's boredom) with a clear message
-    instead of a failure deep in training.
+    A model trained on them predicts the classes present (:func:`voxemo.multicorpus.model_labels`).
     """
     from .corpus import load_corpus, load_ravdess
     from .download import resolve_ravdess
     from .errors import CorpusError
-    from .labels import EMOTIONS
 
     if not data and corpus not in (None, "ravdess"):
         raise CorpusError(f"--corpus {corpus} needs the corpus folder as DATA")
     if not data or corpus == "ravdess":
-        records = load_ravdess(resolve_ravdess(data, progress=progress))
-    else:
-        records = load_corpus(Path(data).expanduser(), corpus)
-    extra = sorted({r.emotion for r in records} - set(EMOTIONS))
-    if for_model and extra:
-        n = sum(r.emotion in extra for r in records)
-        raise CorpusError(f"{data}: {n} clips are labelled {', '.join(extra)}, which the model's eight classes "
-                          f"({', '.join(EMOTIONS)}) do not include; leave them out (e.g. a CSV manifest without them)")
+        return load_ravdess(resolve_ravdess(data, progress=progress))
+    return load_corpus(Path(data).expanduser(), corpus)
+
+
+def _records_many(data: Sequence[str], progress: bool, corpora: Sequence[str] | None = None) -> Any:
+    """The clips of several DATA (none: RAVDESS as :func:`_records` finds it), each with ``--corpus`` given once
+    for all, once per DATA in order, or ``auto`` (detected). The same corpus given twice is told apart by a
+    ``-2``, ``-3`` … suffix on its name, so speakers stay distinct."""
+    import dataclasses
+
+    from .errors import CorpusError
+
+    names = list(corpora or [])
+    if len(names) > 1 and len(names) != len(data):
+        raise CorpusError(f"--corpus given {len(names)} times for {len(data)} DATA; give it once or once per DATA")
+    if not data:
+        return _records(None, progress, None if not names or names[0] == "auto" else names[0])
+    records, seen = [], {}
+    for k, d in enumerate(data):
+        name = names[k] if len(names) > 1 else names[0] if names else None
+        recs = _records(d, progress, None if name == "auto" else name)
+        corpus = recs[0].corpus if recs else ""
+        seen[corpus] = seen.get(corpus, 0) + 1
+        if seen[corpus] > 1:
+            recs = [dataclasses.replace(r, corpus=f"{corpus}-{seen[corpus]}") for r in recs]
+        records += recs
     return records
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     from .pipeline import run_study
 
-    records = _records(args.data, args.progress, args.corpus, for_model=True)
+    records = _records(args.data, args.progress, args.corpus)
     report = run_study(records, args.out, _config(args), random_protocol=args.with_random,
                        jobs=args.jobs, progress=args.progress)
     ev = report["evaluation"]["actor-6fold"]["summary"]
@@ -84,41 +100,71 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from collections import Counter
+
+    from .multicorpus import model_labels
     from .pipeline import apply_choice, compare_variants, load_augmented, load_features, train_final
 
     cfg = _config(args)
-    records = _records(args.data, args.progress, args.corpus, for_model=True)
+    records = _records_many(args.data, args.progress, args.corpus)
     records, specs, errors = load_features(records, cfg, jobs=args.jobs,
                                            progress=args.progress)
+    labels = model_labels(records)
     aug = load_augmented(records, cfg, jobs=args.jobs, progress=args.progress)
-    variants = compare_variants(records, specs, cfg, aug_specs=aug, progress=args.progress)
+    variants = compare_variants(records, specs, cfg, labels=labels, aug_specs=aug, progress=args.progress)
     cfg, epochs = apply_choice(cfg, variants)
-    clf = train_final(records, specs, cfg, epochs, aug_specs=aug, progress=args.progress,
+    clf = train_final(records, specs, cfg, epochs, labels=labels, aug_specs=aug, progress=args.progress,
                       calibration=variants["calibration"])
+    corpora = dict(sorted(Counter(r.corpus for r in records).items()))
     clf.save(args.out, report={"variants": variants, "final_epochs": epochs, "n_clips": len(records),
-                               "skipped": errors, "config": cfg.to_dict()})
-    print(f"chose {variants['chosen']}; trained on {len(records)} clips for {epochs} epochs; saved {args.out}")
+                               "corpora": corpora, "labels": list(labels), "skipped": errors, "config": cfg.to_dict()})
+    print(f"chose {variants['chosen']}; trained on {len(records)} clips ({', '.join(corpora)}) for {epochs} epochs, "
+          f"{len(labels)} classes; saved {args.out}")
     return 0
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    from .errors import ConfigError
     from .evaluate import evaluate, write_evaluation
+    from .multicorpus import model_labels
     from .pipeline import load_augmented, load_features
 
     cfg = _config(args)
-    records = _records(args.data, args.progress, args.corpus, for_model=True)
+    if args.train or args.test:
+        if not (args.train and args.test) or args.data:
+            raise ConfigError("cross-corpus evaluation needs --train DATA... and --test DATA... (and no DATA)")
+        return _cross_corpus(args, cfg)
+    records = _records(args.data, args.progress, args.corpus)
     if args.model == "egemaps-svm":
         from .baseline import evaluate_egemaps_svm
 
-        result = evaluate_egemaps_svm(records, cfg, args.protocol, jobs=args.jobs, progress=args.progress)
+        result = evaluate_egemaps_svm(records, cfg, args.protocol, labels=model_labels(records), jobs=args.jobs,
+                                      progress=args.progress)
     else:
         records, specs, _ = load_features(records, cfg, jobs=args.jobs, progress=args.progress)
         aug = load_augmented(records, cfg, jobs=args.jobs, progress=args.progress)
-        result = evaluate(records, specs, cfg, args.protocol, aug_specs=aug, progress=args.progress)
+        result = evaluate(records, specs, cfg, args.protocol, labels=model_labels(records), aug_specs=aug,
+                          progress=args.progress)
     write_evaluation(result, args.out)
     s = result["summary"]
     print(f"{args.protocol}: accuracy {s['accuracy']['mean']:.3f} ± {s['accuracy']['std']:.3f}, "
           f"UAR {s['uar']['mean']:.3f} ± {s['uar']['std']:.3f}, macro-F1 {s['macro_f1']['mean']:.3f}; "
+          f"report: {Path(args.out) / 'report.md'}")
+    return 0
+
+
+def _cross_corpus(args: argparse.Namespace, cfg: Any) -> int:
+    """``voxemo evaluate --train DATA... --test DATA...``: corpora detected, or ``--corpus`` for all of them."""
+    from .crosscorpus import run_cross_corpus
+
+    corpus = [args.corpus] if args.corpus else None
+    result = run_cross_corpus(_records_many(args.train, args.progress, corpus),
+                              _records_many(args.test, args.progress, corpus), cfg, args.out, jobs=args.jobs,
+                              progress=args.progress)
+    four = result["four_class"]
+    extra = f"; 4 classes: UAR {four['uar']:.3f}, accuracy {four['accuracy']:.3f}" if four else ""
+    print(f"{' + '.join(result['train'])} -> {' + '.join(result['test'])}: {len(result['labels'])} shared classes: "
+          f"UAR {result['uar']:.3f}, accuracy {result['accuracy']:.3f}, macro-F1 {result['macro_f1']:.3f}{extra}; "
           f"report: {Path(args.out) / 'report.md'}")
     return 0
 
@@ -270,17 +316,28 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True, help="output folder")
     s.set_defaults(func=cmd_analyze)
 
-    s = sub.add_parser("train", help="compare both CNN variants on held-out actors, retrain the better on all data")
-    data_arg(s, positional=True)
+    s = sub.add_parser("train", help="compare both CNN variants on held-out actors, retrain the better on all data",
+                       description="Several DATA train one model on the union of their classes; speakers stay "
+                                   "apart per corpus, validation speakers come from every corpus, and each corpus "
+                                   "is sampled equally per epoch.")
+    s.add_argument("data", nargs="*", metavar="DATA", help="corpus folders, zips or CSV manifests (see voxemo corpus "
+                   "--help); none: RAVDESS from $VOXEMO_DATA, else a downloaded copy, else download it")
+    s.add_argument("--corpus", action="append", choices=[*CORPORA, "auto"],
+                   help="naming convention: once for every DATA, or once per DATA in order (auto = detected)")
+    s.add_argument("--jobs", type=int, default=0, help="processes for feature extraction (0 = all cores)")
     s.add_argument("--out", required=True, help="model folder to write")
     training_args(s)
     s.set_defaults(func=cmd_train)
 
-    s = sub.add_parser("evaluate", help="cross-validate under a protocol and write metrics and a report")
+    s = sub.add_parser("evaluate", help="cross-validate under a protocol, or train on some corpora and test on "
+                                        "another, and write metrics and a report")
     data_arg(s, positional=True)
     s.add_argument("--protocol", choices=PROTOCOLS, default="actor-6fold")
     s.add_argument("--model", choices=["cnn", "egemaps-svm"], default="cnn",
                    help="cnn (default), or the classic baseline: openSMILE eGeMAPS functionals + RBF SVM")
+    s.add_argument("--train", nargs="+", metavar="DATA", help="cross-corpus: train one model on these corpora ...")
+    s.add_argument("--test", nargs="+", metavar="DATA", help="... and score it on these, over the classes both share "
+                                                             "(calm folded into neutral)")
     s.add_argument("--out", required=True, help="output folder")
     training_args(s)
     s.set_defaults(func=cmd_evaluate)

@@ -117,13 +117,14 @@ def fit_and_test(job: tuple[Any, ...]) -> tuple[dict[str, Any], np.ndarray]:
 
     A module-level function taking one tuple, so that process pools can run splits side by side; the study's
     variant comparison uses it too (with the validation clips as its test set). An optional tenth element holds
-    the augmented copies of the training clips.
+    the augmented copies of the training clips, an optional eleventh their sampling weights (multi-corpus).
     """
     name, train_x, train_y, val_x, val_y, test_x, test_y, n_classes, config, *rest = job
     train_aug = rest[0] if rest else None
+    weights = rest[1] if len(rest) > 1 else None
     start = time.perf_counter()
     res = train_model(train_x, train_y, n_classes, config, val_specs=val_x or None, val_labels=val_y if val_x else None,
-                      aug_specs=train_aug, progress=False, desc=name)
+                      aug_specs=train_aug, weights=weights, progress=False, desc=name)
     window_probs = window_probabilities(test_x, config, lambda x: predict_segments(res.model, x))
     probs = np.stack([w.mean(axis=0) for w in window_probs]) if window_probs else np.zeros((0, n_classes))
     fold = {"fold": name, "n_train": len(train_x), "n_val": len(val_x), "n_test": len(test_x),
@@ -218,6 +219,17 @@ def _md_table(rows: Sequence[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def write_rows_csv(rows: Sequence[dict[str, Any]], path: str | Path) -> Path:
+    """Write dicts with the same keys as CSV (header from the first row; None as an empty field)."""
+    import csv
+
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else [], lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    return Path(path)
+
+
 def write_evaluation(result: dict[str, Any], out_dir: str | Path) -> Path:
     """Write metrics.json, predictions.csv, confusion.png and report.md for an :func:`evaluate` result."""
     from .plots import plot_confusion, plot_reliability  # matplotlib is imported only when reports are written
@@ -232,9 +244,7 @@ def write_evaluation(result: dict[str, Any], out_dir: str | Path) -> Path:
     metrics.update({"confusion_labels": labels, "per_class": tables["emotion"], "per_intensity": tables["intensity"],
                     "per_gender": tables["gender"], "per_speaker": tables["speaker"], "top_confusions": confusions})
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    keys = list(preds[0]) if preds else []
-    lines = [",".join(keys)] + [",".join(str(p[k]) for k in keys) for p in preds]
-    (out / "predictions.csv").write_text("\n".join(lines) + "\n")
+    write_rows_csv(preds, out / "predictions.csv")
     plot_confusion(np.asarray(result["confusion"]), labels, out / "confusion.png",
                    title=f"{result['protocol']}: summed confusion (row-normalised)")
     cal = result.get("calibration")
@@ -244,7 +254,6 @@ def write_evaluation(result: dict[str, Any], out_dir: str | Path) -> Path:
     s = result["summary"]
     model = f" ({result['model']})" if result.get("model") else ""
     report = [f"# Evaluation: `{result['protocol']}`{model}\n",
-
               "Speaker-independent: no actor is in both training and test.\n" if result["protocol"] == "actor-6fold"
               else "Random clip split: the same actors are in training and test, so this overstates accuracy "
                    "on new voices. Shown for comparison only.\n",

@@ -16,8 +16,9 @@ from .cache import extract_augmented, extract_many
 from .calibration import holdout_fit, window_logits
 from .config import Config
 from .errors import CorpusError
-from .evaluate import evaluate, fit_and_test, pick_validation_speakers, write_evaluation
+from .evaluate import evaluate, fit_and_test, write_evaluation
 from .labels import EMOTIONS
+from .multicorpus import corpus_weights, model_labels, unique_speakers, validation_speakers
 from .parallel import pmap, split_cores
 from .predict import EmotionClassifier
 from .records import Utterance, write_manifest
@@ -64,22 +65,31 @@ def compare_variants(records: Sequence[Utterance], specs: Sequence[np.ndarray], 
                      jobs: int = 0, progress: bool = True) -> dict[str, Any]:
     """Train the CNN with and without output-bias initialisation on the same actor split and compare first-epoch
     and best validation loss/accuracy. The better variant has the lower best validation loss. Both train side by
-    side in ``jobs`` processes (0 = one per core)."""
+    side in ``jobs`` processes (0 = one per core).
+
+    With several corpora (:attr:`Utterance.corpus`), speakers are made unique per corpus, validation speakers
+    come from every corpus (:func:`~voxemo.multicorpus.validation_speakers`) and training samples each corpus
+    equally (:func:`~voxemo.multicorpus.corpus_weights`)."""
     labels = list(labels)
-    speakers = sorted({r.speaker for r in records})
-    val_spk = pick_validation_speakers(records, speakers, config.train.val_actors, config.train.seed)
+    records = unique_speakers(records)
+    val_spk = validation_speakers(records, config.train.val_actors, config.train.seed)
+    if not val_spk:
+        raise CorpusError(f"training needs speakers to hold out for validation, but every corpus has only one "
+                          f"({', '.join(sorted({r.speaker for r in records}))})")
     is_val = np.array([r.speaker in val_spk for r in records])
     y = np.array([labels.index(r.emotion) for r in records])
     take = lambda mask: [s for s, m in zip(specs, mask) if m]  # noqa: E731
     train_aug = [a for a, m in zip(aug_specs, ~is_val) if m] if aug_specs else None
+    weights = corpus_weights(records)
+    train_w = weights[~is_val] if weights is not None else None
     work = []
     for bias_init in (True, False):
         cfg = config.replace(model=config.model.replace(bias_init=bias_init))
         work.append(("bias_init" if bias_init else "no_bias_init", take(~is_val), y[~is_val], take(is_val), y[is_val],
-                     take(is_val), y[is_val], len(labels), cfg, train_aug))
+                     take(is_val), y[is_val], len(labels), cfg, train_aug, train_w))
     workers, threads = split_cores(len(work), jobs)
     if not config.train.threads:
-        work = [(*w[:8], w[8].replace(train=w[8].train.replace(threads=threads)), w[9]) for w in work]
+        work = [(*w[:8], w[8].replace(train=w[8].train.replace(threads=threads)), *w[9:]) for w in work]
     outcomes = pmap(fit_and_test, work, jobs=workers, desc="variants", progress=progress, chunksize=1,
                     unit="variant", start_method="spawn")
     variants, window_probs = {}, {}
@@ -111,13 +121,13 @@ def apply_choice(config: Config, variants: dict[str, Any]) -> tuple[Config, int]
 def train_final(records: Sequence[Utterance], specs: Sequence[np.ndarray], config: Config, epochs: int, *,
                 labels: Sequence[str] = EMOTIONS, aug_specs: Sequence[Sequence[np.ndarray]] | None = None,
                 progress: bool = True, calibration: dict[str, Any] | None = None) -> EmotionClassifier:
-    """Retrain on every clip for a fixed number of epochs (the best epoch found on held-out actors).
-    ``calibration`` (from :func:`compare_variants`) gives the model its softmax temperature, saved as
-    ``calibration.json``."""
+    """Retrain on every clip for a fixed number of epochs (the best epoch found on held-out actors); several
+    corpora are sampled equally (:func:`~voxemo.multicorpus.corpus_weights`). ``calibration`` (from
+    :func:`compare_variants`) gives the model its softmax temperature, saved as ``calibration.json``."""
     labels = list(labels)
     y = np.array([labels.index(r.emotion) for r in records])
-    res = train_model(specs, y, len(labels), config, epochs=epochs, aug_specs=aug_specs, progress=progress,
-                      desc="final")
+    res = train_model(specs, y, len(labels), config, epochs=epochs, aug_specs=aug_specs,
+                      weights=corpus_weights(records), progress=progress, desc="final")
     clf = EmotionClassifier(res.model, config, labels)
     if calibration:
         clf.temperature, clf.calibration = float(calibration["temperature"]), dict(calibration)
@@ -151,11 +161,12 @@ def run_study(records: Sequence[Utterance], out_dir: str | Path, config: Config,
     t = time.perf_counter()
     records, specs, errors = load_features(records, config, cache_dir=cache_dir, jobs=jobs, progress=progress)
     aug_specs = load_augmented(records, config, cache_dir=cache_dir, jobs=jobs, progress=progress)
+    labels = model_labels(records)
     timings["features"] = time.perf_counter() - t
 
     t = time.perf_counter()
     log.info("comparing output-bias initialisation variants")
-    variants = compare_variants(records, specs, config, aug_specs=aug_specs, progress=progress)
+    variants = compare_variants(records, specs, config, labels=labels, aug_specs=aug_specs, progress=progress)
     (out / "variants.json").write_text(json.dumps(variants, indent=2))
     config, epochs = apply_choice(config, variants)
     timings["variants"] = time.perf_counter() - t
@@ -164,14 +175,14 @@ def run_study(records: Sequence[Utterance], out_dir: str | Path, config: Config,
     for protocol in ("actor-6fold", "random") if random_protocol else ("actor-6fold",):
         t = time.perf_counter()
         log.info("evaluating with protocol %s", protocol)
-        result = evaluate(records, specs, config, protocol, aug_specs=aug_specs, progress=progress)
+        result = evaluate(records, specs, config, protocol, labels=labels, aug_specs=aug_specs, progress=progress)
         write_evaluation(result, out / f"eval-{protocol}")
         evaluations[protocol] = result
         timings[f"eval-{protocol}"] = time.perf_counter() - t
 
     t = time.perf_counter()
     log.info("training the final model on all %d clips for %d epochs", len(records), epochs)
-    clf = train_final(records, specs, config, epochs, aug_specs=aug_specs, progress=progress,
+    clf = train_final(records, specs, config, epochs, labels=labels, aug_specs=aug_specs, progress=progress,
                       calibration=variants["calibration"])
     timings["final"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - t0

@@ -18,6 +18,7 @@ from torch import nn
 from tqdm import tqdm
 
 from .config import Config
+from .errors import ConfigError
 from .features import fix_frames, pad_value, segment_frames
 from .model import EmotionCNN
 from .predict import average_windows
@@ -80,6 +81,18 @@ def spec_augment(x: np.ndarray, config: Config, rng: np.random.Generator, fill: 
     return x
 
 
+def epoch_order(n: int, rng: np.random.Generator, weights: np.ndarray | None = None) -> np.ndarray:
+    """The clip indices of one epoch: a permutation of ``range(n)``, or with ``weights`` (summing to 1) ``n``
+    draws with replacement by weight (so each corpus can fill an equal share, see
+    :func:`voxemo.multicorpus.corpus_weights`).
+
+    >>> rng = np.random.default_rng(0)
+    >>> sorted(epoch_order(4, rng).tolist()), epoch_order(4, rng, np.array([0.0, 0.0, 1.0, 0.0])).tolist()
+    ([0, 1, 2, 3], [2, 2, 2, 2])
+    """
+    return rng.permutation(n) if weights is None else rng.choice(n, n, p=weights)
+
+
 def build_model(config: Config, n_classes: int) -> EmotionCNN:
     """A fresh EmotionCNN for ``config``, its weights in channels-last layout (faster on CPU)."""
     return EmotionCNN(config.features.n_mels, n_classes, config.model).to(memory_format=torch.channels_last)
@@ -95,6 +108,7 @@ def train_model(
     val_labels: np.ndarray | None = None,
     epochs: int | None = None,
     aug_specs: Sequence[Sequence[np.ndarray]] | None = None,
+    weights: np.ndarray | None = None,
     progress: bool = True,
     desc: str = "train",
 ) -> TrainResult:
@@ -113,6 +127,11 @@ def train_model(
     aug_specs : sequence of sequences of np.ndarray, optional
         Augmented copies of each training clip (:func:`voxemo.cache.extract_augmented`); each epoch every clip is
         drawn uniformly from its original and its copies. Normalisation is fitted on the originals only.
+    weights : np.ndarray, shape (n,), optional
+        Per-clip sampling weights (e.g. :func:`voxemo.multicorpus.corpus_weights`, so that every corpus
+        contributes equally). Each epoch then draws ``n`` clips with replacement with these probabilities
+        (seeded) instead of a permutation of all clips, and the output-bias priors are the weighted class shares.
+        None (the default): every clip once per epoch.
     """
     t = config.train
     set_threads(t.threads)
@@ -122,11 +141,17 @@ def train_model(
     fill = pad_value(config.features)
     epochs = epochs or t.epochs
     labels = np.asarray(labels, dtype=np.int64)
+    if weights is not None:
+        weights = np.asarray(weights, dtype=np.float64)
+        if weights.shape != (len(specs),) or not np.all(weights >= 0) or weights.sum() <= 0:
+            raise ConfigError(f"weights must be {len(specs)} non-negative numbers with a positive sum")
+        weights = weights / weights.sum()
 
     model = build_model(config, n_classes)
     model.fit_normalizer(centre_segments(specs, n_frames, fill))
     if config.model.bias_init:
-        model.init_output_bias(np.bincount(labels, minlength=n_classes) / len(labels))
+        counts = np.bincount(labels, weights=weights, minlength=n_classes)
+        model.init_output_bias(counts / counts.sum())
     optimizer = torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
     steps_per_epoch = math.ceil(len(specs) / t.batch_size)
     # OneCycleLR divides by its warm-up length, which is 0 for a run of a handful of steps: give it at least 10
@@ -149,7 +174,7 @@ def train_model(
         else:
             epoch_specs = specs
         x_all = spec_augment(random_segments(epoch_specs, n_frames, fill, rng), config, rng, fill)
-        order = rng.permutation(len(specs))
+        order = epoch_order(len(specs), rng, weights)
         total = 0.0
         for b in range(steps_per_epoch):
             idx = order[b * t.batch_size : (b + 1) * t.batch_size]
