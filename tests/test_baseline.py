@@ -93,8 +93,6 @@ def test_fit_svm_chooses_c_by_grouped_inner_cv(rng: np.random.Generator) -> None
     x, y, groups = blobs(rng)
     model, c, inner = fit_svm(x, y, groups)
     assert c in C_GRID and inner > 0.8
-    xt, yt, _ = blobs(np.random.default_rng(99))
-    assert np.mean(model.predict(xt) == yt) < 1.01  # runs; the data of another seed has other centres
     assert np.allclose(model.predict_proba(x).sum(1), 1.0)
     assert np.mean(model.predict_proba(x).argmax(1) == y) > 0.9
     with pytest.raises(CorpusError, match="2 training speakers"):
@@ -129,7 +127,8 @@ def test_evaluate_baseline_under_both_protocols_writes_the_cnn_reports(fake_reco
     assert all(p["confidence_calibrated"] is not None for p in result["predictions"])
     out = write_evaluation(result, tmp_path / "eval")
     report = (out / "report.md").read_text()
-    assert "(egemaps-svm)" in report and "## Calibration" in report and "| C |" in report.replace(" C |", " C |")
+    assert "(egemaps-svm)" in report and "## Calibration" in report
+    assert "| fold | n_train | n_val | n_test | C |" in report  # the SVM's C in place of the CNN's best epoch
     assert (out / "reliability.png").stat().st_size > 1000 and (out / "confusion.png").is_file()
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["calibration"]["pooled"]["before"]["ece"] >= 0
