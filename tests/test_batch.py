@@ -98,7 +98,7 @@ def test_csv_output_has_one_column_per_class(folder: Path, tiny_model_dir: Path,
             assert r["emotion"] == "" and Path(r["path"]).name in BAD
         else:
             probs = {c: float(r[c]) for c in EMOTIONS}
-            assert r["emotion"] == max(probs, key=probs.get) and float(r["confidence"]) == probs[r["emotion"]]
+            assert probs[r["emotion"]] == max(probs.values()) and float(r["confidence"]) == probs[r["emotion"]]
 
     # to stdout with --csv: the same rows
     code, stdout, err = run(capsys, "--model", str(tiny_model_dir), "--jobs", "1", "--csv", str(folder / "part1"))

@@ -22,6 +22,28 @@ AUDIO_EXTENSIONS: frozenset[str] = frozenset({".wav", ".flac", ".ogg", ".mp3", "
 SILENCE_PEAK = 1e-5
 
 
+def libsndfile_cause(exc: Exception) -> str:
+    """libsndfile's cause of a decoding error, one line (its str() repeats the path: "Error opening '<path>': ...")."""
+    text = getattr(exc, "error_string", None) or str(exc)
+    return text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+
+
+def open_audio(path: str | os.PathLike[str]) -> sf.SoundFile:
+    """Open an audio file for reading (whole or in blocks), or raise :class:`AudioError` naming the file and the
+    cause: missing, a directory, empty, or not audio libsndfile can read."""
+    p = Path(path)
+    if not p.exists():
+        raise AudioError(f"{p}: no such file")
+    if p.is_dir():
+        raise AudioError(f"{p}: is a directory, not an audio file")
+    if p.stat().st_size == 0:
+        raise AudioError(f"{p}: empty file (0 bytes)")
+    try:
+        return sf.SoundFile(str(p))
+    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
+        raise AudioError(f"{p}: not a readable audio file ({libsndfile_cause(exc)})") from None
+
+
 def load_audio(path: str | os.PathLike[str], *, max_duration: float | None = None) -> tuple[np.ndarray, int]:
     """Read an audio file as float32 without resampling.
 
@@ -44,14 +66,8 @@ def load_audio(path: str | os.PathLike[str], *, max_duration: float | None = Non
         With a one-line message naming the file and the cause.
     """
     p = Path(path)
-    if not p.exists():
-        raise AudioError(f"{p}: no such file")
-    if p.is_dir():
-        raise AudioError(f"{p}: is a directory, not an audio file")
-    if p.stat().st_size == 0:
-        raise AudioError(f"{p}: empty file (0 bytes)")
     try:
-        with sf.SoundFile(str(p)) as f:
+        with open_audio(p) as f:
             sr = int(f.samplerate)
             frames = int(f.frames)
             if max_duration is not None and frames > 0 and frames / sr > max_duration:
@@ -60,13 +76,8 @@ def load_audio(path: str | os.PathLike[str], *, max_duration: float | None = Non
                     "cut it or raise AudioConfig.max_duration"
                 )
             y = f.read(dtype="float32", always_2d=False)
-    except AudioError:
-        raise
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
-        # A LibsndfileError's str() repeats the path ("Error opening '<path>': ..."); keep libsndfile's cause only.
-        text = getattr(exc, "error_string", None) or str(exc)
-        cause = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
-        raise AudioError(f"{p}: not a readable audio file ({cause})") from None
+        raise AudioError(f"{p}: not a readable audio file ({libsndfile_cause(exc)})") from None
     except MemoryError:
         raise AudioError(f"{p}: too large to decode in memory") from None
     if y.size == 0:

@@ -118,7 +118,7 @@ class ModelConfig(_Config):
     dropout: float = 0.3
     bias_init: bool = True
     pooling: str = "meanmax"
-    pool_first: bool = False
+    pool_first: bool = True
 
     def __post_init__(self) -> None:
         if not self.channels or any(int(c) <= 0 for c in self.channels):
@@ -178,7 +178,7 @@ class AugmentConfig(_Config):
     :class:`TrainConfig`. A copy's random draws depend only on ``seed``, the file's content and the copy's index.
     """
 
-    copies: int = 0
+    copies: int = 4
     p: float = 0.5
     pitch_semitones: float = 2.0
     stretch: float = 0.1

@@ -19,6 +19,7 @@ import numpy as np
 import soundfile as sf
 from tqdm import tqdm
 
+from .audio import libsndfile_cause, open_audio
 from .errors import AudioError, VoxemoError
 from .stream import EmotionStream, Update
 from .vad import VadConfig
@@ -65,7 +66,7 @@ def timeline(path: str | os.PathLike[str], model: Classifier | None = None, *, w
         model = load_model()
     p = Path(path)
     updates: list[Update] = []
-    with _open(p) as f:
+    with open_audio(p) as f:
         stream = EmotionStream(model, f.samplerate, window=window, hop=hop, vad=vad)
         total = f.frames / f.samplerate if f.frames > 0 else None
         with tqdm(total=total, unit="s", desc=p.name, disable=not progress, leave=False,
@@ -140,28 +141,9 @@ def write_csv(result: dict[str, Any], out: IO[str]) -> None:
         writer.writerow([s["start"], s["end"], s["emotion"], s["confidence"], *probs])
 
 
-def _open(p: Path) -> sf.SoundFile:
-    if not p.exists():
-        raise AudioError(f"{p}: no such file")
-    if p.is_dir():
-        raise AudioError(f"{p}: is a directory, not an audio file")
-    if p.stat().st_size == 0:
-        raise AudioError(f"{p}: empty file (0 bytes)")
-    try:
-        return sf.SoundFile(str(p))
-    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
-        raise AudioError(f"{p}: not a readable audio file ({_cause(exc)})") from None
-
-
 def _blocks(f: sf.SoundFile, p: Path) -> Iterator[np.ndarray]:
     size = max(1, int(BLOCK_SECONDS * f.samplerate))
     try:
         yield from f.blocks(blocksize=size, dtype="float32", always_2d=False)
     except (sf.LibsndfileError, RuntimeError, ValueError) as exc:
-        raise AudioError(f"{p}: decoding failed part-way ({_cause(exc)})") from None
-
-
-def _cause(exc: Exception) -> str:
-    # A LibsndfileError's str() repeats the path ("Error opening '<path>': ..."); keep libsndfile's cause only.
-    text = getattr(exc, "error_string", None) or str(exc)
-    return text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+        raise AudioError(f"{p}: decoding failed part-way ({libsndfile_cause(exc)})") from None
