@@ -7,6 +7,8 @@ one torch thread and one extraction process; the feature cache goes to a tempora
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -191,3 +193,15 @@ def test_run_the_whole_study(corpus: Path, tmp_path: Path, capsys: pytest.Captur
     assert summary["recommended"]["top_db"] == summary["config"]["audio"]["top_db"]
     assert set(summary["timings_s"]) >= {"analysis", "features", "variants", "eval-actor-6fold", "final", "total"}
     assert "Chosen:" in (out / "report.md").read_text()
+
+
+def test_predict_into_a_closed_pipe_ends_quietly(tiny_model_dir, make_wav, rng):
+    """`voxemo predict DIR | head` must not end in a BrokenPipeError traceback."""
+    for i in range(5):
+        folder = make_wav(f"clips/c{i}.wav", voiced(0.8, 16000, rng), 16000).parent
+    proc = subprocess.Popen([sys.executable, "-m", "voxemo.cli", "predict", "--model", str(tiny_model_dir), "--json",
+                             str(folder)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()  # the reader is gone before the first line is written
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 141
+    assert "Traceback" not in err and "BrokenPipe" not in err
