@@ -144,10 +144,9 @@ def extract_egemaps(paths: Iterable[str | os.PathLike[str]], audio: AudioConfig,
     """eGeMAPS vectors of many files in input order (``jobs`` processes, 0 = all cores), cached under
     ``cache_dir`` (None: :func:`voxemo.cache.default_cache_dir`; ``""``: no cache). A file that fails gives its
     one-line error message instead of an array."""
-    from .cache import default_cache_dir
+    from .cache import cache_root
 
-    root = None if cache_dir == "" else str(cache_dir if cache_dir is not None else default_cache_dir())
-    work = [(str(p), audio, root) for p in paths]
+    work = [(str(p), audio, cache_root(cache_dir)) for p in paths]
     return pmap(_egemaps_for, work, jobs=jobs, desc="egemaps", progress=progress, chunksize=8)
 
 

@@ -72,23 +72,9 @@ class FeatureCache:
         return stored.astype(np.float32)
 
 
-def _features_for(job: tuple[str, AudioConfig, FeatureConfig, str | None]) -> np.ndarray | str:
-    """Worker: features of one file, from the cache when present. Returns an error message on failure."""
-    path, audio, features, cache_root = job
-    try:
-        cache = FeatureCache(cache_root, audio, features) if cache_root else None
-        digest = file_digest(path) if cache else ""
-        if cache:
-            hit = cache.get(digest)
-            if hit is not None:
-                return hit
-        y, sr = load_audio(path, max_duration=audio.max_duration)
-        spec = extract(y, sr, audio, features, name=str(path))
-        return cache.put(digest, spec) if cache else spec
-    except AudioError as exc:
-        return str(exc)
-    except OSError as exc:
-        return f"{path}: {exc.strerror or exc}"
+def cache_root(cache_dir: str | os.PathLike[str] | None) -> str | None:
+    """The cache folder for a ``cache_dir`` argument: ``None`` means :func:`default_cache_dir`, ``""`` no cache."""
+    return None if cache_dir == "" else str(cache_dir if cache_dir is not None else default_cache_dir())
 
 
 def augment_digest(aug: AugmentConfig) -> str:
@@ -97,25 +83,31 @@ def augment_digest(aug: AugmentConfig) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
-def _augmented_for(job: tuple[str, AudioConfig, FeatureConfig, AugmentConfig, str | None]) -> list[np.ndarray] | str:
-    """Worker: the ``aug.copies`` augmented feature copies of one file, from the cache when present."""
+def _features_for(
+    job: tuple[str, AudioConfig, FeatureConfig, AugmentConfig | None, str | None],
+) -> np.ndarray | list[np.ndarray] | str:
+    """Worker: the features of one file (``aug`` None), or its ``aug.copies`` augmented feature copies, from the
+    cache when present; the file is read only when something is missing. Returns an error message on failure."""
     from .augment import augment_signal
 
-    path, audio, features, aug, cache_root = job
+    path, audio, features, aug, root = job
     try:
-        digest = file_digest(path)
-        cache = FeatureCache(cache_root, audio, features) if cache_root else None
-        keys = [f"{digest}-aug{augment_digest(aug)}-{i}" for i in range(aug.copies)]
-        copies = [cache.get(k) for k in keys] if cache else [None] * len(keys)
-        if any(c is None for c in copies):
+        cache = FeatureCache(root, audio, features) if root else None
+        digest = file_digest(path) if cache or aug else ""
+        keys = [digest] if aug is None else [f"{digest}-aug{augment_digest(aug)}-{i}" for i in range(aug.copies)]
+        specs = [cache.get(k) if cache else None for k in keys]
+        if any(s is None for s in specs):
             y, sr = load_audio(path, max_duration=audio.max_duration)
             for i, key in enumerate(keys):
-                if copies[i] is None:
+                if specs[i] is not None:
+                    continue
+                augment = None
+                if aug is not None:
                     rng = np.random.default_rng([aug.seed, int(digest[:15], 16), i])
-                    spec = extract(y, sr, audio, features, name=str(path),
-                                   augment=lambda sig, rate: augment_signal(sig, rate, aug, rng))  # noqa: B023
-                    copies[i] = cache.put(key, spec) if cache else spec
-        return copies  # type: ignore[return-value]
+                    augment = lambda sig, rate, rng=rng: augment_signal(sig, rate, aug, rng)  # noqa: E731
+                spec = extract(y, sr, audio, features, name=str(path), augment=augment)
+                specs[i] = cache.put(key, spec) if cache else spec
+        return specs[0] if aug is None else specs  # type: ignore[return-value]
     except AudioError as exc:
         return str(exc)
     except OSError as exc:
@@ -134,10 +126,8 @@ def extract_augmented(
 ) -> list[list[np.ndarray] | str]:
     """``aug.copies`` augmented feature arrays per file (training only), in input order, cached like
     :func:`extract_many`; a file that fails gives its one-line error message instead of a list."""
-    paths = [str(p) for p in paths]
-    root = None if cache_dir == "" else str(cache_dir if cache_dir is not None else default_cache_dir())
-    work = [(p, audio, features, aug, root) for p in paths]
-    return pmap(_augmented_for, work, jobs=jobs, desc="augment", progress=progress, chunksize=4)
+    work = [(str(p), audio, features, aug, cache_root(cache_dir)) for p in paths]
+    return pmap(_features_for, work, jobs=jobs, desc="augment", progress=progress, chunksize=4)  # type: ignore[return-value]
 
 
 def extract_many(
@@ -154,7 +144,5 @@ def extract_many(
     ``cache_dir=None`` uses :func:`default_cache_dir`; pass ``""`` to disable caching. Each result is
     either a float32 array (n_mels, n_frames) or a one-line error message naming the file.
     """
-    paths = [str(p) for p in paths]
-    root = None if cache_dir == "" else str(cache_dir if cache_dir is not None else default_cache_dir())
-    work = [(p, audio, features, root) for p in paths]
-    return pmap(_features_for, work, jobs=jobs, desc="features", progress=progress)
+    work = [(str(p), audio, features, None, cache_root(cache_dir)) for p in paths]
+    return pmap(_features_for, work, jobs=jobs, desc="features", progress=progress)  # type: ignore[return-value]
