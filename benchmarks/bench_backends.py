@@ -30,7 +30,7 @@ def bench_backends(model: str | None, paths: Sequence[str], log: Callable[[str],
     from voxemo.predict import load_model
 
     try:
-        torch_clf = load_model(model)
+        torch_clf = load_model(model, backend="torch")
     except ModelError as exc:
         return {"skipped": str(exc)}
     previous = torch.get_num_threads()

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+import voxemo
 from conftest import voiced
 from voxemo.cli import build_parser, main
 from voxemo.labels import EMOTIONS
@@ -52,7 +53,9 @@ def test_train_then_predict(corpus: Path, tmp_path: Path, rng: np.random.Generat
     assert main(["-q", "--seed", "1", "train", str(corpus), "--out", str(model), "--epochs", "2", *FAST]) == 0
     out, err = capsys.readouterr()
     assert f"saved {model}" in out and "Traceback" not in err
-    assert {p.name for p in model.iterdir()} >= {"weights.pt", "config.json", "labels.json", "training.json"}
+    assert {p.name for p in model.iterdir()} >= {"weights.pt", "config.json", "labels.json", "training.json",
+                                                 "model.onnx"}
+    assert voxemo.load_model(model).backend == "onnx"  # the folder's model.onnx matches its weights
     assert json.loads((model / "labels.json").read_text()) == list(EMOTIONS)
     config = json.loads((model / "config.json").read_text())
     assert config["train"]["epochs"] == 2 and config["train"]["seed"] == 1 and config["train"]["threads"] == 1
@@ -185,7 +188,7 @@ def test_run_the_whole_study(corpus: Path, tmp_path: Path, capsys: pytest.Captur
     assert "actor-6fold accuracy" in stdout and "Traceback" not in err
     for name in ("report.md", "summary.json", "variants.json", "manifest.jsonl", "analysis/report.md",
                  "eval-actor-6fold/metrics.json", "eval-actor-6fold/confusion.png", "eval-random/metrics.json",
-                 "model/weights.pt", "model/training.json"):
+                 "model/weights.pt", "model/training.json", "model/model.onnx"):
         assert (out / name).is_file(), name
     summary = json.loads((out / "summary.json").read_text())
     folds = json.loads((out / "eval-actor-6fold/metrics.json").read_text())["folds"]

@@ -32,7 +32,7 @@ def tiny_onnx(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) ->
 
 @pytest.fixture(scope="module")
 def shipped_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return export_onnx(load_model(), tmp_path_factory.mktemp("onnx") / "default.onnx")
+    return export_onnx(load_model(backend="torch"), tmp_path_factory.mktemp("onnx") / "default.onnx")
 
 
 def signals(seed: int = 7) -> list[np.ndarray]:
@@ -43,7 +43,7 @@ def signals(seed: int = 7) -> list[np.ndarray]:
 
 @pytest.mark.parametrize("which", ["tiny", "shipped"])
 def test_onnx_matches_torch_on_synthetic_audio(which: str, request: pytest.FixtureRequest) -> None:
-    torch_clf = load_model(request.getfixturevalue("tiny_model_dir") if which == "tiny" else None)
+    torch_clf = load_model(request.getfixturevalue("tiny_model_dir") if which == "tiny" else None, backend="torch")
     onnx_clf = load_model(request.getfixturevalue(f"{which}_onnx"), backend="onnx")
     assert isinstance(onnx_clf, OnnxClassifier)
     assert onnx_clf.config == torch_clf.config
@@ -102,7 +102,7 @@ def test_onnx_matches_torch_on_real_clips(shipped_onnx: Path, real_ravdess: Path
             real_ravdess.glob(f"Actor_*/03-01-{e:02d}-01-*-*-*.*"))
         clips += [matches[0], matches[len(matches) // 2]]
     assert len(clips) == 16 and len({c.parent for c in clips}) > 1
-    torch_clf, onnx_clf = load_model(), load_model(shipped_onnx, backend="onnx")
+    torch_clf, onnx_clf = load_model(backend="torch"), load_model(shipped_onnx, backend="onnx")
     pt, po = torch_clf.predict_proba(clips), onnx_clf.predict_proba(clips)
     assert pt.shape == (16, 8)
     assert np.abs(pt - po).max() < TOLERANCE
@@ -169,16 +169,18 @@ def test_backend_and_model_kind_must_agree(tiny_model_dir: Path, tiny_onnx: Path
                                            capsys: pytest.CaptureFixture[str]) -> None:
     wav = tmp_path / "x.wav"
     sf.write(str(wav), voiced(1.0, 16000, np.random.default_rng(0)), 16000)
-    line = _one_error(capsys, ["predict", "--model", str(tiny_onnx), str(wav)])
+    line = _one_error(capsys, ["predict", "--backend", "torch", "--model", str(tiny_onnx), str(wav)])
     assert "is an ONNX file" in line and "--backend onnx" in line
     line = _one_error(capsys, ["predict", "--backend", "onnx", "--model", str(tiny_model_dir), str(wav)])
-    assert "is a model folder" in line and "voxemo export --onnx" in line
-    line = _one_error(capsys, ["predict", "--backend", "onnx", str(wav)])
-    assert "needs a .onnx file" in line
+    assert "holds no model.onnx" in line and "voxemo export --onnx" in line
     line = _one_error(capsys, ["predict", "--backend", "onnx", "--model", str(tmp_path / "missing.onnx"), str(wav)])
     assert "not found" in line
-    with pytest.raises(ModelError, match="backend='tensorflow' is not one of torch, onnx"):
+    with pytest.raises(ModelError, match="backend='tensorflow' is not one of auto, torch, onnx"):
         load_model(tiny_model_dir, backend="tensorflow")
+    # auto (the default) takes a .onnx file as it is, and a folder without model.onnx with torch
+    assert main(["predict", "--model", str(tiny_onnx), str(wav)]) == 0
+    assert isinstance(load_model(tiny_onnx), OnnxClassifier)
+    assert isinstance(load_model(tiny_model_dir), EmotionClassifier)
 
 
 def test_export_errors(tiny_model_dir: Path, tiny_onnx: Path, tmp_path: Path,
@@ -190,3 +192,69 @@ def test_export_errors(tiny_model_dir: Path, tiny_onnx: Path, tmp_path: Path,
     with pytest.raises(ModelError, match="needs a torch model"):
         export_onnx(load_model(tiny_onnx, backend="onnx"), tmp_path / "again.onnx")
     assert isinstance(load_model(tiny_model_dir), EmotionClassifier)
+
+
+def test_shipped_model_runs_with_onnx_runtime_by_default() -> None:
+    """The shipped folder's model.onnx was exported from the weights.pt beside it (not a stale copy) and is what
+    load_model() runs; torch on the same folder gives the same probabilities."""
+    from voxemo.cache import file_digest
+    from voxemo.predict import WEIGHTS, default_model_dir
+
+    clf, torch_clf = load_model(), load_model(backend="torch")
+    assert isinstance(clf, OnnxClassifier) and clf.backend == "onnx" and torch_clf.backend == "torch"
+    assert clf.weights_digest == file_digest(default_model_dir() / WEIGHTS)
+    assert clf.temperature == torch_clf.temperature != 1.0 and clf.calibration == torch_clf.calibration
+    assert clf.config == torch_clf.config and clf.classes_.tolist() == torch_clf.classes_.tolist()
+    clips = signals(3)
+    assert np.abs(clf.predict_proba(clips, sr=16000) - torch_clf.predict_proba(clips, sr=16000)).max() < TOLERANCE
+    code = ("import sys, numpy as np; from voxemo import load_model; clf = load_model(); "
+            "y = np.sin(2 * np.pi * 200 * np.arange(16000) / 16000).astype(np.float32) * 0.3; "
+            "print(clf.backend, clf.predict(y, sr=16000), 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    backend, label, torch_loaded = out.stdout.split()
+    assert backend == "onnx" and label in EMOTIONS and torch_loaded == "False"
+
+
+def test_auto_backend_uses_a_folders_onnx_only_while_it_matches_the_weights(
+        tiny_model_dir: Path, tmp_path: Path, rng: np.random.Generator, caplog: pytest.LogCaptureFixture) -> None:
+    import shutil
+
+    folder = Path(shutil.copytree(tiny_model_dir, tmp_path / "m"))
+    clf = load_model(folder)
+    assert isinstance(clf, EmotionClassifier) and not (folder / "model.onnx").exists()
+    y = voiced(2.0, 16000, rng)
+    base = clf.predict_proba(y, sr=16000)
+
+    clf.temperature = 2.0
+    clf.save(folder, onnx=True)
+    auto = load_model(folder)
+    assert isinstance(auto, OnnxClassifier) and auto.temperature == 2.0
+    assert isinstance(load_model(folder, backend="onnx"), OnnxClassifier)
+    assert isinstance(load_model(folder, backend="torch"), EmotionClassifier)
+    np.testing.assert_allclose(auto.predict_proba(y, sr=16000), load_model(folder, backend="torch").predict_proba(
+        y, sr=16000), atol=TOLERANCE)
+    assert not np.allclose(auto.predict_proba(y, sr=16000), base, atol=1e-3)  # the temperature is applied
+
+    # calibration.json rules: a temperature changed after the export reaches the onnx backend too
+    (folder / "calibration.json").write_text(json.dumps({"temperature": 1.0}))
+    assert load_model(folder).temperature == 1.0
+
+    # weights replaced behind its back: the stale model.onnx is ignored, with a warning
+    state = torch.load(folder / "weights.pt", weights_only=True)
+    state["classifier.bias"] += 1.0
+    torch.save(state, folder / "weights.pt")
+    with caplog.at_level("WARNING", logger="voxemo.predict"):
+        assert isinstance(load_model(folder), EmotionClassifier)
+    assert "was not exported from its weights.pt" in caplog.text
+
+    # a corrupt model.onnx: torch runs, with a warning naming the file
+    clf.save(folder, onnx=True)
+    (folder / "model.onnx").write_bytes(b"junk")
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="voxemo.predict"):
+        assert isinstance(load_model(folder), EmotionClassifier)
+    assert "not a readable ONNX model" in caplog.text
+
+    # saving without onnx removes the old file, so it cannot outlive its weights
+    clf.save(folder)
+    assert not (folder / "model.onnx").exists() and isinstance(load_model(folder), EmotionClassifier)

@@ -82,14 +82,13 @@ def test_predict_flac_and_stereo_48k(client: TestClient) -> None:
     assert r.json()["emotion"] in EMOTIONS and r.json()["path"] == "stereo.flac"
 
 
-def test_onnx_backend_serves_the_same_predictions(client: TestClient, model: Any, tmp_path: Path) -> None:
-    pytest.importorskip("onnxruntime")
-    from voxemo.onnx_backend import export_onnx
-
-    onnx_file = export_onnx(model, tmp_path / "model.onnx")
+def test_torch_backend_serves_the_same_predictions(client: TestClient) -> None:
+    """The default service runs the shipped model.onnx with ONNX Runtime; ``--backend torch`` gives the same."""
     upload = {"file": ("clip.wav", wav_bytes(speech(4.0)), "audio/wav")}
-    with TestClient(create_app(onnx_file, backend="onnx")) as onnx_client:
-        got = onnx_client.post("/predict", files=upload).json()
+    with TestClient(create_app(None, backend="torch")) as torch_client:
+        got = torch_client.post("/predict", files=upload).json()
+        assert torch_client.get("/health").json()["backend"] == "torch"
+    assert client.get("/health").json()["backend"] == "onnx"
     expected = client.post("/predict", files=upload).json()
     assert got["emotion"] == expected["emotion"]
     for c in EMOTIONS:
@@ -247,7 +246,7 @@ def test_service_config_validates() -> None:
 
 def test_serve_command_defaults_to_localhost() -> None:
     args = build_parser().parse_args(["serve"])
-    assert (args.host, args.port, args.backend, args.workers) == ("127.0.0.1", 8000, "torch", 2)
+    assert (args.host, args.port, args.backend, args.workers) == ("127.0.0.1", 8000, "auto", 2)
     args = build_parser().parse_args(["serve", "--port", "9000", "--max-upload-mb", "5", "--backend", "onnx"])
     assert (args.port, args.max_upload_mb, args.backend) == (9000, 5.0, "onnx")
 

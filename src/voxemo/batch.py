@@ -138,7 +138,7 @@ def _safe_predict(clf: Classifier, path: str) -> dict[str, Any]:
 
 
 def predict_stream(items: Iterable[tuple[str, str | None]], clf: Classifier, *, model: str | None = None,
-                   backend: str = "torch", jobs: int = 1, help_while_starting: bool = True) -> Iterator[dict[str, Any]]:
+                   backend: str = "auto", jobs: int = 1, help_while_starting: bool = True) -> Iterator[dict[str, Any]]:
     """One result dict per ``(path, error)`` item from :func:`expand_inputs`, in input order, as they finish.
 
     Parameters
@@ -160,8 +160,8 @@ def predict_stream(items: Iterable[tuple[str, str | None]], clf: Classifier, *, 
         for path, error in chain(head, it):
             yield _result_of(clf, path, error)
         return
-    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=_worker_context(backend), initializer=_init_worker,
-                               initargs=(model, backend))
+    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=_worker_context(clf.backend), initializer=_init_worker,
+                               initargs=(model, clf.backend or backend))
     pending: deque[tuple[str, Future[list[dict[str, Any]]]]] = deque()
     window = IN_FLIGHT_PER_JOB * jobs
     rest = chain(head, it)
@@ -320,7 +320,7 @@ class BatchSummary:
         return bool(self.failed or self.skipped_failed)
 
 
-def predict_batch(paths: Iterable[str | os.PathLike[str]], *, model: str | None = None, backend: str = "torch",
+def predict_batch(paths: Iterable[str | os.PathLike[str]], *, model: str | None = None, backend: str = "auto",
                   fmt: str = "json", output: str | os.PathLike[str] | None = None, resume: bool = False,
                   jobs: int = 0, out: IO[str] | None = None, progress: bool = False) -> BatchSummary:
     """Predict every input and write one line per input as it is done.

@@ -15,6 +15,9 @@ from .errors import VoxemoError
 log = logging.getLogger("voxemo")
 
 
+BACKEND_HELP = ("inference runtime (default auto: the model folder's model.onnx with ONNX Runtime when it was "
+                "exported from its weights, else torch)")
+
 def _config(args: argparse.Namespace) -> Any:
     """The default Config with the CLI's overrides (seed, epochs, threads, then each ``--set``)."""
     from .config import Config, apply_overrides
@@ -118,7 +121,8 @@ def cmd_train(args: argparse.Namespace) -> int:
                       calibration=variants["calibration"])
     corpora = dict(sorted(Counter(r.corpus for r in records).items()))
     clf.save(args.out, report={"variants": variants, "final_epochs": epochs, "n_clips": len(records),
-                               "corpora": corpora, "labels": list(labels), "skipped": errors, "config": cfg.to_dict()})
+                               "corpora": corpora, "labels": list(labels), "skipped": errors, "config": cfg.to_dict()},
+             onnx=True)
     print(f"chose {variants['chosen']}; trained on {len(records)} clips ({', '.join(corpora)}) for {epochs} epochs, "
           f"{len(labels)} classes; saved {args.out}")
     return 0
@@ -189,7 +193,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     from .onnx_backend import export_onnx
     from .predict import load_model
 
-    out = export_onnx(load_model(args.model), args.onnx)
+    out = export_onnx(load_model(args.model, backend="torch"), args.onnx)
     print(out)
     return 0
 
@@ -346,9 +350,9 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("predict", help="predict the emotion of audio files, folders or manifests")
     s.add_argument("paths", nargs="+", metavar="PATH",
                    help="audio files, folders (walked recursively) or manifests (.jsonl/.csv with a path column)")
-    s.add_argument("--model", help="model folder, or a .onnx file with --backend onnx (default: the pretrained "
-                                   "model shipped with voxemo)")
-    s.add_argument("--backend", choices=["torch", "onnx"], default="torch", help="inference backend (default torch)")
+    s.add_argument("--model", help="model folder or .onnx file (default: the pretrained model shipped with voxemo)")
+    s.add_argument("--backend", choices=["auto", "torch", "onnx"], default="auto",
+                   help=BACKEND_HELP)
     fmt = s.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true", help="one JSON object per input line")
     fmt.add_argument("--csv", action="store_true", help="CSV: path, emotion, confidence, one column per class, error")
@@ -368,7 +372,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     s.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     s.add_argument("--model", help="model folder (default: the pretrained model shipped with voxemo)")
-    s.add_argument("--backend", choices=["torch", "onnx"], default="torch", help="inference backend (default torch)")
+    s.add_argument("--backend", choices=["auto", "torch", "onnx"], default="auto",
+                   help=BACKEND_HELP)
     s.add_argument("--workers", type=int, default=2, help="inference threads (default 2)")
     s.add_argument("--queue", type=int, default=16, help="uploads that may wait for a worker before 503 (default 16)")
     s.add_argument("--max-upload-mb", type=float, default=20.0, help="largest upload in MB, else 413 (default 20)")

@@ -33,11 +33,13 @@ from .predict import Classifier, EmotionClassifier
 META_FORMAT, META_CONFIG = "voxemo.format", "voxemo.config"
 META_LABELS, META_VERSION = "voxemo.labels", "voxemo.version"
 META_TEMPERATURE = "voxemo.temperature"  # softmax temperature (voxemo.calibration); absent in older exports: 1
+META_WEIGHTS = "voxemo.weights_sha256"  # SHA-256 of the weights.pt exported, when exported into a model folder
 FORMAT = "voxemo-onnx-1"
 INPUT, OUTPUT = "logmel", "probabilities"
 
 
-def export_onnx(clf: Classifier, path: str | os.PathLike[str], *, opset: int | None = None) -> Path:
+def export_onnx(clf: Classifier, path: str | os.PathLike[str], *, opset: int | None = None,
+                weights_digest: str | None = None) -> Path:
     """Write the classifier's network, config and labels to one ``.onnx`` file (atomically).
 
     Parameters
@@ -48,6 +50,9 @@ def export_onnx(clf: Classifier, path: str | os.PathLike[str], *, opset: int | N
         Output file; by convention it ends in ``.onnx``.
     opset : int, optional
         ONNX opset; None lets the exporter choose.
+    weights_digest : str, optional
+        SHA-256 of the ``weights.pt`` holding these weights, stored so that :func:`voxemo.predict.load_model` can
+        tell a folder's ``model.onnx`` still matches its weights.
 
     Returns
     -------
@@ -85,6 +90,7 @@ def export_onnx(clf: Classifier, path: str | os.PathLike[str], *, opset: int | N
         META_LABELS: json.dumps([str(c) for c in clf.classes_]),
         META_VERSION: _voxemo_version(),
         META_TEMPERATURE: repr(float(clf.temperature)),
+        **({META_WEIGHTS: weights_digest} if weights_digest else {}),
     })
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
@@ -107,14 +113,19 @@ class OnnxClassifier(Classifier):
     Attributes
     ----------
     session : onnxruntime.InferenceSession
+    weights_digest : str or None
+        SHA-256 of the ``weights.pt`` this network was exported from (None for a standalone export).
     threads : int
         Intra-op threads of the session (default 1, like the torch classifier); 0 lets ONNX Runtime use all cores.
     """
+
+    backend = "onnx"
 
     def __init__(self, session: Any, config: Config, classes: list[str], *, threads: int = 1) -> None:
         super().__init__(config, classes)
         self.session = session
         self.threads = threads
+        self.weights_digest: str | None = None
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], *, threads: int = 1) -> OnnxClassifier:
@@ -150,6 +161,7 @@ class OnnxClassifier(Classifier):
         _check_signature(p, session, config, len(classes))
         clf = cls(session, config, classes, threads=threads)
         clf.temperature = temperature
+        clf.weights_digest = meta.get(META_WEIGHTS)
         return clf
 
     def segment_proba(self, x: np.ndarray, batch_size: int = 256) -> np.ndarray:

@@ -194,7 +194,7 @@ def run_study(records: Sequence[Utterance], out_dir: str | Path, config: Config,
         "evaluation": {p: {"summary": r["summary"], "pooled": r["pooled"]} for p, r in evaluations.items()},
         "timings_s": timings, "config": config.to_dict(),
     }
-    clf.save(out / "model", report=report)
+    clf.save(out / "model", report=report, onnx=True)
     (out / "summary.json").write_text(json.dumps(report, indent=2))
     (out / "report.md").write_text(study_report(report))
     return report

@@ -346,6 +346,7 @@ class Service:
             "status": "ok",
             "version": __version__,
             "classes": [str(c) for c in self.model.classes_],
+            "backend": getattr(self.model, "backend", "") or type(self.model).__name__,
             "window_seconds": cfg.audio.duration if cfg is not None else None,
             "limits": {"max_upload_mb": self.config.max_upload_mb, "max_seconds": self.config.max_seconds,
                        "workers": self.config.workers, "queue": self.config.queue},
@@ -367,7 +368,7 @@ def page_html() -> str:
     return (resources.files("voxemo") / "web" / "index.html").read_text(encoding="utf-8")
 
 
-def create_app(model: Any = None, *, backend: str = "torch", max_upload_mb: float = 20.0, max_seconds: float = 300.0,
+def create_app(model: Any = None, *, backend: str = "auto", max_upload_mb: float = 20.0, max_seconds: float = 300.0,
                workers: int = 2, queue: int = 16) -> FastAPI:
     """Build the FastAPI app.
 
@@ -375,7 +376,7 @@ def create_app(model: Any = None, *, backend: str = "torch", max_upload_mb: floa
     ----------
     model : EmotionClassifier, path-like or None
         A loaded classifier, a model folder, or None for the model shipped with voxemo.
-    backend : {"torch", "onnx"}
+    backend : {"auto", "torch", "onnx"}
         How to load ``model`` when it is a folder or None.
     max_upload_mb, max_seconds, workers, queue
         See :class:`ServiceConfig`.
