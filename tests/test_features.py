@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from conftest import tone, voiced
-from voxemo.audio import peak_dbfs, rms_dbfs, to_mono, trim
+from voxemo.audio import frame_power, peak_dbfs, rms_dbfs, to_mono, trim
 from voxemo.config import AudioConfig, FeatureConfig
 from voxemo.errors import AudioError
 from voxemo.features import extract, fix_frames, pad_value, prepare_signal, segment_frames, windows
@@ -18,6 +18,26 @@ def test_trim_removes_surrounding_silence():
     yt, (start, end) = trim(y, top_db=30)
     assert abs(len(yt) / sr - 1.0) < 0.1
     assert abs(start / sr - 0.5) < 0.1 and abs(end / sr - 1.5) < 0.1
+
+
+@pytest.mark.parametrize("n", [0, 1, 100, 511, 512, 513, 2047, 2048, 2049, 5000, 44100, 66150])
+@pytest.mark.parametrize("sizes", [(2048, 512), (1024, 256), (2048, 1024), (1000, 300)])
+def test_frame_power_and_trim_match_librosa(n: int, sizes: tuple[int, int], rng: np.random.Generator) -> None:
+    """Every length around the frame and hop sizes, speech-like bursts between silences and a faint noise floor:
+    the same frame energies as librosa.feature.rms and the same cut as librosa.effects.trim."""
+    import librosa
+
+    frame, hop = sizes
+    envelope = np.repeat(rng.choice([0.0, 1e-3, 0.3, 1.0], size=n // 400 + 1), 400)[:n]
+    y = (rng.standard_normal(n) * envelope).astype(np.float32)
+    if n:
+        y[: n // 4] = 0.0  # leading digital silence
+    expected = librosa.feature.rms(y=y, frame_length=frame, hop_length=hop)[0] ** 2
+    np.testing.assert_allclose(frame_power(y, frame, hop), expected, rtol=1e-4, atol=1e-12)
+    for top_db in (20, 35, 60):
+        want = librosa.effects.trim(y, top_db=top_db, frame_length=frame, hop_length=hop)[1]
+        yt, got = trim(y, top_db=top_db, frame_length=frame, hop_length=hop)
+        assert got == tuple(int(i) for i in want) and len(yt) == got[1] - got[0]
 
 
 def test_trim_disabled_returns_input():
