@@ -130,3 +130,20 @@ def test_power_spectrogram_matches_librosa_stft(rng):
     ref = np.abs(librosa.stft(y, n_fft=1024, hop_length=512, center=True, pad_mode="constant")) ** 2
     assert ours.shape == ref.shape
     assert np.allclose(ours, ref, rtol=1e-3, atol=1e-6 * ref.max())
+
+
+def test_logmel_matches_librosa_melspectrogram_in_db(rng):
+    """The whole log-mel against librosa's own pipeline: within float32 rounding of the STFT, at every level."""
+    import librosa
+
+    from voxemo.features import logmel
+
+    f = FeatureConfig()
+    for y in (voiced(1.3, 22050, rng), 0.01 * voiced(0.4, 22050, rng), tone(300, seconds=0.7, sr=22050, silence=0.2)):
+        mel = librosa.feature.melspectrogram(y=y, sr=22050, n_fft=f.n_fft, hop_length=f.hop_length, n_mels=f.n_mels,
+                                             fmin=f.fmin, fmax=f.fmax, power=2.0, pad_mode="constant")
+        ref = librosa.power_to_db(mel, ref=np.max, top_db=f.top_db)
+        ours = logmel(y, 22050, f)
+        assert ours.shape == ref.shape and ours.dtype == np.float32
+        assert ours.max() == 0.0 and ours.min() >= -f.top_db
+        assert np.abs(ours - ref).max() < 0.01  # dB

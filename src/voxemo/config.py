@@ -135,6 +135,7 @@ class TrainConfig(_Config):
 
     ``freq_shift`` shifts each training segment up or down by up to that many mel bins (a cheap stand-in for
     pitch and formant differences between speakers); masks are SpecAugment's, widths in bins and frames.
+    ``label_smoothing`` moves that share of each target's probability onto the other classes (0 = off).
     """
 
     epochs: int = 60
@@ -144,6 +145,7 @@ class TrainConfig(_Config):
     patience: int = 8
     val_actors: int = 4
     mixup_alpha: float = 0.0
+    label_smoothing: float = 0.0
     freq_masks: int = 1
     freq_mask_width: int = 8
     time_masks: int = 1
@@ -162,6 +164,8 @@ class TrainConfig(_Config):
             raise ConfigError("TrainConfig.weight_decay and mixup_alpha must be >= 0")
         if self.val_actors < 1:
             raise ConfigError(f"TrainConfig.val_actors={self.val_actors!r} must be >= 1")
+        if not 0 <= self.label_smoothing < 1:
+            raise ConfigError(f"TrainConfig.label_smoothing={self.label_smoothing!r} must be in [0, 1)")
 
 
 @dataclass(frozen=True)

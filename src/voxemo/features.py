@@ -95,8 +95,11 @@ def logmel(y: np.ndarray, sr: int, features: FeatureConfig) -> np.ndarray:
     """
     spec = power_spectrogram(y, features.n_fft, features.hop_length)
     mel = np.asarray(_mel_basis(sr, features.n_fft, features.n_mels, features.fmin, features.fmax) @ spec)
-    db = librosa.power_to_db(mel, ref=np.max, top_db=features.top_db)
-    return db.astype(np.float32)
+    # librosa.power_to_db(mel, ref=np.max, top_db=...) written out: the same float32 operations, without loading
+    # librosa's spectrum module (about a second of imports and JIT in every fresh process)
+    amin = np.float32(1e-10)
+    db = 10.0 * np.log10(np.maximum(mel, amin)) - 10.0 * np.log10(np.maximum(mel.max(initial=0.0), amin))
+    return np.maximum(db, db.max() - features.top_db).astype(np.float32, copy=False)
 
 
 def extract(y: np.ndarray, sr: int, audio: AudioConfig, features: FeatureConfig, *, name: str = "signal",

@@ -184,7 +184,8 @@ def train_model(
             perm = torch.from_numpy(rng.permutation(len(idx)))
             logits = model(lam * x + (1 - lam) * x[perm])
             ce = nn.functional.cross_entropy
-            loss = lam * ce(logits, y) + (1 - lam) * ce(logits, y[perm])
+            smooth = t.label_smoothing
+            loss = lam * ce(logits, y, label_smoothing=smooth) + (1 - lam) * ce(logits, y[perm], label_smoothing=smooth)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
