@@ -13,12 +13,14 @@ What is measured (see benchmarks/README.md for the reasoning):
 1. Feature extraction on ``--clips`` clips spread evenly over the corpus (every actor contributes):
    the naive loop ``librosa.load(sr=22050)`` + ``librosa.feature.melspectrogram`` in one process (as written,
    and with BLAS limited to one thread), and ``voxemo.cache.extract_many`` with a fresh cache on all cores
-   (cold), the same call again (warm, cache hits) and a fresh cache with ``jobs=1`` (per-core cost).
+   (cold), the same call again (warm, cache hits), a fresh cache with ``jobs=1`` (per-core cost) and no cache
+   at all (``cache_dir=""``: what hashing files and writing cache entries cost).
    Each variant runs ``--repeats`` times, interleaved; the median is reported. The OS file cache is warmed
    first, so "cold" means an empty feature cache, not an empty page cache.
 2. Prediction latency per clip with the model loaded: ``clf.predict_proba(path)``, against the floor of
    decoding and resampling the same clip (``soundfile.read`` + ``soxr.resample(..., quality="HQ")``),
-   interleaved clip by clip; medians over the clips, with torch on one thread and on its default threads.
+   interleaved clip by clip; medians over the clips, for the default ``load_model()`` (ONNX Runtime on the
+   shipped model) and for torch on one thread and on its default threads.
 3. The main job's wall time, read from the ``summary.json`` of ``voxemo run --out DIR`` (never run here).
 5.-6. ONNX Runtime vs torch latency per clip on one thread, and batch throughput of ``voxemo predict`` with
    ``--jobs 1`` vs ``2`` (``bench_backends.py``; ``--backends-only`` runs just these).
@@ -139,7 +141,8 @@ def bench_extraction(paths: Sequence[str], repeats: int, log: Callable[[str], No
     audio, feats = AudioConfig(), FeatureConfig()
     n = len(paths)
     workers = os.cpu_count() or 1
-    seconds: dict[str, list[float]] = {k: [] for k in ("naive", "naive_1blas", "cold_all", "warm_all", "cold_1")}
+    seconds: dict[str, list[float]] = {k: [] for k in ("naive", "naive_1blas", "cold_all", "warm_all", "cold_1",
+                                                       "nocache_all")}
 
     # one clip through every path first: lazy imports, librosa's filter caches, first-call costs
     naive_features(paths[:1], feats.n_mels)
@@ -163,6 +166,11 @@ def bench_extraction(paths: Sequence[str], repeats: int, log: Callable[[str], No
             worst = max(float(np.abs(a - b).max()) for a, b in zip(cold, warm))
             if worst > 0.05:
                 raise SystemExit(f"bench: warm cache differs from cold extraction by up to {worst:.3f} dB")
+
+            # the same without the cache (no hashing, no entry files): how much writing the cache costs
+            dt, uncached = _timed(extract_many, paths, audio, feats, cache_dir="", jobs=0, progress=False)
+            seconds["nocache_all"].append(dt)
+            _check(uncached, n, "voxemo without cache")
 
             cache1 = Path(tmp) / f"one-{r}"
             dt, cold1 = _timed(extract_many, paths, audio, feats, cache_dir=cache1, jobs=1, progress=False)
@@ -406,6 +414,7 @@ def render(result: dict[str, Any]) -> str:
         "cold_all": f"voxemo `extract_many`, empty cache, all cores ({w} workers)",
         "warm_all": f"voxemo `extract_many`, warm cache (hits), all cores ({w} workers)",
         "cold_1": "voxemo `extract_many`, empty cache, `jobs=1`",
+        "nocache_all": "voxemo `extract_many`, no cache (`cache_dir=\"\"`), all cores",
     }
     lines += [
         f"## 1. Feature extraction: {n} clips, median of {ex['repeats']} interleaved runs",
