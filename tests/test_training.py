@@ -10,13 +10,13 @@ import torch
 
 from conftest import voiced, voxemo_records
 from voxemo.config import AudioConfig, Config, ModelConfig, TrainConfig
-from voxemo.errors import AudioError, ModelError
+from voxemo.errors import AudioError, ConfigError, ModelError
 from voxemo.evaluate import actor_folds, evaluate, random_split, scores, top_confusions, write_evaluation
-from voxemo.features import extract
+from voxemo.features import extract, pad_value, segment_frames
 from voxemo.labels import EMOTIONS
-from voxemo.model import EmotionCNN
+from voxemo.model import EmotionCNN, EmotionEnsemble
 from voxemo.predict import EmotionClassifier, load_model
-from voxemo.train import train_model
+from voxemo.train import centre_segments, train_model
 
 
 def test_bias_init_gives_prior_predictions():
@@ -47,6 +47,38 @@ def test_training_learns_a_separable_task_and_is_reproducible(rng):
     assert 1 <= res.best_epoch <= len(res.history) <= 20
     again = train_model(specs, labels, 3, cfg, val_specs=val_specs, val_labels=val_labels, progress=False)
     assert [h["train_loss"] for h in again.history] == pytest.approx([h["train_loss"] for h in res.history])
+
+
+def test_an_ensemble_averages_members_trained_with_consecutive_seeds(rng, tmp_path):
+    """Member i is exactly the single model of seed + i; the ensemble's probabilities are the members' mean; it
+    saves, loads (torch and ONNX) and predicts like one model."""
+    cfg = Config(audio=AudioConfig(duration=1.0), model=ModelConfig(channels=(4, 8)),
+                 train=TrainConfig(epochs=4, batch_size=16, threads=1, seed=3))
+    specs, labels = _pitch_task(12, rng, cfg)
+    val_specs, val_labels = _pitch_task(3, rng, cfg)
+    ens_cfg = cfg.replace(model=cfg.model.replace(members=2))
+    res = train_model(specs, labels, 3, ens_cfg, val_specs=val_specs, val_labels=val_labels, progress=False)
+    assert isinstance(res.model, EmotionEnsemble) and len(res.model.members) == 2 and res.model.n_classes == 3
+    singles = [train_model(specs, labels, 3, cfg.replace(train=cfg.train.replace(seed=s)), val_specs=val_specs,
+                           val_labels=val_labels, progress=False) for s in (3, 4)]
+    for member, single in zip(res.model.members, singles):
+        for (k, a), b in zip(member.state_dict().items(), single.model.state_dict().values()):
+            assert torch.equal(a, b), k
+    assert res.history[0]["train_loss"] == pytest.approx(np.mean([r.history[0]["train_loss"] for r in singles]))
+    assert res.best_epoch == round(np.mean([r.best_epoch for r in singles]))
+
+    x = centre_segments(val_specs, segment_frames(cfg.audio, cfg.features), pad_value(cfg.features))
+    with torch.no_grad():
+        mean = np.mean([torch.softmax(r.model(torch.from_numpy(x)), 1).numpy() for r in singles], axis=0)
+    clf = EmotionClassifier(res.model, ens_cfg, ["a", "b", "c"])
+    np.testing.assert_allclose(clf.segment_proba(x), mean, atol=1e-6)
+    clf.save(tmp_path / "m", onnx=True)
+    for backend in ("torch", "onnx"):
+        again = load_model(tmp_path / "m", backend=backend)
+        assert again.config.model.members == 2
+        np.testing.assert_allclose(again.segment_proba(x), mean, atol=1e-5)
+    with pytest.raises(ConfigError, match="members"):
+        ModelConfig(members=0)
 
 
 def test_actor_folds_are_speaker_independent():

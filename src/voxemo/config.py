@@ -112,13 +112,16 @@ class ModelConfig(_Config):
     linear classifier. ``bias_init`` sets the output bias to the log class priors of the training set.
     ``pooling`` over time: ``"meanmax"`` concatenates the mean and the max, ``"attention"`` a learned
     softmax-weighted mean and the max. ``pool_first`` orders each block conv, max-pool, batch norm, ReLU instead of
-    conv, batch norm, ReLU, max-pool (faster on a CPU)."""
+    conv, batch norm, ReLU, max-pool (faster on a CPU). ``members`` > 1 trains that many such CNNs, member i with
+    seed ``train.seed + i``, and averages their probabilities (:class:`~voxemo.model.EmotionEnsemble`): one model
+    file, one ONNX graph, ``members`` times the training and network time."""
 
     channels: tuple[int, ...] = (16, 32, 64, 128)
     dropout: float = 0.3
     bias_init: bool = True
     pooling: str = "meanmax"
     pool_first: bool = True
+    members: int = 1
 
     def __post_init__(self) -> None:
         if not self.channels or any(int(c) <= 0 for c in self.channels):
@@ -127,6 +130,8 @@ class ModelConfig(_Config):
             raise ConfigError(f"ModelConfig.dropout={self.dropout!r} must be in [0, 1)")
         if self.pooling not in ("meanmax", "attention"):
             raise ConfigError(f"ModelConfig.pooling={self.pooling!r} must be 'meanmax' or 'attention'")
+        if not isinstance(self.members, int) or self.members < 1:
+            raise ConfigError(f"ModelConfig.members={self.members!r} must be a positive integer")
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""The CNN that classifies fixed-length log-mel segments."""
+"""The CNN that classifies fixed-length log-mel segments, and an ensemble of them."""
 
 from __future__ import annotations
 
@@ -45,6 +45,10 @@ class EmotionCNN(nn.Module):
         self.dropout = nn.Dropout(config.dropout)
         self.classifier = nn.Linear(2 * c_in, n_classes)
 
+    @property
+    def n_classes(self) -> int:
+        return self.classifier.out_features
+
     def fit_normalizer(self, specs: np.ndarray) -> None:
         """Set per-mel-bin mean and std from training segments, shape (n, n_mels, n_frames)."""
         x = torch.as_tensor(specs, dtype=torch.float32)
@@ -69,3 +73,25 @@ class EmotionCNN(nn.Module):
         else:
             h = torch.cat([h.mean(dim=2), h.amax(dim=2)], dim=1)  # pool time
         return self.classifier(self.dropout(h))
+
+
+class EmotionEnsemble(nn.Module):
+    """Several trained :class:`EmotionCNN` whose class probabilities are averaged.
+
+    ``forward`` returns the log of the mean member probability, so ``softmax(forward(x))`` is that mean and
+    everything downstream (prediction, temperature scaling, ONNX export) treats it like one CNN's logits.
+    """
+
+    def __init__(self, members: list[EmotionCNN]) -> None:
+        super().__init__()
+        if not members:
+            raise ValueError("an ensemble needs at least one member")
+        self.members = nn.ModuleList(members)
+
+    @property
+    def n_classes(self) -> int:
+        return self.members[0].n_classes
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        probs = torch.stack([torch.softmax(m(x), dim=1) for m in self.members]).mean(dim=0)
+        return torch.log(probs.clamp_min(1e-12))

@@ -37,7 +37,7 @@ from .errors import AudioError, ModelError, VoxemoError
 from .features import extract, pad_value, segment_frames, windows
 
 if TYPE_CHECKING:
-    from .model import EmotionCNN
+    from .model import EmotionCNN, EmotionEnsemble
 
 WEIGHTS, CONFIG, LABELS, ONNX_FILE = "weights.pt", "config.json", "labels.json", "model.onnx"
 BACKENDS = ("auto", "torch", "onnx")
@@ -136,7 +136,7 @@ class EmotionClassifier(Classifier):
 
     Attributes
     ----------
-    model : EmotionCNN
+    model : EmotionCNN or EmotionEnsemble
     classes_ : np.ndarray of str
         Emotion labels in the order of the probability columns.
     config : Config
@@ -148,7 +148,8 @@ class EmotionClassifier(Classifier):
 
     backend = "torch"
 
-    def __init__(self, model: EmotionCNN, config: Config, classes: Sequence[str], *, threads: int = 1) -> None:
+    def __init__(self, model: EmotionCNN | EmotionEnsemble, config: Config, classes: Sequence[str], *,
+                 threads: int = 1) -> None:
         super().__init__(config, classes)
         self.model = model.eval()
         self.threads = threads

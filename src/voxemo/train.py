@@ -11,6 +11,7 @@ import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -20,7 +21,7 @@ from tqdm import tqdm
 from .config import Config
 from .errors import ConfigError
 from .features import fix_frames, pad_value, segment_frames
-from .model import EmotionCNN
+from .model import EmotionCNN, EmotionEnsemble
 from .predict import average_windows
 
 
@@ -28,7 +29,7 @@ from .predict import average_windows
 class TrainResult:
     """A trained model and its per-epoch history (train loss; validation loss/accuracy/UAR when validated)."""
 
-    model: EmotionCNN
+    model: EmotionCNN | EmotionEnsemble
     history: list[dict[str, float]] = field(default_factory=list)
     best_epoch: int = 0
 
@@ -93,9 +94,13 @@ def epoch_order(n: int, rng: np.random.Generator, weights: np.ndarray | None = N
     return rng.permutation(n) if weights is None else rng.choice(n, n, p=weights)
 
 
-def build_model(config: Config, n_classes: int) -> EmotionCNN:
-    """A fresh EmotionCNN for ``config``, its weights in channels-last layout (faster on CPU)."""
-    return EmotionCNN(config.features.n_mels, n_classes, config.model).to(memory_format=torch.channels_last)
+def build_model(config: Config, n_classes: int) -> EmotionCNN | EmotionEnsemble:
+    """A fresh EmotionCNN for ``config`` (an :class:`EmotionEnsemble` of them when ``config.model.members`` > 1),
+    its weights in channels-last layout (faster on CPU)."""
+    def one() -> EmotionCNN:
+        return EmotionCNN(config.features.n_mels, n_classes, config.model).to(memory_format=torch.channels_last)
+
+    return one() if config.model.members == 1 else EmotionEnsemble([one() for _ in range(config.model.members)])
 
 
 def train_model(
@@ -132,7 +137,14 @@ def train_model(
         contributes equally). Each epoch then draws ``n`` clips with replacement with these probabilities
         (seeded) instead of a permutation of all clips, and the output-bias priors are the weighted class shares.
         None (the default): every clip once per epoch.
+
+    With ``config.model.members`` > 1 each member is trained this way in turn, with seed ``train.seed + i``
+    (member 0 is the single model of the same seed), and the result holds their :class:`EmotionEnsemble`; its
+    history is the members' rows averaged epoch by epoch and its best epoch their rounded mean.
     """
+    if config.model.members > 1:
+        return _train_ensemble(specs, labels, n_classes, config, val_specs=val_specs, val_labels=val_labels,
+                               epochs=epochs, aug_specs=aug_specs, weights=weights, progress=progress, desc=desc)
     t = config.train
     set_threads(t.threads)
     torch.manual_seed(t.seed)
@@ -221,21 +233,37 @@ def train_model(
     return result
 
 
+def _train_ensemble(specs: Sequence[np.ndarray], labels: np.ndarray, n_classes: int, config: Config,
+                    **kwargs: Any) -> TrainResult:
+    desc = kwargs.pop("desc")
+    results = []
+    for i in range(config.model.members):
+        member = config.replace(model=config.model.replace(members=1),
+                                train=config.train.replace(seed=config.train.seed + i))
+        results.append(train_model(specs, labels, n_classes, member, desc=f"{desc} {i + 1}/{config.model.members}",
+                                   **kwargs))
+    rows = min(len(r.history) for r in results)
+    history = [{k: float(np.mean([r.history[e][k] for r in results])) for k in results[0].history[e]}
+               for e in range(rows)]
+    best = int(round(np.mean([r.best_epoch for r in results])))
+    return TrainResult(model=EmotionEnsemble([r.model for r in results]).eval(), history=history, best_epoch=best)
+
+
 @torch.no_grad()
-def predict_segments(model: EmotionCNN, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
+def predict_segments(model: EmotionCNN | EmotionEnsemble, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
     """Softmax probabilities for fixed-length segments (n, n_mels, n_frames) -> (n, n_classes)."""
     model.eval()
     out = [torch.softmax(model(torch.from_numpy(np.ascontiguousarray(x[i : i + batch_size]))), dim=1).numpy()
            for i in range(0, len(x), batch_size)]
-    return np.concatenate(out) if out else np.zeros((0, model.classifier.out_features), np.float32)
+    return np.concatenate(out) if out else np.zeros((0, model.n_classes), np.float32)
 
 
-def predict_specs(model: EmotionCNN, specs: Sequence[np.ndarray], config: Config) -> np.ndarray:
+def predict_specs(model: EmotionCNN | EmotionEnsemble, specs: Sequence[np.ndarray], config: Config) -> np.ndarray:
     """Class probabilities per clip, averaging over windows that cover each whole spectrogram.
 
     Returns
     -------
     np.ndarray, shape (n_clips, n_classes)
     """
-    return average_windows(specs, config, lambda x: predict_segments(model, x), model.classifier.out_features)
+    return average_windows(specs, config, lambda x: predict_segments(model, x), model.n_classes)
 
