@@ -140,7 +140,8 @@ class TrainConfig(_Config):
 
     ``freq_shift`` shifts each training segment up or down by up to that many mel bins (a cheap stand-in for
     pitch and formant differences between speakers); masks are SpecAugment's, widths in bins and frames.
-    ``label_smoothing`` moves that share of each target's probability onto the other classes (0 = off).
+    ``label_smoothing`` moves that share of each target's probability onto the other classes (0 = off; 0.1
+    scored 0.679 vs 0.670 on ``actor-6fold``, mean of seeds 0-2, and 0.2 scored lower).
     """
 
     epochs: int = 60
@@ -150,7 +151,7 @@ class TrainConfig(_Config):
     patience: int = 8
     val_actors: int = 4
     mixup_alpha: float = 0.0
-    label_smoothing: float = 0.0
+    label_smoothing: float = 0.1
     freq_masks: int = 1
     freq_mask_width: int = 8
     time_masks: int = 1
