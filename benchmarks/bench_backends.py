@@ -110,7 +110,7 @@ def bench_batch(model: str | None, paths: Sequence[str], n: int, log: Callable[[
     for r in runs.values():
         r["vs_jobs1"] = r["files_per_s"] / runs[str(jobs[0])]["files_per_s"]
     return {"clips": len(paths), "distinct": len(set(paths)), "repeats": repeats, "min_parallel": MIN_PARALLEL,
-            "jobs": runs}
+            "backend": clf.backend, "jobs": runs}
 
 
 def render_backends(be: dict[str, Any], ba: dict[str, Any]) -> list[str]:
@@ -131,14 +131,16 @@ def render_backends(be: dict[str, Any], ba: dict[str, Any]) -> list[str]:
             f"| onnx / torch | {be['onnx_vs_torch_clip']:.2f}x | {be['onnx_vs_torch_net']:.2f}x |",
             "",
         ]
-    lines += ["## 6. Batch prediction throughput (`voxemo predict --jobs N`, torch)", ""]
+    backend = ba.get("backend", "torch")
+    lines += [f"## 6. Batch prediction throughput (`voxemo predict --jobs N`, {backend})", ""]
     if "skipped" in ba:
         lines += [f"not measured: {ba['skipped']}", ""]
     else:
         lines += [
             f"{ba['clips']} inputs from a CSV manifest ({ba['distinct']} distinct clips); with fewer than "
             f"{ba['min_parallel']} inputs `predict` stays in one process. End to end includes starting the workers "
-            "(a fork server imports voxemo and torch once); this process predicts the first files meanwhile.",
+            f"(a fork server imports voxemo and the {backend} runtime once); this process predicts the first files "
+            "meanwhile.",
             "",
             "| jobs | files/s (median) | each run | vs jobs 1 | first result s |",
             "|---|---:|---|---:|---:|",
