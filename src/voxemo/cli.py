@@ -18,6 +18,7 @@ log = logging.getLogger("voxemo")
 BACKEND_HELP = ("inference runtime (default auto: the model folder's model.onnx with ONNX Runtime when it was "
                 "exported from its weights, else torch)")
 
+
 def _config(args: argparse.Namespace) -> Any:
     """The default Config with the CLI's overrides (seed, epochs, threads, then each ``--set``)."""
     from .config import Config, apply_overrides

@@ -205,14 +205,12 @@ class EmotionClassifier(Classifier):
             state = torch.load(d / WEIGHTS, map_location="cpu", weights_only=True)
             model = build_model(config, len(classes))
             model.load_state_dict(state)
-            temperature = load_temperature(d)
+            temperature, calibration = _folder_calibration(d)
         except (VoxemoError, ValueError, RuntimeError, KeyError, TypeError, OSError, pickle.UnpicklingError) as exc:
             first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise ModelError(f"{d}: cannot load model ({first})") from None
         clf = cls(model, config, classes)
-        clf.temperature = temperature
-        if temperature != 1.0:
-            clf.calibration = json.loads((d / CALIBRATION).read_text())
+        clf.temperature, clf.calibration = temperature, calibration
         return clf
 
     def segment_proba(self, x: np.ndarray) -> np.ndarray:
@@ -256,6 +254,12 @@ def average_windows(specs: Sequence[np.ndarray], config: Config, segment_proba: 
     probs = segment_proba(np.concatenate(wins))
     bounds = np.cumsum([0] + [len(w) for w in wins])
     return np.stack([probs[a:b].mean(axis=0) for a, b in zip(bounds[:-1], bounds[1:])])
+
+
+def _folder_calibration(d: Path) -> tuple[float, dict[str, Any]]:
+    """A model folder's temperature and the ``calibration.json`` it came from (1.0 and {} without that file)."""
+    temperature = load_temperature(d)
+    return temperature, json.loads((d / CALIBRATION).read_text()) if temperature != 1.0 else {}
 
 
 def _atomic_write(path: Path, write: Any) -> None:
@@ -308,8 +312,7 @@ def load_model(path: str | os.PathLike[str] | None = None, backend: str = "auto"
             log.warning("running %s with torch: %s", p, exc)
         else:
             if clf.weights_digest == file_digest(p / WEIGHTS):
-                clf.temperature = load_temperature(p)  # the folder's calibration.json rules, as for torch
-                clf.calibration = json.loads((p / CALIBRATION).read_text()) if clf.temperature != 1.0 else {}
+                clf.temperature, clf.calibration = _folder_calibration(p)  # the folder's file rules, as for torch
                 return clf
             log.warning("running %s with torch: %s was not exported from its %s", p, ONNX_FILE, WEIGHTS)
     return EmotionClassifier.load(p)
