@@ -81,6 +81,50 @@ def test_an_ensemble_averages_members_trained_with_consecutive_seeds(rng, tmp_pa
         ModelConfig(members=0)
 
 
+@pytest.mark.parametrize("options", [{"freq_pooling": "flatten"}, {"recurrent": 6},
+                                     {"freq_pooling": "flatten", "recurrent": 5, "pooling": "attention"}])
+def test_architecture_options_train_save_and_export(options, rng, tmp_path):
+    """Keeping the mel position (flatten) and a GRU over time steps change the network, not its interface: the
+    model trains, saves, reloads, and exports to ONNX with the same probabilities."""
+    cfg = Config(audio=AudioConfig(duration=1.0), model=ModelConfig(channels=(4, 8), **options),
+                 train=TrainConfig(epochs=2, batch_size=16, threads=1))
+    specs, labels = _pitch_task(6, rng, cfg)
+    res = train_model(specs, labels, 3, cfg, progress=False)
+    plain = EmotionCNN(cfg.features.n_mels, 3, ModelConfig(channels=(4, 8)))
+    n_params = sum(p.numel() for p in res.model.parameters())
+    assert n_params > sum(p.numel() for p in plain.parameters())
+    if "recurrent" in options:
+        assert isinstance(res.model.recurrent, torch.nn.GRU)
+    EmotionClassifier(res.model, cfg, ["a", "b", "c"]).save(tmp_path / "m", onnx=True)
+    x = centre_segments(specs, segment_frames(cfg.audio, cfg.features), pad_value(cfg.features))
+    torch_p = load_model(tmp_path / "m", backend="torch").segment_proba(x)
+    assert load_model(tmp_path / "m", backend="torch").config.model == cfg.model
+    np.testing.assert_allclose(load_model(tmp_path / "m", backend="onnx").segment_proba(x), torch_p, atol=1e-5)
+    with pytest.raises(ConfigError, match="freq_pooling"):
+        ModelConfig(freq_pooling="sum")
+    with pytest.raises(ConfigError, match="recurrent"):
+        ModelConfig(recurrent=-1)
+
+
+def test_weight_averaging_keeps_the_moving_average(rng):
+    """With ``train.ema`` the kept weights are the moving average of the trajectory: a decay near 0 keeps the
+    last step's weights (the run without it), a real decay other weights, both reproducibly."""
+    cfg = Config(audio=AudioConfig(duration=1.0), model=ModelConfig(channels=(4, 8)),
+                 train=TrainConfig(epochs=3, batch_size=16, threads=1))
+    specs, labels = _pitch_task(8, rng, cfg)
+
+    def weights(ema: float) -> list[torch.Tensor]:
+        res = train_model(specs, labels, 3, cfg.replace(train=cfg.train.replace(ema=ema)), progress=False)
+        return [v.float() for v in res.model.state_dict().values()]
+
+    plain, nearly_last, averaged = weights(0.0), weights(1e-12), weights(0.9)
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(plain, nearly_last))
+    assert not all(torch.allclose(a, b, atol=1e-4) for a, b in zip(plain, averaged))
+    assert all(torch.equal(a, b) for a, b in zip(averaged, weights(0.9)))
+    with pytest.raises(ConfigError, match="ema"):
+        TrainConfig(ema=1.0)
+
+
 def test_actor_folds_are_speaker_independent():
     recs = voxemo_records(24, clips_per_speaker=4)
     folds = actor_folds(recs, val_speakers=4, seed=0)

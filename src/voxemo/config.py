@@ -121,6 +121,8 @@ class ModelConfig(_Config):
     bias_init: bool = True
     pooling: str = "meanmax"
     pool_first: bool = True
+    freq_pooling: str = "mean"
+    recurrent: int = 0
     members: int = 1
 
     def __post_init__(self) -> None:
@@ -130,6 +132,10 @@ class ModelConfig(_Config):
             raise ConfigError(f"ModelConfig.dropout={self.dropout!r} must be in [0, 1)")
         if self.pooling not in ("meanmax", "attention"):
             raise ConfigError(f"ModelConfig.pooling={self.pooling!r} must be 'meanmax' or 'attention'")
+        if self.freq_pooling not in ("mean", "flatten"):
+            raise ConfigError(f"ModelConfig.freq_pooling={self.freq_pooling!r} must be 'mean' or 'flatten'")
+        if not isinstance(self.recurrent, int) or self.recurrent < 0:
+            raise ConfigError(f"ModelConfig.recurrent={self.recurrent!r} must be a non-negative integer")
         if not isinstance(self.members, int) or self.members < 1:
             raise ConfigError(f"ModelConfig.members={self.members!r} must be a positive integer")
 
@@ -152,6 +158,7 @@ class TrainConfig(_Config):
     val_actors: int = 4
     mixup_alpha: float = 0.0
     label_smoothing: float = 0.1
+    ema: float = 0.0
     freq_masks: int = 1
     freq_mask_width: int = 8
     time_masks: int = 1
@@ -172,6 +179,8 @@ class TrainConfig(_Config):
             raise ConfigError(f"TrainConfig.val_actors={self.val_actors!r} must be >= 1")
         if not 0 <= self.label_smoothing < 1:
             raise ConfigError(f"TrainConfig.label_smoothing={self.label_smoothing!r} must be in [0, 1)")
+        if not 0 <= self.ema < 1:
+            raise ConfigError(f"TrainConfig.ema={self.ema!r} must be in [0, 1) (0 = off)")
 
 
 @dataclass(frozen=True)

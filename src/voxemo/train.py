@@ -171,6 +171,9 @@ def train_model(
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
         optimizer, max_lr=t.lr, total_steps=max(10, epochs * steps_per_epoch), pct_start=0.2
     )
+    # an exponential moving average of the weights (and batch-norm statistics), validated and kept instead of them
+    ema = (torch.optim.swa_utils.AveragedModel(model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(t.ema),
+                                               use_buffers=True) if t.ema else None)
     validate = val_specs is not None and val_labels is not None and len(val_specs) > 0
     val_x = centre_segments(val_specs, n_frames, fill) if validate else None  # type: ignore[arg-type]
 
@@ -202,10 +205,13 @@ def train_model(
             loss.backward()
             optimizer.step()
             scheduler.step()
+            if ema is not None:
+                ema.update_parameters(model)
             total += float(loss.detach()) * len(idx)
         row = {"epoch": epoch, "train_loss": total / len(specs)}
+        kept = model if ema is None else ema.module
         if validate:
-            probs = predict_segments(model, val_x)  # type: ignore[arg-type]
+            probs = predict_segments(kept, val_x)  # type: ignore[arg-type]
             vl = np.asarray(val_labels)
             row["val_loss"] = float(-np.mean(np.log(np.clip(probs[np.arange(len(vl)), vl], 1e-9, None))))
             pred = probs.argmax(1)
@@ -219,7 +225,7 @@ def train_model(
             bar.set_postfix(val_loss=f"{row['val_loss']:.3f}", val_acc=f"{row['val_accuracy']:.3f}")
             if row["val_loss"] < best_loss - 1e-4:
                 best_loss, since_best, result.best_epoch = row["val_loss"], 0, epoch
-                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                best_state = {k: v.detach().clone() for k, v in kept.state_dict().items()}
             else:
                 since_best += 1
                 if since_best >= t.patience:
@@ -229,6 +235,8 @@ def train_model(
         model.load_state_dict(best_state)
     else:
         result.best_epoch = len(result.history)
+        if ema is not None:
+            model.load_state_dict(ema.module.state_dict())
     model.eval()
     return result
 
