@@ -81,6 +81,32 @@ def test_an_ensemble_averages_members_trained_with_consecutive_seeds(rng, tmp_pa
         ModelConfig(members=0)
 
 
+def test_ensemble_members_can_differ_in_architecture(rng, tmp_path):
+    """``member_options`` gives each member its own fields; member i is the single model of that config and seed
+    + i, and the mixed ensemble saves, reloads and exports like any model."""
+    cfg = Config(audio=AudioConfig(duration=1.0),
+                 model=ModelConfig(channels=(4, 8), members=2, member_options=({}, {"recurrent": 4})),
+                 train=TrainConfig(epochs=2, batch_size=16, threads=1, seed=5))
+    specs, labels = _pitch_task(6, rng, cfg)
+    res = train_model(specs, labels, 3, cfg, progress=False)
+    assert [m.recurrent is None for m in res.model.members] == [True, False]
+    single = train_model(specs, labels, 3, cfg.replace(model=cfg.model.member(1), train=cfg.train.replace(seed=6)),
+                         progress=False)
+    for (k, a), b in zip(res.model.members[1].state_dict().items(), single.model.state_dict().values()):
+        assert torch.equal(a, b), k
+    clf = EmotionClassifier(res.model, cfg, ["a", "b", "c"])
+    clf.save(tmp_path / "m", onnx=True)
+    x = centre_segments(specs, segment_frames(cfg.audio, cfg.features), pad_value(cfg.features))
+    for backend in ("torch", "onnx"):
+        again = load_model(tmp_path / "m", backend=backend)
+        assert again.config.model == cfg.model
+        np.testing.assert_allclose(again.segment_proba(x), clf.segment_proba(x), atol=1e-5)
+    with pytest.raises(ConfigError, match="one dict per member"):
+        ModelConfig(members=3, member_options=({}, {}))
+    with pytest.raises(ConfigError, match="recurrent"):
+        ModelConfig(members=2, member_options=({}, {"recurrent": -2}))
+
+
 @pytest.mark.parametrize("options", [{"freq_pooling": "flatten"}, {"recurrent": 6},
                                      {"freq_pooling": "flatten", "recurrent": 5, "pooling": "attention"}])
 def test_architecture_options_train_save_and_export(options, rng, tmp_path):

@@ -112,9 +112,16 @@ class ModelConfig(_Config):
     linear classifier. ``bias_init`` sets the output bias to the log class priors of the training set.
     ``pooling`` over time: ``"meanmax"`` concatenates the mean and the max, ``"attention"`` a learned
     softmax-weighted mean and the max. ``pool_first`` orders each block conv, max-pool, batch norm, ReLU instead of
-    conv, batch norm, ReLU, max-pool (faster on a CPU). ``members`` > 1 trains that many such CNNs, member i with
-    seed ``train.seed + i``, and averages their probabilities (:class:`~voxemo.model.EmotionEnsemble`): one model
-    file, one ONNX graph, ``members`` times the training and network time."""
+    conv, batch norm, ReLU, max-pool (faster on a CPU). ``freq_pooling`` per time step: ``"mean"`` averages the
+    channels over the remaining mel bins, ``"flatten"`` keeps every (channel, bin) value, so where in frequency a
+    pattern lies still counts. ``recurrent`` > 0 runs a bidirectional GRU of that many units per direction over the
+    time steps before the pooling over time (a CRNN).
+
+    ``members`` > 1 trains that many such CNNs, member i with seed ``train.seed + i``, and averages their
+    probabilities (:class:`~voxemo.model.EmotionEnsemble`): one model file, one ONNX graph, ``members`` times the
+    training and network time. ``member_options``, one dict of this section's fields per member (e.g.
+    ``[{}, {"freq_pooling": "flatten"}, {"recurrent": 64}]``), makes the members differ in architecture too;
+    :meth:`member` gives member i's config."""
 
     channels: tuple[int, ...] = (16, 32, 64, 128)
     dropout: float = 0.3
@@ -124,6 +131,7 @@ class ModelConfig(_Config):
     freq_pooling: str = "mean"
     recurrent: int = 0
     members: int = 1
+    member_options: tuple[dict[str, Any], ...] = ()
 
     def __post_init__(self) -> None:
         if not self.channels or any(int(c) <= 0 for c in self.channels):
@@ -138,6 +146,23 @@ class ModelConfig(_Config):
             raise ConfigError(f"ModelConfig.recurrent={self.recurrent!r} must be a non-negative integer")
         if not isinstance(self.members, int) or self.members < 1:
             raise ConfigError(f"ModelConfig.members={self.members!r} must be a positive integer")
+        if self.member_options:
+            if len(self.member_options) != self.members:
+                raise ConfigError(f"ModelConfig.member_options has {len(self.member_options)} entries for "
+                                  f"members={self.members}; give one dict per member")
+            for i in range(self.members):
+                self.member(i)  # validates each member's fields
+
+    def member(self, i: int) -> ModelConfig:
+        """The config of ensemble member ``i``: this one with ``member_options[i]`` applied, as a single model.
+
+        >>> ModelConfig(members=2, member_options=({}, {"recurrent": 32})).member(1).recurrent
+        32
+        """
+        opts = dict(self.member_options[i]) if self.member_options else {}
+        if not isinstance(opts, dict) or {"members", "member_options"} & set(opts):
+            raise ConfigError(f"ModelConfig.member_options[{i}]={opts!r} must be a dict of other ModelConfig fields")
+        return ModelConfig.from_dict({**self.to_dict(), **opts, "members": 1, "member_options": []})
 
 
 @dataclass(frozen=True)

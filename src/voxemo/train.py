@@ -18,7 +18,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from .config import Config
+from .config import Config, ModelConfig
 from .errors import ConfigError
 from .features import fix_frames, pad_value, segment_frames
 from .model import EmotionCNN, EmotionEnsemble
@@ -97,10 +97,11 @@ def epoch_order(n: int, rng: np.random.Generator, weights: np.ndarray | None = N
 def build_model(config: Config, n_classes: int) -> EmotionCNN | EmotionEnsemble:
     """A fresh EmotionCNN for ``config`` (an :class:`EmotionEnsemble` of them when ``config.model.members`` > 1),
     its weights in channels-last layout (faster on CPU)."""
-    def one() -> EmotionCNN:
-        return EmotionCNN(config.features.n_mels, n_classes, config.model).to(memory_format=torch.channels_last)
+    def one(model: ModelConfig) -> EmotionCNN:
+        return EmotionCNN(config.features.n_mels, n_classes, model).to(memory_format=torch.channels_last)
 
-    return one() if config.model.members == 1 else EmotionEnsemble([one() for _ in range(config.model.members)])
+    m = config.model
+    return one(m) if m.members == 1 else EmotionEnsemble([one(m.member(i)) for i in range(m.members)])
 
 
 def train_model(
@@ -138,8 +139,9 @@ def train_model(
         (seeded) instead of a permutation of all clips, and the output-bias priors are the weighted class shares.
         None (the default): every clip once per epoch.
 
-    With ``config.model.members`` > 1 each member is trained this way in turn, with seed ``train.seed + i``
-    (member 0 is the single model of the same seed), and the result holds their :class:`EmotionEnsemble`; its
+    With ``config.model.members`` > 1 each member is trained this way in turn, with seed ``train.seed + i`` and
+    its own architecture (:meth:`~voxemo.config.ModelConfig.member`; member 0 is the single model of the same
+    seed and member 0's options), and the result holds their :class:`EmotionEnsemble`; its
     history is the members' rows averaged epoch by epoch and its best epoch their rounded mean.
     """
     if config.model.members > 1:
@@ -246,7 +248,7 @@ def _train_ensemble(specs: Sequence[np.ndarray], labels: np.ndarray, n_classes: 
     desc = kwargs.pop("desc")
     results = []
     for i in range(config.model.members):
-        member = config.replace(model=config.model.replace(members=1),
+        member = config.replace(model=config.model.member(i),
                                 train=config.train.replace(seed=config.train.seed + i))
         results.append(train_model(specs, labels, n_classes, member, desc=f"{desc} {i + 1}/{config.model.members}",
                                    **kwargs))
