@@ -208,3 +208,30 @@ def test_predict_into_a_closed_pipe_ends_quietly(tiny_model_dir, make_wav, rng):
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=120) == 141
     assert "Traceback" not in err and "BrokenPipe" not in err
+
+
+def test_train_takes_the_cross_fitted_temperature_of_an_evaluation(corpus: Path, tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """``train --calibration-from`` gives the model the temperature an evaluation of the same recipe fitted on
+    out-of-fold predictions; an evaluation of another recipe is refused before any training."""
+    evaluation = tmp_path / "eval"
+    assert main(["-q", "evaluate", str(corpus), "--out", str(evaluation), "--epochs", "1", *FAST]) == 0
+    fitted = json.loads((evaluation / "metrics.json").read_text())["calibration"]["temperature"]
+    model = tmp_path / "model"
+    assert main(["-q", "--seed", "3", "train", str(corpus), "--out", str(model), "--epochs", "2",
+                 "--calibration-from", str(evaluation), *FAST]) == 0
+    cal = json.loads((model / "calibration.json").read_text())
+    assert cal["temperature"] == pytest.approx(fitted) and str(evaluation) in cal["fitted_on"]
+    assert cal["n"] == len(ACTORS) * 30
+    report = json.loads((model / "training.json").read_text())
+    assert report["variants"]["calibration_validation"]["temperature"] > 0  # the validation fit is kept for comparison
+    assert voxemo.load_model(model).temperature == pytest.approx(fitted)
+    capsys.readouterr()
+
+    assert main(["-q", "train", str(corpus), "--out", str(tmp_path / "other"), "--calibration-from", str(evaluation),
+                 "--set", "train.label_smoothing=0.2", *FAST]) == 2
+    assert "train.label_smoothing" in one_error_line(capsys.readouterr().err)
+    assert not (tmp_path / "other").exists()
+    assert main(["-q", "train", str(corpus), "--out", str(tmp_path / "other"), "--calibration-from",
+                 str(tmp_path), *FAST]) == 2
+    assert "no evaluation there" in one_error_line(capsys.readouterr().err)

@@ -108,9 +108,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     from collections import Counter
 
     from .multicorpus import model_labels
-    from .pipeline import apply_choice, compare_variants, load_augmented, load_features, train_final
+    from .pipeline import (apply_choice, calibration_from_evaluation, compare_variants, load_augmented,
+                           load_features, train_final)
 
     cfg = _config(args)
+    # checked before training, so that a mismatched evaluation fails in a second, not after the training
+    calibration = calibration_from_evaluation(args.calibration_from, cfg) if args.calibration_from else None
     records = _records_many(args.data, args.progress, args.corpus)
     records, specs, errors = load_features(records, cfg, jobs=args.jobs,
                                            progress=args.progress)
@@ -118,6 +121,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     aug = load_augmented(records, cfg, jobs=args.jobs, progress=args.progress)
     variants = compare_variants(records, specs, cfg, labels=labels, aug_specs=aug, progress=args.progress)
     cfg, epochs = apply_choice(cfg, variants)
+    if calibration:
+        variants["calibration_validation"] = variants["calibration"]
+        variants["calibration"] = calibration
     clf = train_final(records, specs, cfg, epochs, labels=labels, aug_specs=aug, progress=args.progress,
                       calibration=variants["calibration"])
     corpora = dict(sorted(Counter(r.corpus for r in records).items()))
@@ -332,6 +338,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="naming convention: once for every DATA, or once per DATA in order (auto = detected)")
     s.add_argument("--jobs", type=int, default=0, help="processes for feature extraction (0 = all cores)")
     s.add_argument("--out", required=True, help="model folder to write")
+    s.add_argument("--calibration-from", metavar="EVAL_DIR",
+                   help="take the softmax temperature from a `voxemo evaluate` folder of the same recipe (fitted on "
+                        "its out-of-fold predictions: every speaker unseen) instead of the validation speakers")
     training_args(s)
     s.set_defaults(func=cmd_train)
 

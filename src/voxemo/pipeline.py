@@ -15,7 +15,7 @@ import numpy as np
 from .cache import extract_augmented, extract_many
 from .calibration import holdout_fit, window_logits
 from .config import Config
-from .errors import CorpusError
+from .errors import ConfigError, CorpusError
 from .evaluate import evaluate, fit_and_test, write_evaluation
 from .labels import EMOTIONS
 from .multicorpus import corpus_weights, model_labels, unique_speakers, validation_speakers
@@ -109,6 +109,42 @@ def compare_variants(records: Sequence[Utterance], specs: Sequence[np.ndarray], 
                    "fitted_on": f"validation speakers {', '.join(val_spk)} ({chosen} variant, best epoch)"}
     return {"val_speakers": val_spk, "variants": variants, "chosen": chosen,
             "bias_init": variants[chosen]["bias_init"], "calibration": calibration}
+
+
+#: config fields that may differ between an evaluation and the model it calibrates: they change how a run is
+#: scheduled or which variant won, not the recipe
+_RECIPE_EXEMPT = {("model", "bias_init"), ("train", "seed"), ("train", "threads"), ("train", "epochs")}
+
+
+def calibration_from_evaluation(path: str | Path, config: Config) -> dict[str, Any]:
+    """The softmax temperature cross-fitted by a ``voxemo evaluate`` run of the same recipe (its ``metrics.json``):
+    fitted on every clip's out-of-fold prediction, from speakers its models never heard, instead of on the few
+    validation speakers of :func:`compare_variants`.
+
+    Raises
+    ------
+    ConfigError
+        The folder holds no evaluation with a temperature, or its recipe differs from ``config`` (other than in
+        seed, threads, epochs or the output-bias variant).
+    """
+    d = Path(path)
+    try:
+        metrics = json.loads((d / "metrics.json").read_text())
+        cal, theirs = metrics["calibration"], Config.from_dict(metrics["config"]).to_dict()
+        temperature = float(cal["temperature"])
+    except OSError as exc:
+        raise ConfigError(f"{d}: no evaluation there ({exc.strerror or exc}: metrics.json)") from None
+    except (ValueError, KeyError, TypeError, ConfigError) as exc:
+        raise ConfigError(f"{d}: metrics.json holds no evaluation with a fitted temperature ({exc})") from None
+    ours = config.to_dict()
+    differ = [f"{sec}.{k}" for sec in ours for k in ours[sec]
+              if (sec, k) not in _RECIPE_EXEMPT and ours[sec][k] != theirs[sec].get(k)]
+    if differ:
+        raise ConfigError(f"{d}: evaluated another recipe (differs in {', '.join(differ)}); its temperature does "
+                          "not apply")
+    n = sum(int(f.get("n_test", 0)) for f in metrics.get("folds", []))
+    return {"temperature": temperature, "n": n, **cal.get("pooled", {}),
+            "fitted_on": f"out-of-fold predictions of {n} clips in {d} ({metrics.get('protocol')}, cross-fitted)"}
 
 
 def apply_choice(config: Config, variants: dict[str, Any]) -> tuple[Config, int]:
