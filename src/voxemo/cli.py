@@ -108,8 +108,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     from collections import Counter
 
     from .multicorpus import model_labels
-    from .pipeline import (apply_choice, calibration_from_evaluation, compare_variants, load_augmented,
-                           load_features, train_final)
+    from .pipeline import (
+        apply_choice,
+        calibration_from_evaluation,
+        compare_variants,
+        load_augmented,
+        load_features,
+        train_final,
+    )
 
     cfg = _config(args)
     # checked before training, so that a mismatched evaluation fails in a second, not after the training
