@@ -7,7 +7,7 @@ import pytest
 import voxemo.evaluate as evaluate_mod
 from conftest import tone, voiced, voxemo_records
 from voxemo.augment import apply_params, draw_params
-from voxemo.cache import extract_augmented, extract_many
+from voxemo.cache import augment_digest, extract_augmented, extract_many
 from voxemo.config import AudioConfig, AugmentConfig, Config, ModelConfig, TrainConfig
 from voxemo.errors import ConfigError
 from voxemo.labels import EMOTIONS
@@ -40,6 +40,24 @@ def test_noise_is_added_at_the_requested_snr():
     noisy = apply_params(y, SR, {"noise_snr_db": 10.0}, np.random.default_rng(0))
     snr = 10 * np.log10(np.mean(y.astype(np.float64) ** 2) / np.mean((noisy - y).astype(np.float64) ** 2))
     assert snr == pytest.approx(10.0, abs=0.3)
+
+
+def test_equaliser_reshapes_the_spectrum_reproducibly_and_leaves_other_copies_alone():
+    rng = np.random.default_rng(0)
+    y = (0.1 * rng.standard_normal(SR)).astype(np.float32)  # white noise: every band has energy to cut or boost
+    params = {"eq_db": 12.0, "eq_seed": 7}
+    a, b = (apply_params(y, SR, params, np.random.default_rng(0)) for _ in range(2))
+    assert np.array_equal(a, b) and len(a) == len(y)
+    band_db = lambda z: 10 * np.log10([np.mean(b) for b in np.array_split(np.abs(np.fft.rfft(z)) ** 2, 16)])  # noqa: E731
+    assert np.ptp(band_db(a) - band_db(y)) > 3  # some bands boosted against others
+    other = apply_params(y, SR, {"eq_db": 12.0, "eq_seed": 8}, np.random.default_rng(0))
+    assert not np.allclose(other, a)
+    # the family is drawn only when configured: the other families' draws (and cached copies) stay as they were
+    plain, with_eq = (draw_params(AugmentConfig(p=1.0, eq_db=e), np.random.default_rng(3)) for e in (0.0, 6.0))
+    assert {k: v for k, v in with_eq.items() if not k.startswith("eq_")} == plain and with_eq["eq_db"] == 6.0
+    assert augment_digest(AugmentConfig()) != augment_digest(AugmentConfig(eq_db=6.0))
+    with pytest.raises(ConfigError, match="eq_db"):
+        AugmentConfig(eq_db=-1.0)
 
 
 def test_draws_are_seeded_and_families_switch_off():

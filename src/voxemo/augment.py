@@ -1,12 +1,15 @@
-"""Waveform augmentation of training clips: pitch shift, time stretch, gain and additive noise.
+"""Waveform augmentation of training clips: pitch shift, time stretch, equalisation, gain and additive noise.
 
 Pure functions of a signal and a seeded :class:`numpy.random.Generator`: parameters are drawn here, so a copy is
 the same in every process and on every run, and the transforms themselves (audiomentations' signalsmith-stretch
-pitch shift and time stretch) are deterministic given them.
+pitch shift and time stretch, and its 7-band parametric EQ under a seed drawn here) are deterministic given them.
 """
 
 from __future__ import annotations
 
+import random
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -14,7 +17,7 @@ import numpy as np
 from .config import AugmentConfig
 
 
-def draw_params(aug: AugmentConfig, rng: np.random.Generator) -> dict[str, float]:
+def draw_params(aug: AugmentConfig, rng: np.random.Generator) -> dict[str, Any]:
     """The transforms one augmented copy applies, each family with probability ``aug.p``.
 
     >>> from voxemo.config import AugmentConfig
@@ -23,7 +26,7 @@ def draw_params(aug: AugmentConfig, rng: np.random.Generator) -> dict[str, float
     >>> draw_params(AugmentConfig(p=0.0), np.random.default_rng(0))
     {}
     """
-    params: dict[str, float] = {}
+    params: dict[str, Any] = {}
     # Draw every value whether or not its family is used, so switching one family off does not change the others.
     use = rng.random(4) < aug.p
     pitch = rng.uniform(-aug.pitch_semitones, aug.pitch_semitones)
@@ -38,12 +41,30 @@ def draw_params(aug: AugmentConfig, rng: np.random.Generator) -> dict[str, float
         params["gain_db"] = float(gain)
     if use[3] and aug.noise_snr_db is not None:
         params["noise_snr_db"] = float(snr)
+    if aug.eq_db > 0:  # drawn only when configured, so that copies made without it stay as they were
+        use_eq, eq_seed = rng.random() < aug.p, int(rng.integers(0, 2**31))
+        if use_eq:
+            params["eq_db"], params["eq_seed"] = float(aug.eq_db), eq_seed
     return params
 
 
+@contextmanager
+def _seeded_global_rngs(seed: int) -> Iterator[None]:
+    """Seed Python's and NumPy's global generators (audiomentations' filters draw from them), then restore them."""
+    py_state, np_state = random.getstate(), np.random.get_state()
+    random.seed(seed)
+    np.random.seed(seed)
+    try:
+        yield
+    finally:
+        random.setstate(py_state)
+        np.random.set_state(np_state)
+
+
 def apply_params(y: np.ndarray, sr: int, params: dict[str, Any], rng: np.random.Generator) -> np.ndarray:
-    """Apply drawn transforms to a mono float32 signal: pitch shift, time stretch, gain, then noise at the SNR."""
-    from audiomentations import PitchShift, TimeStretch  # imported here: only training needs it
+    """Apply drawn transforms to a mono float32 signal: pitch shift, time stretch, a random 7-band EQ (bands cut or
+    boosted by up to ``eq_db``, like another microphone or room), gain, then noise at the SNR."""
+    from audiomentations import PitchShift, SevenBandParametricEQ, TimeStretch  # imported here: only training needs it
 
     out = np.asarray(y, dtype=np.float32)
     if "pitch_semitones" in params:
@@ -52,6 +73,10 @@ def apply_params(y: np.ndarray, sr: int, params: dict[str, Any], rng: np.random.
     if "stretch_rate" in params:
         r = params["stretch_rate"]
         out = TimeStretch(min_rate=r, max_rate=r, leave_length_unchanged=False, p=1.0)(samples=out, sample_rate=sr)
+    if "eq_db" in params:
+        with _seeded_global_rngs(int(params["eq_seed"])):
+            eq = SevenBandParametricEQ(min_gain_db=-params["eq_db"], max_gain_db=params["eq_db"], p=1.0)
+            out = eq(samples=out, sample_rate=sr)
     if "gain_db" in params:
         out = out * np.float32(10 ** (params["gain_db"] / 20))
     if "noise_snr_db" in params:

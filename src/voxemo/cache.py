@@ -78,8 +78,10 @@ def cache_root(cache_dir: str | os.PathLike[str] | None) -> str | None:
 
 
 def augment_digest(aug: AugmentConfig) -> str:
-    """Short hash of an augmentation config (without ``copies``: copy i is the same whatever the count)."""
-    blob = json.dumps({k: v for k, v in aug.to_dict().items() if k != "copies"}, sort_keys=True)
+    """Short hash of an augmentation config (without ``copies``: copy i is the same whatever the count; without
+    ``eq_db`` while it is off, so copies cached before that family existed still count)."""
+    fields = {k: v for k, v in aug.to_dict().items() if k != "copies" and not (k == "eq_db" and not v)}
+    blob = json.dumps(fields, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 

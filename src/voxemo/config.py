@@ -217,6 +217,8 @@ class AugmentConfig(_Config):
     Each copy applies every family below with probability ``p``: a pitch shift of up to ``pitch_semitones`` either
     way, a time stretch by a rate in ``1 ± stretch``, a gain in ``± gain_db`` and Gaussian noise at an SNR drawn
     from ``noise_snr_db`` (min, max). Pitch shift and time stretch are audiomentations' (signalsmith-stretch).
+    ``eq_db`` > 0 adds a family: audiomentations' 7-band parametric EQ with each band cut or boosted by up to that
+    many dB (another microphone, room or channel); off by default.
     A family with a zero range (``noise_snr_db=None``) is off. Gain alone cannot change the features (they are
     relative to the clip's loudest bin); it matters only together with noise. SpecAugment masks are in
     :class:`TrainConfig`. A copy's random draws depend only on ``seed``, the file's content and the copy's index.
@@ -228,6 +230,7 @@ class AugmentConfig(_Config):
     stretch: float = 0.1
     gain_db: float = 6.0
     noise_snr_db: tuple[float, float] | None = (15.0, 40.0)
+    eq_db: float = 0.0
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -235,8 +238,9 @@ class AugmentConfig(_Config):
             raise ConfigError(f"AugmentConfig.copies={self.copies!r} must be a non-negative integer")
         if not 0 <= self.p <= 1:
             raise ConfigError(f"AugmentConfig.p={self.p!r} must be in [0, 1]")
-        if self.pitch_semitones < 0 or self.gain_db < 0 or not 0 <= self.stretch < 0.5:
-            raise ConfigError("AugmentConfig needs pitch_semitones >= 0, gain_db >= 0 and 0 <= stretch < 0.5")
+        if self.pitch_semitones < 0 or self.gain_db < 0 or self.eq_db < 0 or not 0 <= self.stretch < 0.5:
+            raise ConfigError("AugmentConfig needs pitch_semitones >= 0, gain_db >= 0, eq_db >= 0 and "
+                              "0 <= stretch < 0.5")
         snr = self.noise_snr_db
         if snr is not None and (len(snr) != 2 or snr[0] > snr[1]):
             raise ConfigError(f"AugmentConfig.noise_snr_db={snr!r} must be (min, max) with min <= max, or None (off)")
