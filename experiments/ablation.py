@@ -36,6 +36,13 @@ ROWS: dict[str, list[str]] = {
     "conv-bn-relu-pool-blocks": ["model.pool_first=false"],
     "no-label-smoothing": ["train.label_smoothing=0"],
     "ensemble-of-3": ["model.members=3"],
+    "flatten-frequency": ["model.freq_pooling=flatten"],
+    "crnn-gru-64": ["model.recurrent=64"],
+    "mel-128": ["features.n_mels=128"],
+    "epochs-80": ["train.epochs=80"],
+    "weight-ema": ["train.ema=0.995"],
+    "equaliser-6db": ["augment.eq_db=6"],
+    "ensemble-mixed-3": ["model.members=3", 'model.member_options=[{}, {"freq_pooling": "flatten"}, {}]'],
 }
 
 
