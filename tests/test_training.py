@@ -105,6 +105,8 @@ def test_ensemble_members_can_differ_in_architecture(rng, tmp_path):
         ModelConfig(members=3, member_options=({}, {}))
     with pytest.raises(ConfigError, match="recurrent"):
         ModelConfig(members=2, member_options=({}, {"recurrent": -2}))
+    with pytest.raises(ConfigError, match="must be a dict"):
+        ModelConfig(members=2, member_options=({}, 5))
 
 
 @pytest.mark.parametrize("options", [{"freq_pooling": "flatten"}, {"recurrent": 6},

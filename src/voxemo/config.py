@@ -159,7 +159,7 @@ class ModelConfig(_Config):
         >>> ModelConfig(members=2, member_options=({}, {"recurrent": 32})).member(1).recurrent
         32
         """
-        opts = dict(self.member_options[i]) if self.member_options else {}
+        opts = self.member_options[i] if self.member_options else {}
         if not isinstance(opts, dict) or {"members", "member_options"} & set(opts):
             raise ConfigError(f"ModelConfig.member_options[{i}]={opts!r} must be a dict of other ModelConfig fields")
         return ModelConfig.from_dict({**self.to_dict(), **opts, "members": 1, "member_options": []})
