@@ -14,7 +14,7 @@ from voxemo.errors import AudioError, ConfigError, ModelError
 from voxemo.evaluate import actor_folds, evaluate, random_split, scores, top_confusions, write_evaluation
 from voxemo.features import extract, pad_value, segment_frames
 from voxemo.labels import EMOTIONS
-from voxemo.model import EmotionCNN, EmotionEnsemble
+from voxemo.model import EmotionCNN, EmotionEnsemble, ResidualConv
 from voxemo.predict import EmotionClassifier, load_model
 from voxemo.train import centre_segments, train_model
 
@@ -109,11 +109,11 @@ def test_ensemble_members_can_differ_in_architecture(rng, tmp_path):
         ModelConfig(members=2, member_options=({}, 5))
 
 
-@pytest.mark.parametrize("options", [{"freq_pooling": "flatten"}, {"recurrent": 6},
+@pytest.mark.parametrize("options", [{"freq_pooling": "flatten"}, {"recurrent": 6}, {"residual": True},
                                      {"freq_pooling": "flatten", "recurrent": 5, "pooling": "attention"}])
 def test_architecture_options_train_save_and_export(options, rng, tmp_path):
-    """Keeping the mel position (flatten) and a GRU over time steps change the network, not its interface: the
-    model trains, saves, reloads, and exports to ONNX with the same probabilities."""
+    """Keeping the mel position (flatten), a GRU over time steps and residual convolutions change the network, not
+    its interface: the model trains, saves, reloads, and exports to ONNX with the same probabilities."""
     cfg = Config(audio=AudioConfig(duration=1.0), model=ModelConfig(channels=(4, 8), **options),
                  train=TrainConfig(epochs=2, batch_size=16, threads=1))
     specs, labels = _pitch_task(6, rng, cfg)
@@ -123,6 +123,8 @@ def test_architecture_options_train_save_and_export(options, rng, tmp_path):
     assert n_params > sum(p.numel() for p in plain.parameters())
     if "recurrent" in options:
         assert isinstance(res.model.recurrent, torch.nn.GRU)
+    if "residual" in options:
+        assert sum(isinstance(m, ResidualConv) for m in res.model.features) == len(cfg.model.channels)
     EmotionClassifier(res.model, cfg, ["a", "b", "c"]).save(tmp_path / "m", onnx=True)
     x = centre_segments(specs, segment_frames(cfg.audio, cfg.features), pad_value(cfg.features))
     torch_p = load_model(tmp_path / "m", backend="torch").segment_proba(x)

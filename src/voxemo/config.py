@@ -115,7 +115,9 @@ class ModelConfig(_Config):
     conv, batch norm, ReLU, max-pool (faster on a CPU). ``freq_pooling`` per time step: ``"mean"`` averages the
     channels over the remaining mel bins, ``"flatten"`` keeps every (channel, bin) value, so where in frequency a
     pattern lies still counts. ``recurrent`` > 0 runs a bidirectional GRU of that many units per direction over the
-    time steps before the pooling over time (a CRNN).
+    time steps before the pooling over time (a CRNN). ``residual`` adds to every block a second 3x3 convolution at
+    the block's output resolution with an identity shortcut around it (a small residual network; about 1.5x the
+    network time).
 
     ``members`` > 1 trains that many such CNNs, member i with seed ``train.seed + i``, and averages their
     probabilities (:class:`~voxemo.model.EmotionEnsemble`): one model file, one ONNX graph, ``members`` times the
@@ -130,6 +132,7 @@ class ModelConfig(_Config):
     pool_first: bool = True
     freq_pooling: str = "mean"
     recurrent: int = 0
+    residual: bool = False
     members: int = 1
     member_options: tuple[dict[str, Any], ...] = ()
 

@@ -9,6 +9,19 @@ from torch import nn
 from .config import ModelConfig
 
 
+class ResidualConv(nn.Module):
+    """``relu(x + bn(conv3x3(x)))``: one more convolution at a block's output resolution, with an identity shortcut
+    around it (a residual unit; the shortcut keeps the deeper network as easy to train as the plain one)."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(channels, channels, kernel_size=3, padding=1, bias=False)
+        self.norm = nn.BatchNorm2d(channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(x + self.norm(self.conv(x)))
+
+
 class EmotionCNN(nn.Module):
     """Conv blocks over a (n_mels, n_frames) log-mel, then mean+max pooling over time and a linear layer.
 
@@ -38,6 +51,8 @@ class EmotionCNN(nn.Module):
                 blocks += [conv, nn.MaxPool2d(2), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
             else:
                 blocks += [conv, nn.BatchNorm2d(c_out), nn.ReLU(inplace=True), nn.MaxPool2d(2)]
+            if config.residual:
+                blocks.append(ResidualConv(c_out))
             c_in = c_out
         self.features = nn.Sequential(*blocks)
         # per time step, either the channels averaged over the remaining mel bins or all (channel, bin) values
