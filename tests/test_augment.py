@@ -118,7 +118,7 @@ def test_training_normalises_on_originals_and_uses_copies(rng):
     np.testing.assert_allclose(res.model.feature_mean.numpy(), expected, rtol=1e-4)
 
 
-def test_evaluate_gives_copies_to_training_clips_only(monkeypatch):
+def test_evaluate_gives_copies_and_speakers_of_training_clips_only(monkeypatch):
     recs = voxemo_records(24, clips_per_speaker=2)
     specs = [np.full((64, 10), i, np.float32) for i in range(len(recs))]
     aug = [[np.full((64, 10), 1000 + i, np.float32)] for i in range(len(recs))]
@@ -136,3 +136,5 @@ def test_evaluate_gives_copies_to_training_clips_only(monkeypatch):
         test_ids = {int(s[0, 0]) for s in job[5]}
         aug_ids = {int(a[0][0, 0]) - 1000 for a in job[9]}
         assert aug_ids == train_ids and not aug_ids & test_ids
+        # the speakers handed on (for train.speaker_adversary) are the training clips', in order
+        assert job[11] == [recs[int(s[0, 0])].speaker for s in job[1]]

@@ -16,7 +16,7 @@ from voxemo.features import extract, pad_value, segment_frames
 from voxemo.labels import EMOTIONS
 from voxemo.model import EmotionCNN, EmotionEnsemble, ResidualConv
 from voxemo.predict import EmotionClassifier, load_model
-from voxemo.train import centre_segments, train_model
+from voxemo.train import SpeakerAdversary, centre_segments, train_model
 
 
 def test_bias_init_gives_prior_predictions():
@@ -228,3 +228,38 @@ def test_model_folder_refuses_pickled_objects(tiny_model_dir, tmp_path):
         EmotionClassifier.load(bad)
     with pytest.raises(ModelError, match="not a voxemo model"):
         EmotionClassifier.load(tmp_path)
+
+
+def test_gradient_reversal_flips_and_scales_the_gradient():
+    x = torch.randn(4, 6, requires_grad=True)
+    adversary = SpeakerAdversary(6, 3)
+    adversary(x, 0.5).sum().backward()
+    ref = x.detach().clone().requires_grad_()
+    adversary.net(ref).sum().backward()
+    torch.testing.assert_close(x.grad, -0.5 * ref.grad)
+
+
+def test_speaker_adversary_trains_reproducibly_and_is_not_saved(rng, tmp_path):
+    """``train.speaker_adversary`` adds a speaker loss to the history and changes the weights reproducibly, but the
+    kept model is the plain CNN (same parameters, same interface); it needs the speakers; weight 0 is the plain run."""
+    cfg = Config(audio=AudioConfig(duration=1.0), model=ModelConfig(channels=(4, 8)),
+                 train=TrainConfig(epochs=3, batch_size=16, threads=1))
+    specs, labels = _pitch_task(8, rng, cfg)
+    speakers = [f"s{i % 4}" for i in range(len(specs))]
+
+    def run(weight: float, **kw):
+        return train_model(specs, labels, 3, cfg.replace(train=cfg.train.replace(speaker_adversary=weight)),
+                           progress=False, **kw)
+
+    plain, adv, again = run(0.0), run(1.0, speakers=speakers), run(1.0, speakers=speakers)
+    assert "speaker_loss" in adv.history[0] and "speaker_loss" not in plain.history[0]
+    assert adv.model.state_dict().keys() == plain.model.state_dict().keys()
+    assert not all(torch.allclose(a.float(), b.float(), atol=1e-4)
+                   for a, b in zip(plain.model.state_dict().values(), adv.model.state_dict().values()))
+    assert all(torch.equal(a, b) for a, b in zip(adv.model.state_dict().values(), again.model.state_dict().values()))
+    assert all(torch.equal(a, b) for a, b in zip(plain.model.state_dict().values(),
+                                                 run(0.0, speakers=speakers).model.state_dict().values()))
+    with pytest.raises(ConfigError, match="speaker_adversary"):
+        run(1.0)
+    with pytest.raises(ConfigError, match="speaker_adversary"):
+        TrainConfig(speaker_adversary=-1)

@@ -176,6 +176,9 @@ class TrainConfig(_Config):
     pitch and formant differences between speakers); masks are SpecAugment's, widths in bins and frames.
     ``label_smoothing`` moves that share of each target's probability onto the other classes (0 = off; 0.1
     scored 0.679 vs 0.670 on ``actor-6fold``, mean of seeds 0-2, and 0.2 scored lower).
+    ``speaker_adversary`` > 0 trains a speaker classifier on the clip vectors through a gradient reversal layer,
+    with that weight (ramped up from 0 over training), so the network is pushed to features that do not tell the
+    training speakers apart (domain-adversarial training; needs the speakers, 0 = off).
     """
 
     epochs: int = 60
@@ -187,6 +190,7 @@ class TrainConfig(_Config):
     mixup_alpha: float = 0.0
     label_smoothing: float = 0.1
     ema: float = 0.0
+    speaker_adversary: float = 0.0
     freq_masks: int = 1
     freq_mask_width: int = 8
     time_masks: int = 1
@@ -207,6 +211,8 @@ class TrainConfig(_Config):
             raise ConfigError(f"TrainConfig.val_actors={self.val_actors!r} must be >= 1")
         if not 0 <= self.label_smoothing < 1:
             raise ConfigError(f"TrainConfig.label_smoothing={self.label_smoothing!r} must be in [0, 1)")
+        if self.speaker_adversary < 0:
+            raise ConfigError(f"TrainConfig.speaker_adversary={self.speaker_adversary!r} must be >= 0 (0 = off)")
         if not 0 <= self.ema < 1:
             raise ConfigError(f"TrainConfig.ema={self.ema!r} must be in [0, 1) (0 = off)")
 

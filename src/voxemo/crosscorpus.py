@@ -25,7 +25,7 @@ from .config import Config
 from .errors import CorpusError
 from .evaluate import _md_table, breakdown, scores, top_confusions, write_rows_csv
 from .labels import TAXONOMY, fold_emotion, shared_classes
-from .multicorpus import corpora, corpus_weights, model_labels
+from .multicorpus import corpora, corpus_weights, model_labels, unique_speakers
 from .records import Utterance
 
 #: The four classes most corpora share, scored separately when all are shared (in TAXONOMY order).
@@ -173,7 +173,7 @@ def cross_corpus(train_records: Sequence[Utterance], train_specs: Sequence[np.nd
     start = time.perf_counter()
     y = np.array([labels.index(e) for e in train_emotions])
     res = train_model(train_specs, y, len(labels), config, aug_specs=aug_specs, weights=corpus_weights(train_records),
-                      progress=progress, desc="train")
+                      speakers=[r.speaker for r in unique_speakers(train_records)], progress=progress, desc="train")
     probs = predict_specs(res.model, test_specs, config)
     result = score_cross_corpus(test_records, probs, labels, train_emotions, fold=fold)
     count = lambda recs: {c: sum(r.corpus == c for r in recs) for c in corpora(recs)}  # noqa: E731

@@ -117,14 +117,14 @@ def fit_and_test(job: tuple[Any, ...]) -> tuple[dict[str, Any], np.ndarray]:
 
     A module-level function taking one tuple, so that process pools can run splits side by side; the study's
     variant comparison uses it too (with the validation clips as its test set). An optional tenth element holds
-    the augmented copies of the training clips, an optional eleventh their sampling weights (multi-corpus).
+    the augmented copies of the training clips, an optional eleventh their sampling weights (multi-corpus), an
+    optional twelfth their speakers (for ``train.speaker_adversary``).
     """
     name, train_x, train_y, val_x, val_y, test_x, test_y, n_classes, config, *rest = job
-    train_aug = rest[0] if rest else None
-    weights = rest[1] if len(rest) > 1 else None
+    train_aug, weights, speakers = (*rest, None, None, None)[:3]
     start = time.perf_counter()
     res = train_model(train_x, train_y, n_classes, config, val_specs=val_x or None, val_labels=val_y if val_x else None,
-                      aug_specs=train_aug, weights=weights, progress=False, desc=name)
+                      aug_specs=train_aug, weights=weights, speakers=speakers, progress=False, desc=name)
     window_probs = window_probabilities(test_x, config, lambda x: predict_segments(res.model, x))
     probs = np.stack([w.mean(axis=0) for w in window_probs]) if window_probs else np.zeros((0, n_classes))
     fold = {"fold": name, "n_train": len(train_x), "n_val": len(val_x), "n_test": len(test_x),
@@ -159,7 +159,8 @@ def evaluate(
     cfg = config if config.train.threads else config.replace(train=config.train.replace(threads=threads))
     take = lambda ix: [specs[i] for i in ix]  # noqa: E731
     work = [(s.name, take(s.train), y[s.train], take(s.val), y[s.val], take(s.test), y[s.test], len(labels), cfg,
-             [aug_specs[i] for i in s.train] if aug_specs else None) for s in splits]
+             [aug_specs[i] for i in s.train] if aug_specs else None, None, [records[i].speaker for i in s.train])
+            for s in splits]
     outcomes = pmap(fit, work, jobs=workers, desc=protocol, progress=progress, chunksize=1, unit="fold",
                     start_method="spawn")
     # a fit without window probabilities (one window per clip) is calibrated on its clip probabilities

@@ -85,6 +85,14 @@ class EmotionCNN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits of shape (batch, n_classes) for log-mel segments of shape (batch, n_mels, n_frames)."""
+        return self.classifier(self.dropout(self.embed(x)))
+
+    @property
+    def embedding_size(self) -> int:
+        return self.classifier.in_features
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """The clip vector the classifier reads, shape (batch, embedding_size): the time-pooled features."""
         x = (x - self.feature_mean[:, None]) / self.feature_std[:, None]
         # channels-last convolutions are 1.3-1.6x faster on CPU for these small feature maps
         h = self.features(x.unsqueeze(1).contiguous(memory_format=torch.channels_last))  # (batch, ch, mels', frames')
@@ -96,7 +104,7 @@ class EmotionCNN(nn.Module):
             h = torch.cat([(h * w).sum(dim=2), h.amax(dim=2)], dim=1)
         else:
             h = torch.cat([h.mean(dim=2), h.amax(dim=2)], dim=1)  # pool time
-        return self.classifier(self.dropout(h))
+        return h
 
 
 class EmotionEnsemble(nn.Module):

@@ -86,7 +86,8 @@ def compare_variants(records: Sequence[Utterance], specs: Sequence[np.ndarray], 
     for bias_init in (True, False):
         cfg = config.replace(model=config.model.replace(bias_init=bias_init))
         work.append(("bias_init" if bias_init else "no_bias_init", take(~is_val), y[~is_val], take(is_val), y[is_val],
-                     take(is_val), y[is_val], len(labels), cfg, train_aug, train_w))
+                     take(is_val), y[is_val], len(labels), cfg, train_aug, train_w,
+                     [r.speaker for r, m in zip(records, ~is_val) if m]))
     workers, threads = split_cores(len(work), jobs)
     if not config.train.threads:
         work = [(*w[:8], w[8].replace(train=w[8].train.replace(threads=threads)), *w[9:]) for w in work]
@@ -163,7 +164,8 @@ def train_final(records: Sequence[Utterance], specs: Sequence[np.ndarray], confi
     labels = list(labels)
     y = np.array([labels.index(r.emotion) for r in records])
     res = train_model(specs, y, len(labels), config, epochs=epochs, aug_specs=aug_specs,
-                      weights=corpus_weights(records), progress=progress, desc="final")
+                      weights=corpus_weights(records), speakers=[r.speaker for r in unique_speakers(records)],
+                      progress=progress, desc="final")
     clf = EmotionClassifier(res.model, config, labels)
     if calibration:
         clf.temperature, clf.calibration = float(calibration["temperature"]), dict(calibration)

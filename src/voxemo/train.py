@@ -94,6 +94,32 @@ def epoch_order(n: int, rng: np.random.Generator, weights: np.ndarray | None = N
     return rng.permutation(n) if weights is None else rng.choice(n, n, p=weights)
 
 
+class _GradientReversal(torch.autograd.Function):
+    """Identity forward; the gradient multiplied by ``-scale`` backward (Ganin & Lempitsky 2015)."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, scale: float) -> torch.Tensor:
+        ctx.scale = scale
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        return -ctx.scale * grad, None
+
+
+class SpeakerAdversary(nn.Module):
+    """A small speaker classifier behind a gradient reversal layer: trained to tell the training speakers apart
+    from the clip vectors, while the reversed gradient pushes the network towards vectors it cannot use.
+    Used only during training; it is not part of the saved model."""
+
+    def __init__(self, embedding_size: int, n_speakers: int, hidden: int = 64) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(embedding_size, hidden), nn.ReLU(), nn.Linear(hidden, n_speakers))
+
+    def forward(self, embedding: torch.Tensor, scale: float) -> torch.Tensor:
+        return self.net(_GradientReversal.apply(embedding, scale))
+
+
 def build_model(config: Config, n_classes: int) -> EmotionCNN | EmotionEnsemble:
     """A fresh EmotionCNN for ``config`` (an :class:`EmotionEnsemble` of them when ``config.model.members`` > 1),
     its weights in channels-last layout (faster on CPU)."""
@@ -115,6 +141,7 @@ def train_model(
     epochs: int | None = None,
     aug_specs: Sequence[Sequence[np.ndarray]] | None = None,
     weights: np.ndarray | None = None,
+    speakers: Sequence[str] | None = None,
     progress: bool = True,
     desc: str = "train",
 ) -> TrainResult:
@@ -138,6 +165,8 @@ def train_model(
         contributes equally). Each epoch then draws ``n`` clips with replacement with these probabilities
         (seeded) instead of a permutation of all clips, and the output-bias priors are the weighted class shares.
         None (the default): every clip once per epoch.
+    speakers : sequence of str, optional
+        The speaker of each training clip; needed by ``config.train.speaker_adversary`` (ignored without it).
 
     With ``config.model.members`` > 1 each member is trained this way in turn, with seed ``train.seed + i`` and
     its own architecture (:meth:`~voxemo.config.ModelConfig.member`; member 0 is the single model of the same
@@ -146,7 +175,8 @@ def train_model(
     """
     if config.model.members > 1:
         return _train_ensemble(specs, labels, n_classes, config, val_specs=val_specs, val_labels=val_labels,
-                               epochs=epochs, aug_specs=aug_specs, weights=weights, progress=progress, desc=desc)
+                               epochs=epochs, aug_specs=aug_specs, weights=weights, speakers=speakers,
+                               progress=progress, desc=desc)
     t = config.train
     set_threads(t.threads)
     torch.manual_seed(t.seed)
@@ -166,7 +196,15 @@ def train_model(
     if config.model.bias_init:
         counts = np.bincount(labels, weights=weights, minlength=n_classes)
         model.init_output_bias(counts / counts.sum())
-    optimizer = torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
+    adversary, speaker_ids = None, None
+    if t.speaker_adversary:
+        if speakers is None or len(speakers) != len(specs):
+            raise ConfigError("train.speaker_adversary needs the speaker of every training clip")
+        names, inverse = np.unique(np.asarray(speakers, dtype=str), return_inverse=True)
+        speaker_ids = inverse.astype(np.int64)
+        adversary = SpeakerAdversary(model.embedding_size, len(names))  # type: ignore[union-attr]
+    params = list(model.parameters()) + (list(adversary.parameters()) if adversary is not None else [])
+    optimizer = torch.optim.AdamW(params, lr=t.lr, weight_decay=t.weight_decay)
     steps_per_epoch = math.ceil(len(specs) / t.batch_size)
     # OneCycleLR divides by its warm-up length, which is 0 for a run of a handful of steps: give it at least 10
     # (a tiny run then stops part-way up the schedule; real runs have hundreds of steps and are unaffected).
@@ -192,25 +230,39 @@ def train_model(
             epoch_specs = specs
         x_all = spec_augment(random_segments(epoch_specs, n_frames, fill, rng), config, rng, fill)
         order = epoch_order(len(specs), rng, weights)
-        total = 0.0
+        total = speaker_total = 0.0
         for b in range(steps_per_epoch):
             idx = order[b * t.batch_size : (b + 1) * t.batch_size]
             x = torch.from_numpy(x_all[idx])
             y = torch.from_numpy(labels[idx])
             lam = float(rng.beta(t.mixup_alpha, t.mixup_alpha)) if t.mixup_alpha > 0 else 1.0
             perm = torch.from_numpy(rng.permutation(len(idx)))
-            logits = model(lam * x + (1 - lam) * x[perm])
             ce = nn.functional.cross_entropy
             smooth = t.label_smoothing
+            if adversary is None:
+                logits = model(lam * x + (1 - lam) * x[perm])
+            else:
+                embedding = model.embed(lam * x + (1 - lam) * x[perm])  # type: ignore[union-attr]
+                logits = model.classifier(model.dropout(embedding))  # type: ignore[union-attr]
+                # DANN's ramp: the reversed gradient grows from 0 to its full weight over training
+                done = ((epoch - 1) * steps_per_epoch + b) / (epochs * steps_per_epoch)
+                s_logits = adversary(embedding, t.speaker_adversary * (2 / (1 + math.exp(-10 * done)) - 1))
+                spk = torch.from_numpy(speaker_ids[idx])  # type: ignore[index]
+                speaker_loss = lam * ce(s_logits, spk) + (1 - lam) * ce(s_logits, spk[perm])
+                speaker_total += float(speaker_loss.detach()) * len(idx)
             loss = lam * ce(logits, y, label_smoothing=smooth) + (1 - lam) * ce(logits, y[perm], label_smoothing=smooth)
+            total += float(loss.detach()) * len(idx)
+            if adversary is not None:
+                loss = loss + speaker_loss
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             scheduler.step()
             if ema is not None:
                 ema.update_parameters(model)
-            total += float(loss.detach()) * len(idx)
         row = {"epoch": epoch, "train_loss": total / len(specs)}
+        if adversary is not None:
+            row["speaker_loss"] = speaker_total / len(specs)
         kept = model if ema is None else ema.module
         if validate:
             probs = predict_segments(kept, val_x)  # type: ignore[arg-type]
