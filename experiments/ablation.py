@@ -43,6 +43,13 @@ ROWS: dict[str, list[str]] = {
     "weight-ema": ["train.ema=0.995"],
     "equaliser-6db": ["augment.eq_db=6"],
     "ensemble-mixed-3": ["model.members=3", 'model.member_options=[{}, {"freq_pooling": "flatten"}, {}]'],
+    "residual": ["model.residual=true"],
+    "fft-2048": ["features.n_fft=2048"],
+    "hop-256": ["features.hop_length=256", "train.time_mask_width=32"],
+    "lr-0.001": ["train.lr=0.001"],
+    "lr-0.006": ["train.lr=0.006"],
+    "segments-2s": ["audio.duration=2.0"],
+    "speaker-adversary-0.5": ["train.speaker_adversary=0.5"],
 }
 
 
