@@ -239,7 +239,7 @@ def test_gradient_reversal_flips_and_scales_the_gradient():
     torch.testing.assert_close(x.grad, -0.5 * ref.grad)
 
 
-def test_speaker_adversary_trains_reproducibly_and_is_not_saved(rng, tmp_path):
+def test_speaker_adversary_trains_reproducibly_and_is_not_saved(rng):
     """``train.speaker_adversary`` adds a speaker loss to the history and changes the weights reproducibly, but the
     kept model is the plain CNN (same parameters, same interface); it needs the speakers; weight 0 is the plain run."""
     cfg = Config(audio=AudioConfig(duration=1.0), model=ModelConfig(channels=(4, 8)),

@@ -116,8 +116,8 @@ class ModelConfig(_Config):
     channels over the remaining mel bins, ``"flatten"`` keeps every (channel, bin) value, so where in frequency a
     pattern lies still counts. ``recurrent`` > 0 runs a bidirectional GRU of that many units per direction over the
     time steps before the pooling over time (a CRNN). ``residual`` adds to every block a second 3x3 convolution at
-    the block's output resolution with an identity shortcut around it (a small residual network; about 1.5x the
-    network time).
+    the block's output resolution with an identity shortcut around it (a small residual network; about 1.3x a
+    training step).
 
     ``members`` > 1 trains that many such CNNs, member i with seed ``train.seed + i``, and averages their
     probabilities (:class:`~voxemo.model.EmotionEnsemble`): one model file, one ONNX graph, ``members`` times the

@@ -85,11 +85,15 @@ class EmotionCNN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits of shape (batch, n_classes) for log-mel segments of shape (batch, n_mels, n_frames)."""
-        return self.classifier(self.dropout(self.embed(x)))
+        return self.head(self.embed(x))
 
     @property
     def embedding_size(self) -> int:
         return self.classifier.in_features
+
+    def head(self, embedding: torch.Tensor) -> torch.Tensor:
+        """Logits from clip vectors (:meth:`embed`): dropout, then the linear classifier."""
+        return self.classifier(self.dropout(embedding))
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """The clip vector the classifier reads, shape (batch, embedding_size): the time-pooled features."""

@@ -166,7 +166,7 @@ def train_model(
         (seeded) instead of a permutation of all clips, and the output-bias priors are the weighted class shares.
         None (the default): every clip once per epoch.
     speakers : sequence of str, optional
-        The speaker of each training clip; needed by ``config.train.speaker_adversary`` (ignored without it).
+        The speaker of each training clip; required when ``config.train.speaker_adversary`` > 0, unused otherwise.
 
     With ``config.model.members`` > 1 each member is trained this way in turn, with seed ``train.seed + i`` and
     its own architecture (:meth:`~voxemo.config.ModelConfig.member`; member 0 is the single model of the same
@@ -237,22 +237,19 @@ def train_model(
             y = torch.from_numpy(labels[idx])
             lam = float(rng.beta(t.mixup_alpha, t.mixup_alpha)) if t.mixup_alpha > 0 else 1.0
             perm = torch.from_numpy(rng.permutation(len(idx)))
+            embedding = model.embed(lam * x + (1 - lam) * x[perm])  # type: ignore[union-attr]
+            logits = model.head(embedding)  # type: ignore[union-attr]
             ce = nn.functional.cross_entropy
             smooth = t.label_smoothing
-            if adversary is None:
-                logits = model(lam * x + (1 - lam) * x[perm])
-            else:
-                embedding = model.embed(lam * x + (1 - lam) * x[perm])  # type: ignore[union-attr]
-                logits = model.classifier(model.dropout(embedding))  # type: ignore[union-attr]
+            loss = lam * ce(logits, y, label_smoothing=smooth) + (1 - lam) * ce(logits, y[perm], label_smoothing=smooth)
+            total += float(loss.detach()) * len(idx)
+            if adversary is not None:
                 # DANN's ramp: the reversed gradient grows from 0 to its full weight over training
                 done = ((epoch - 1) * steps_per_epoch + b) / (epochs * steps_per_epoch)
                 s_logits = adversary(embedding, t.speaker_adversary * (2 / (1 + math.exp(-10 * done)) - 1))
                 spk = torch.from_numpy(speaker_ids[idx])  # type: ignore[index]
                 speaker_loss = lam * ce(s_logits, spk) + (1 - lam) * ce(s_logits, spk[perm])
                 speaker_total += float(speaker_loss.detach()) * len(idx)
-            loss = lam * ce(logits, y, label_smoothing=smooth) + (1 - lam) * ce(logits, y[perm], label_smoothing=smooth)
-            total += float(loss.detach()) * len(idx)
-            if adversary is not None:
                 loss = loss + speaker_loss
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
