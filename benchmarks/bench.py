@@ -12,7 +12,7 @@ What is measured (see benchmarks/README.md for the reasoning):
 
 1. Feature extraction on ``--clips`` clips spread evenly over the corpus (every actor contributes):
    the naive loop ``librosa.load(sr=22050)`` + ``librosa.feature.melspectrogram`` in one process (as written,
-   and with BLAS limited to one thread), and ``voxemo.cache.extract_many`` with a fresh cache on all cores
+   and with BLAS limited to one thread), and ``voxemo.io.cache.extract_many`` with a fresh cache on all cores
    (cold), the same call again (warm, cache hits), a fresh cache with ``jobs=1`` (per-core cost) and no cache
    at all (``cache_dir=""``: what hashing files and writing cache entries cost).
    Each variant runs ``--repeats`` times, interleaved; the median is reported. The OS file cache is warmed
@@ -24,7 +24,7 @@ What is measured (see benchmarks/README.md for the reasoning):
 3. The main job's wall time, read from the ``summary.json`` of ``voxemo run --out DIR`` (never run here).
 5.-6. ONNX Runtime vs torch latency per clip on one thread, and batch throughput of ``voxemo predict`` with
    ``--jobs 1`` vs ``2`` (``bench_backends.py``; ``--backends-only`` runs just these).
-4. ``voxemo.timeline.timeline`` on a ``--timeline-hours`` recording built from RAVDESS clips with pauses (a
+4. ``voxemo.inference.timeline`` on a ``--timeline-hours`` recording built from RAVDESS clips with pauses (a
    temporary FLAC), in a fresh process: wall time, real-time factor, and the process's peak RSS
    (``getrusage(RUSAGE_CHILDREN)``); also how many clips got a segment with the clip's own emotion.
 """
@@ -135,8 +135,8 @@ def _check(results: Sequence[Any], n: int, what: str) -> None:
 
 
 def bench_extraction(paths: Sequence[str], repeats: int, log: Callable[[str], None]) -> dict[str, Any]:
-    from voxemo.cache import extract_many
-    from voxemo.config import AudioConfig, FeatureConfig
+    from voxemo.core.config import AudioConfig, FeatureConfig
+    from voxemo.io.cache import extract_many
 
     audio, feats = AudioConfig(), FeatureConfig()
     n = len(paths)
@@ -226,7 +226,7 @@ def bench_prediction(model: str | None, paths: Sequence[str], log: Callable[[str
     import torch
 
     import voxemo
-    from voxemo.errors import ModelError
+    from voxemo.core.errors import ModelError
 
     try:
         default = voxemo.load_model(model)
@@ -268,7 +268,7 @@ def build_long_recording(paths: Sequence[str], out: Path, hours: float,
     """
     import soundfile as sf
 
-    from voxemo.audio import to_mono
+    from voxemo.dsp.signal import to_mono
 
     rng = np.random.default_rng(seed)
     order = [paths[i] for i in rng.permutation(len(paths))]
@@ -297,7 +297,7 @@ _TIMELINE_CHILD = """
 import json, resource, sys, time
 t0 = time.perf_counter()
 from voxemo import load_model
-from voxemo.timeline import timeline
+from voxemo.inference.timeline import timeline
 model = load_model(sys.argv[2] if len(sys.argv) > 2 else None)
 startup_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 t1 = time.perf_counter()
@@ -309,7 +309,7 @@ json.dump({"startup_s": t1 - t0, "timeline_s": t2 - t1, "duration": result["dura
 
 
 def bench_timeline(paths: Sequence[str], hours: float, model: str | None, log: Callable[[str], None]) -> dict[str, Any]:
-    """Time ``voxemo.timeline.timeline`` on a long recording in a fresh process; its peak RSS from getrusage."""
+    """Time ``voxemo.inference.timeline`` on a long recording in a fresh process; its peak RSS from getrusage."""
     import resource
     import subprocess
 
@@ -365,7 +365,7 @@ def render_timeline(tl: dict[str, Any]) -> list[str]:
         f"## 4. Timeline of a {tl['hours']:g}-hour recording",
         "",
         f"{tl['clips']} RAVDESS clips in random order with 1-3 s pauses, -80 dBFS noise throughout, one 48 kHz FLAC, "
-        "`voxemo.timeline.timeline(path)` with the shipped model in a fresh process (default settings: 3 s "
+        "`voxemo.inference.timeline(path)` with the shipped model in a fresh process (default settings: 3 s "
         "windows, 1.5 s hop, WebRTC VAD).",
         "",
         "| measure | value |",
@@ -509,9 +509,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.clips < 2 or args.repeats < 1:
         raise SystemExit("bench: --clips must be >= 2 and --repeats >= 1")
 
+    from voxemo.core.errors import VoxemoError
     from voxemo.corpus import load_ravdess
-    from voxemo.download import resolve_ravdess
-    from voxemo.errors import VoxemoError
+    from voxemo.corpus.download import resolve_ravdess
 
     def log(msg: str) -> None:
         if not args.quiet:

@@ -4,7 +4,7 @@
    ``predict_proba(path)`` (decode, features, network) and the network alone on that clip's windows, timed
    alternately clip by clip (each goes first on every other clip); medians. The ONNX file is exported from the
    same model into a temporary folder.
-6. Batch throughput of ``voxemo predict`` (``voxemo.batch.predict_stream`` over a manifest of real clips, the
+6. Batch throughput of ``voxemo predict`` (``voxemo.inference.batch.predict_stream`` over a manifest of real clips, the
    corpus listed again as often as needed for ``--batch-clips``) with ``jobs=1`` and ``jobs=2``, alternately
    (1, 2, 2, 1): files/s end to end, worker start-up included, as a user sees it; medians.
 """
@@ -24,10 +24,10 @@ import numpy as np
 def bench_backends(model: str | None, paths: Sequence[str], log: Callable[[str], None]) -> dict[str, Any]:
     import torch
 
-    from voxemo.errors import ModelError
-    from voxemo.features import pad_value, segment_frames, windows
-    from voxemo.onnx_backend import export_onnx
-    from voxemo.predict import load_model
+    from voxemo.core.errors import ModelError
+    from voxemo.dsp.features import pad_value, segment_frames, windows
+    from voxemo.inference.loading import load_model
+    from voxemo.inference.torch_backend import export_onnx
 
     try:
         torch_clf = load_model(model, backend="torch")
@@ -71,9 +71,10 @@ def bench_backends(model: str | None, paths: Sequence[str], log: Callable[[str],
 def bench_batch(model: str | None, paths: Sequence[str], n: int, log: Callable[[str], None],
                 jobs: Sequence[int] = (1, 2), repeats: int = 2) -> dict[str, Any]:
     """``n`` inputs (``paths`` in order, repeated as often as needed), ``repeats`` runs per job count; medians."""
-    from voxemo.batch import MIN_PARALLEL, expand_inputs, predict_stream
-    from voxemo.errors import ModelError
-    from voxemo.predict import load_model
+    from voxemo.core.errors import ModelError
+    from voxemo.inference.batch import MIN_PARALLEL, predict_stream
+    from voxemo.inference.loading import load_model
+    from voxemo.io.discovery import expand_inputs
 
     try:
         clf = load_model(model)

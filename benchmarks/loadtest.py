@@ -52,7 +52,7 @@ def running_server(*args: str, port: int | None = None, timeout: float = 60.0,
     ``info``, if given, receives the server's ``pid``, and when it has stopped its ``peak_rss_mb`` (Linux).
     """
     port = port or free_port()
-    cmd = [sys.executable, "-m", "voxemo.cli", "-q", "serve", "--host", "127.0.0.1", "--port", str(port), *args]
+    cmd = [sys.executable, "-m", "voxemo", "-q", "serve", "--host", "127.0.0.1", "--port", str(port), *args]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}"
     if info is not None:

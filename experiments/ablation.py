@@ -19,10 +19,10 @@ import sys
 import time
 from pathlib import Path
 
-from voxemo.config import Config, apply_overrides
+from voxemo.core.config import Config, apply_overrides
 from voxemo.corpus import load_ravdess
-from voxemo.evaluate import evaluate
-from voxemo.pipeline import load_augmented, load_features
+from voxemo.experiment.dataset import load_augmented, load_features
+from voxemo.experiment.evaluate import evaluate
 
 #: Row name -> config overrides on top of the defaults.
 ROWS: dict[str, list[str]] = {

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from voxemo.labels import EMOTIONS
+from voxemo.core.labels import EMOTIONS
 
 SHARED_RAVDESS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "ravdess"
 
@@ -98,10 +98,10 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     It is not a good emotion model; it exercises the whole save/load/predict path quickly.
     """
-    from voxemo.config import AudioConfig, Config, ModelConfig, TrainConfig
-    from voxemo.features import extract
-    from voxemo.predict import EmotionClassifier
-    from voxemo.train import train_model
+    from voxemo.core.config import AudioConfig, Config, ModelConfig, TrainConfig
+    from voxemo.dsp.features import extract
+    from voxemo.inference.torch_backend import EmotionClassifier
+    from voxemo.nn.train import train_model
 
     rng = np.random.default_rng(0)
     cfg = Config(audio=AudioConfig(duration=1.0), model=ModelConfig(channels=(4, 8)),
@@ -119,7 +119,7 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def voxemo_records(n_speakers: int, clips_per_speaker: int):
     """Utterance records (no audio behind them) for split tests, speakers '01'.., odd = male."""
-    from voxemo.records import Utterance
+    from voxemo.core.records import Utterance
 
     return [Utterance(path=f"s{s:02d}_{i}.wav", corpus="fake", speaker=f"{s:02d}",
                       emotion=EMOTIONS[i % len(EMOTIONS)], gender="male" if s % 2 else "female")

@@ -1,4 +1,5 @@
-"""Corpus audio analysis (voxemo.analysis) and report figures (voxemo.plots)."""
+"""Corpus audio analysis (voxemo.experiment.analysis, voxemo.reports.analysis) and report figures
+(voxemo.reports.plots)."""
 
 from __future__ import annotations
 
@@ -11,12 +12,13 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
-from voxemo import plots
-from voxemo.analysis import (
+from voxemo.core.config import AudioConfig
+from voxemo.core.errors import AudioError, ConfigError
+from voxemo.core.records import Utterance
+from voxemo.corpus import load_ravdess
+from voxemo.experiment.analysis import (
     MAX_ENERGY_TOLERANCE,
     MEAN_ENERGY_TOLERANCE,
-    PLOT_FILES,
-    analyze,
     clip_stats,
     describe,
     energy_outside,
@@ -25,10 +27,9 @@ from voxemo.analysis import (
     round_up,
     sweep_table,
 )
-from voxemo.config import AudioConfig
-from voxemo.corpus import load_ravdess
-from voxemo.errors import AudioError, ConfigError
-from voxemo.records import Utterance
+from voxemo.reports import plots
+from voxemo.reports.analysis import PLOT_FILES
+from voxemo.workflows.analysis import analyze
 
 SR = 22050
 

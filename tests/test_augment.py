@@ -4,14 +4,14 @@ clips are ever augmented."""
 import numpy as np
 import pytest
 
-import voxemo.evaluate as evaluate_mod
+import voxemo.experiment.evaluate as evaluate_mod
 from conftest import tone, voiced, voxemo_records
-from voxemo.augment import apply_params, draw_params
-from voxemo.cache import augment_digest, extract_augmented, extract_many
-from voxemo.config import AudioConfig, AugmentConfig, Config, ModelConfig, TrainConfig
-from voxemo.errors import ConfigError
-from voxemo.labels import EMOTIONS
-from voxemo.train import centre_segments, train_model
+from voxemo.core.config import AudioConfig, AugmentConfig, Config, ModelConfig, TrainConfig
+from voxemo.core.errors import ConfigError
+from voxemo.core.labels import EMOTIONS
+from voxemo.dsp.augment import apply_params, augment_digest, draw_params
+from voxemo.io.cache import extract_augmented, extract_many
+from voxemo.nn.train import centre_segments, train_model
 
 SR = 22050
 

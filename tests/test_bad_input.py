@@ -19,11 +19,11 @@ import soundfile as sf
 
 import voxemo
 from conftest import voiced
-from voxemo.audio import load_audio
-from voxemo.cli import main
-from voxemo.errors import AudioError
-from voxemo.labels import EMOTIONS
-from voxemo.predict import predict_paths
+from voxemo.apps.cli import main
+from voxemo.core.errors import AudioError
+from voxemo.core.labels import EMOTIONS
+from voxemo.inference.loading import predict_paths
+from voxemo.io.audio import load_audio
 
 SR = 16000
 HAS_MP3 = "MP3" in sf.available_formats()

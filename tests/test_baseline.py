@@ -11,7 +11,13 @@ import pytest
 import soundfile as sf
 
 from conftest import voiced
-from voxemo.baseline import (
+from voxemo.apps.cli import main
+from voxemo.core.config import AudioConfig, Config
+from voxemo.core.errors import AudioError, CorpusError
+from voxemo.core.labels import EMOTIONS
+from voxemo.corpus import load_corpus
+from voxemo.dsp.features import prepare_signal
+from voxemo.experiment.baseline import (
     C_GRID,
     N_FEATURES,
     EgemapsClip,
@@ -22,13 +28,7 @@ from voxemo.baseline import (
     fit_svm,
     fit_svm_and_test,
 )
-from voxemo.cli import main
-from voxemo.config import AudioConfig, Config
-from voxemo.corpus import load_corpus
-from voxemo.errors import AudioError, CorpusError
-from voxemo.evaluate import write_evaluation
-from voxemo.features import prepare_signal
-from voxemo.labels import EMOTIONS
+from voxemo.reports.evaluation import write_evaluation
 
 
 def test_egemaps_vector_tracks_pitch(rng: np.random.Generator) -> None:

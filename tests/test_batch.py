@@ -16,12 +16,15 @@ import pytest
 import soundfile as sf
 
 from conftest import voiced
-from voxemo import batch
-from voxemo.batch import expand_inputs, predict_stream
-from voxemo.cli import main
-from voxemo.labels import EMOTIONS
-from voxemo.predict import Classifier, load_model
-from voxemo.records import Utterance, write_manifest
+from voxemo.apps.cli import main
+from voxemo.core.labels import EMOTIONS
+from voxemo.core.records import Utterance
+from voxemo.inference import batch
+from voxemo.inference.batch import predict_stream
+from voxemo.inference.classifier import Classifier
+from voxemo.inference.loading import load_model
+from voxemo.io.discovery import expand_inputs
+from voxemo.io.manifest import write_manifest
 
 N_GOOD = 300
 BAD = {"bad_text.wav": b"RIFF but not really a wav file", "bad_empty.wav": b"", "bad_junk.flac": bytes(range(256))}
@@ -145,7 +148,7 @@ def test_resume_after_a_kill_redoes_only_unfinished_files(fmt: str, folder: Path
 def test_resume_after_a_real_kill(folder: Path, tiny_model_dir: Path, tmp_path: Path) -> None:
     """SIGKILL a running ``voxemo predict`` once results are flowing; ``--resume`` completes the same output."""
     out = tmp_path / "killed.jsonl"
-    argv = [sys.executable, "-m", "voxemo.cli", "predict", "--model", str(tiny_model_dir), "--jobs", "1",
+    argv = [sys.executable, "-m", "voxemo", "predict", "--model", str(tiny_model_dir), "--jobs", "1",
             "--output", str(out), str(folder)]
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:

@@ -11,21 +11,19 @@ import pytest
 from scipy.special import softmax
 
 from conftest import voiced
-from voxemo.calibration import (
-    CALIBRATION,
+from voxemo.core.errors import ModelError
+from voxemo.experiment.calibration import (
     brier_score,
-    clip_log_proba,
     cross_fit,
     expected_calibration_error,
     fit_temperature,
     holdout_fit,
-    load_temperature,
     negative_log_likelihood,
     reliability_table,
-    temperature_scale,
 )
-from voxemo.errors import ModelError
-from voxemo.predict import load_model
+from voxemo.inference.calibration import clip_log_proba, temperature_scale
+from voxemo.inference.loading import load_model
+from voxemo.io.modelfile import CALIBRATION, load_temperature
 
 
 def sample_labels(probs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -159,7 +157,7 @@ def test_old_folders_load_uncalibrated_and_saved_temperature_is_used(model_copy:
     # files (predict, service, batch) and the stream/timeline go through the same calibrated path
     wav = make_wav("clip.wav", y, 16000)
     assert again.predict_file(wav)["confidence"] == pytest.approx(float(hot.max()), abs=1e-3)
-    from voxemo.timeline import timeline
+    from voxemo.inference.timeline import timeline
 
     segs = timeline(wav, again)["segments"]
     assert segs and max(s["confidence"] for s in segs) < base.max()
@@ -178,7 +176,7 @@ def test_bad_calibration_file_is_a_one_line_model_error(model_copy: Path, conten
 
 
 def test_onnx_export_carries_the_temperature(model_copy: Path, tmp_path: Path, rng: np.random.Generator) -> None:
-    from voxemo.onnx_backend import export_onnx
+    from voxemo.inference.torch_backend import export_onnx
 
     clf = load_model(model_copy)
     clf.temperature = 2.5
@@ -191,9 +189,9 @@ def test_onnx_export_carries_the_temperature(model_copy: Path, tmp_path: Path, r
 # ---- evaluation and training produce and store calibration -------------------------------------------------------
 def tiny_study(rng: np.random.Generator, n_speakers: int):
     from conftest import voxemo_records
-    from voxemo.config import AudioConfig, Config, ModelConfig, TrainConfig
-    from voxemo.features import extract
-    from voxemo.labels import EMOTIONS
+    from voxemo.core.config import AudioConfig, Config, ModelConfig, TrainConfig
+    from voxemo.core.labels import EMOTIONS
+    from voxemo.dsp.features import extract
 
     cfg = Config(audio=AudioConfig(duration=1.0), model=ModelConfig(channels=(4,)),
                  train=TrainConfig(epochs=2, batch_size=32, threads=1, val_actors=2))
@@ -205,7 +203,8 @@ def tiny_study(rng: np.random.Generator, n_speakers: int):
 
 
 def test_cnn_evaluation_reports_cross_fitted_calibration(tmp_path: Path, rng: np.random.Generator) -> None:
-    from voxemo.evaluate import evaluate, write_evaluation
+    from voxemo.experiment.evaluate import evaluate
+    from voxemo.reports.evaluation import write_evaluation
 
     recs, specs, cfg = tiny_study(rng, 12)
     result = evaluate(recs, specs, cfg, "actor-6fold", jobs=1, progress=False)
@@ -223,7 +222,7 @@ def test_cnn_evaluation_reports_cross_fitted_calibration(tmp_path: Path, rng: np
 
 
 def test_final_model_gets_the_validation_temperature(tmp_path: Path, rng: np.random.Generator) -> None:
-    from voxemo.pipeline import apply_choice, compare_variants, train_final
+    from voxemo.experiment.training import apply_choice, compare_variants, train_final
 
     recs, specs, cfg = tiny_study(rng, 6)
     variants = compare_variants(recs, specs, cfg, jobs=1, progress=False)

@@ -18,8 +18,8 @@ import soundfile as sf
 
 import voxemo
 from conftest import voiced
-from voxemo.cli import build_parser, main
-from voxemo.labels import EMOTIONS
+from voxemo.apps.cli import build_parser, main
+from voxemo.core.labels import EMOTIONS
 
 ACTORS = (1, 2, 3, 4, 5, 6)
 FAST = ["--threads", "1", "--jobs", "1"]
@@ -202,7 +202,7 @@ def test_predict_into_a_closed_pipe_ends_quietly(tiny_model_dir, make_wav, rng):
     """`voxemo predict DIR | head` must not end in a BrokenPipeError traceback."""
     for i in range(5):
         folder = make_wav(f"clips/c{i}.wav", voiced(0.8, 16000, rng), 16000).parent
-    proc = subprocess.Popen([sys.executable, "-m", "voxemo.cli", "predict", "--model", str(tiny_model_dir), "--json",
+    proc = subprocess.Popen([sys.executable, "-m", "voxemo", "predict", "--model", str(tiny_model_dir), "--json",
                              str(folder)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     proc.stdout.close()  # the reader is gone before the first line is written
     err = proc.stderr.read().decode()

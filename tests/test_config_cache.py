@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 
 from conftest import voiced
-from voxemo.cache import FeatureCache, config_digest, extract_many
-from voxemo.config import AudioConfig, Config, FeatureConfig, ModelConfig, TrainConfig
-from voxemo.errors import ConfigError
+from voxemo.core.config import AudioConfig, Config, FeatureConfig, ModelConfig, TrainConfig
+from voxemo.core.errors import ConfigError
+from voxemo.dsp.features import config_digest
+from voxemo.io.cache import FeatureCache, extract_many
 
 
 def test_config_round_trip():

@@ -12,11 +12,11 @@ import pytest
 import soundfile as sf
 
 from voxemo import load_corpus
-from voxemo.cli import main
+from voxemo.apps.cli import main
+from voxemo.core.errors import CorpusError
+from voxemo.core.labels import EMOTIONS, TAXONOMY, shared_classes
 from voxemo.corpus import CORPORA, corpus_summary, detect_corpus
-from voxemo.errors import CorpusError
-from voxemo.labels import EMOTIONS, TAXONOMY, shared_classes
-from voxemo.records import read_manifest, write_manifest
+from voxemo.io.manifest import read_manifest, write_manifest
 
 SHARED_EMODB = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "emodb"
 #: Published Emo-DB counts per emotion (Burkhardt et al. 2005; ../shared/data/README.md), in voxemo's names.
@@ -412,7 +412,7 @@ def test_shipped_model_scores_emodb_on_the_shared_classes(real_emodb: Path) -> N
     Measured 0.36 accuracy, 0.33 UAR on 454 clips (chance 1/6); the bound only says it is not chance.
     """
     from voxemo import load_model
-    from voxemo.labels import fold_emotion
+    from voxemo.core.labels import fold_emotion
 
     recs = load_corpus(real_emodb)
     shared = shared_classes(EMOTIONS, [r.emotion for r in recs])

@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from voxemo import download as dl
+from voxemo.core.errors import CorpusError, DownloadError
+from voxemo.corpus import download as dl
 from voxemo.corpus import load_ravdess
-from voxemo.errors import CorpusError, DownloadError
 
 
 @dataclass

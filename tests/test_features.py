@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from conftest import tone, voiced
-from voxemo.audio import frame_power, peak_dbfs, rms_dbfs, to_mono, trim
-from voxemo.config import AudioConfig, FeatureConfig
-from voxemo.errors import AudioError
-from voxemo.features import extract, fix_frames, pad_value, prepare_signal, segment_frames, windows
+from voxemo.core.config import AudioConfig, FeatureConfig
+from voxemo.core.errors import AudioError
+from voxemo.dsp.features import extract, fix_frames, pad_value, prepare_signal, segment_frames, windows
+from voxemo.dsp.signal import frame_power, peak_dbfs, rms_dbfs, to_mono, trim
 
 
 def test_trim_removes_surrounding_silence():
@@ -123,7 +123,7 @@ def test_segment_frames_matches_duration():
 def test_power_spectrogram_matches_librosa_stft(rng):
     import librosa
 
-    from voxemo.features import power_spectrogram
+    from voxemo.dsp.features import power_spectrogram
 
     y = voiced(1.0, 22050, rng)
     ours = power_spectrogram(y, 1024, 512)
@@ -136,7 +136,7 @@ def test_logmel_matches_librosa_melspectrogram_in_db(rng):
     """The whole log-mel against librosa's own pipeline: within float32 rounding of the STFT, at every level."""
     import librosa
 
-    from voxemo.features import logmel
+    from voxemo.dsp.features import logmel
 
     f = FeatureConfig()
     for y in (voiced(1.3, 22050, rng), 0.01 * voiced(0.4, 22050, rng), tone(300, seconds=0.7, sr=22050, silence=0.2)):
@@ -147,3 +147,27 @@ def test_logmel_matches_librosa_melspectrogram_in_db(rng):
         assert ours.shape == ref.shape and ours.dtype == np.float32
         assert ours.max() == 0.0 and ours.min() >= -f.top_db
         assert np.abs(ours - ref).max() < 0.01  # dB
+
+
+@pytest.mark.parametrize(("sr", "n_fft", "n_mels", "fmin", "fmax"), [
+    (22050, 1024, 64, 0.0, None), (22050, 2048, 128, 0.0, 8000.0), (16000, 512, 40, 20.0, 7600.0),
+    (8000, 256, 32, 0.0, None), (48000, 2048, 80, 0.0, 1000.0),
+])
+def test_mel_filterbank_is_librosas_bit_for_bit(sr: int, n_fft: int, n_mels: int, fmin: float,
+                                                 fmax: float | None) -> None:
+    import librosa
+
+    from voxemo.dsp.mel import mel_filterbank
+
+    ours = mel_filterbank(sr, n_fft, n_mels, fmin, fmax)
+    assert ours.dtype == np.float32
+    assert np.array_equal(ours, librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax))
+
+
+@pytest.mark.parametrize("n_fft", [256, 400, 1023, 1024, 2048])
+def test_hann_window_is_scipys_bit_for_bit(n_fft: int) -> None:
+    import scipy.signal
+
+    from voxemo.dsp.features import _hann
+
+    assert np.array_equal(_hann(n_fft), scipy.signal.get_window("hann", n_fft, fftbins=True).astype(np.float32))

@@ -7,13 +7,13 @@ import json
 import numpy as np
 import pytest
 
-from voxemo.cache import extract_many
-from voxemo.cli import main
-from voxemo.config import Config, TrainConfig
+from voxemo.apps.cli import main
+from voxemo.core.config import Config, TrainConfig
+from voxemo.core.labels import EMOTIONS
 from voxemo.corpus import load_ravdess
-from voxemo.labels import EMOTIONS
-from voxemo.predict import default_model_dir, load_model
-from voxemo.train import predict_specs, train_model
+from voxemo.inference.loading import default_model_dir, load_model
+from voxemo.io.cache import extract_many
+from voxemo.nn.train import predict_specs, train_model
 
 pytestmark = pytest.mark.data
 

@@ -12,15 +12,16 @@ import pytest
 import soundfile as sf
 
 from conftest import voiced
-from voxemo.cli import main
-from voxemo.config import AudioConfig, Config, ModelConfig, TrainConfig
-from voxemo.crosscorpus import cross_corpus, fold_probabilities, score_cross_corpus, score_subset, write_cross_corpus
-from voxemo.errors import ConfigError, CorpusError
-from voxemo.features import extract
-from voxemo.labels import EMOTIONS, TAXONOMY
-from voxemo.multicorpus import corpus_weights, model_labels, unique_speakers, validation_speakers
-from voxemo.records import Utterance
-from voxemo.train import train_model
+from voxemo.apps.cli import main
+from voxemo.core.config import AudioConfig, Config, ModelConfig, TrainConfig
+from voxemo.core.errors import ConfigError, CorpusError
+from voxemo.core.labels import EMOTIONS, TAXONOMY
+from voxemo.core.records import Utterance
+from voxemo.dsp.features import extract
+from voxemo.experiment.crosscorpus import cross_corpus, fold_probabilities, score_cross_corpus, score_subset
+from voxemo.experiment.multicorpus import corpus_weights, model_labels, unique_speakers, validation_speakers
+from voxemo.nn.train import train_model
+from voxemo.reports.crosscorpus import write_cross_corpus
 
 FAST = ["--threads", "1", "--jobs", "1"]
 TINY = Config(audio=AudioConfig(duration=1.0), model=ModelConfig(channels=(4,)),
@@ -54,7 +55,7 @@ def test_speakers_are_unique_across_corpora_and_validation_comes_from_each():
     val = validation_speakers(both, 4, seed=0)
     assert sum(s.startswith("ravdess:") for s in val) == 3 and sum(s.startswith("emodb:") for s in val) == 1
     # one corpus: the same choice as single-corpus training always made
-    from voxemo.evaluate import pick_validation_speakers
+    from voxemo.experiment.splits import pick_validation_speakers
 
     assert validation_speakers(ravdess, 4, seed=3) == pick_validation_speakers(ravdess, [f"{i:02d}" for i in
                                                                                          range(1, 25)], 4, 3)
@@ -73,7 +74,7 @@ def test_corpus_weights_balance_the_corpora():
 
 def test_weights_change_what_training_samples(monkeypatch: pytest.MonkeyPatch, rng: np.random.Generator):
     """With corpus weights, a corpus of 6 clips fills about half of each epoch instead of 6/66."""
-    import voxemo.train as train_mod
+    import voxemo.nn.train as train_mod
 
     cfg = TINY.replace(train=TINY.train.replace(epochs=6, batch_size=64))
     specs = [extract(voiced(0.3, 16000, rng, f0=120 + 40 * (i % 2)), 16000, cfg.audio, cfg.features) for i in range(66)]
@@ -135,7 +136,7 @@ def test_cli_trains_on_two_corpora(tmp_path: Path, fake_ravdess: Callable[..., P
 
 
 def test_the_same_corpus_twice_keeps_its_speakers_apart(tmp_path: Path) -> None:
-    from voxemo.cli import _records_many
+    from voxemo.apps.cli import _records_many
 
     for name in ("a", "b"):
         (tmp_path / name).mkdir()
@@ -157,10 +158,11 @@ def test_a_model_of_other_classes_works_everywhere(tmp_path: Path, rng: np.rando
     """A 3-class model (with boredom, without calm) through predict, ONNX-free timeline, the stream and the service."""
     from fastapi.testclient import TestClient
 
-    from voxemo.predict import EmotionClassifier, load_model
-    from voxemo.service import create_app
-    from voxemo.stream import EmotionStream
-    from voxemo.timeline import timeline
+    from voxemo.apps.service import create_app
+    from voxemo.inference.loading import load_model
+    from voxemo.inference.stream import EmotionStream
+    from voxemo.inference.timeline import timeline
+    from voxemo.inference.torch_backend import EmotionClassifier
 
     classes = ["neutral", "sad", "boredom"]
     specs = [extract(voiced(0.8, 16000, rng, f0=100 + 60 * (i % 3)), 16000, TINY.audio, TINY.features)
@@ -287,8 +289,8 @@ def test_cli_cross_corpus(tmp_path: Path, fake_ravdess: Callable[..., Path], rng
 @pytest.mark.data
 def test_real_ravdess_to_emodb_scoring_setup(real_ravdess: Path) -> None:
     """The real corpora load and share the six classes the README's cross-corpus result is scored on."""
+    from voxemo.core.labels import shared_classes
     from voxemo.corpus import load_corpus
-    from voxemo.labels import shared_classes
 
     emodb = real_ravdess.parent / "emodb"
     if not emodb.is_dir():

@@ -15,12 +15,14 @@ import soundfile as sf
 import torch
 
 from conftest import voiced
-from voxemo.cli import main
-from voxemo.errors import ModelError
-from voxemo.features import segment_frames
-from voxemo.labels import EMOTIONS
-from voxemo.onnx_backend import META_CONFIG, META_LABELS, OnnxClassifier, export_onnx
-from voxemo.predict import EmotionClassifier, load_model
+from voxemo.apps.cli import main
+from voxemo.core.errors import ModelError
+from voxemo.core.labels import EMOTIONS
+from voxemo.dsp.features import segment_frames
+from voxemo.inference.loading import load_model
+from voxemo.inference.onnx_backend import OnnxClassifier
+from voxemo.inference.torch_backend import EmotionClassifier, export_onnx
+from voxemo.io.modelfile import META_CONFIG, META_LABELS
 
 TOLERANCE = 1e-4  # max absolute difference of probabilities between torch and ONNX Runtime
 
@@ -84,7 +86,7 @@ def test_file_carries_config_and_labels(tiny_model_dir: Path, tiny_onnx: Path) -
 
 def test_onnx_inference_runs_without_torch(tiny_onnx: Path) -> None:
     """Loading and running an exported model never imports torch (a light deployment, fast worker start-up)."""
-    code = ("import sys, numpy as np; from voxemo.predict import load_model; "
+    code = ("import sys, numpy as np; from voxemo import load_model; "
             "clf = load_model(sys.argv[1], backend='onnx'); "
             "y = np.sin(2 * np.pi * 200 * np.arange(16000) / 16000).astype(np.float32) * 0.3; "
             "print(clf.predict(y, sr=16000), 'torch' in sys.modules)")
@@ -197,8 +199,9 @@ def test_export_errors(tiny_model_dir: Path, tiny_onnx: Path, tmp_path: Path,
 def test_shipped_model_runs_with_onnx_runtime_by_default() -> None:
     """The shipped folder's model.onnx was exported from the weights.pt beside it (not a stale copy) and is what
     load_model() runs; torch on the same folder gives the same probabilities."""
-    from voxemo.cache import file_digest
-    from voxemo.predict import WEIGHTS, default_model_dir
+    from voxemo.inference.loading import default_model_dir
+    from voxemo.io.files import file_digest
+    from voxemo.io.modelfile import WEIGHTS
 
     clf, torch_clf = load_model(), load_model(backend="torch")
     assert isinstance(clf, OnnxClassifier) and clf.backend == "onnx" and torch_clf.backend == "torch"
@@ -243,7 +246,7 @@ def test_auto_backend_uses_a_folders_onnx_only_while_it_matches_the_weights(
     state = torch.load(folder / "weights.pt", weights_only=True)
     state["classifier.bias"] += 1.0
     torch.save(state, folder / "weights.pt")
-    with caplog.at_level("WARNING", logger="voxemo.predict"):
+    with caplog.at_level("WARNING", logger="voxemo.inference.loading"):
         assert isinstance(load_model(folder), EmotionClassifier)
     assert "was not exported from its weights.pt" in caplog.text
 
@@ -251,7 +254,7 @@ def test_auto_backend_uses_a_folders_onnx_only_while_it_matches_the_weights(
     clf.save(folder, onnx=True)
     (folder / "model.onnx").write_bytes(b"junk")
     caplog.clear()
-    with caplog.at_level("WARNING", logger="voxemo.predict"):
+    with caplog.at_level("WARNING", logger="voxemo.inference.loading"):
         assert isinstance(load_model(folder), EmotionClassifier)
     assert "not a readable ONNX model" in caplog.text
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from voxemo.core.errors import CorpusError
 from voxemo.corpus import RavdessName, load_ravdess, parse_ravdess_name
-from voxemo.errors import CorpusError
 
 
 @pytest.mark.parametrize(

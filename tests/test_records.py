@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from voxemo.errors import CorpusError
-from voxemo.records import Utterance, read_manifest, write_manifest
+from voxemo.core.errors import CorpusError
+from voxemo.core.records import Utterance
+from voxemo.io.manifest import read_manifest, write_manifest
 
 RECORDS = [
     Utterance(path="Actor_12/03-01-05-02-01-02-12.wav", corpus="ravdess", speaker="12", emotion="angry",

@@ -15,11 +15,11 @@ import soundfile as sf
 from fastapi.testclient import TestClient
 
 from conftest import voiced
-from voxemo.cli import build_parser, main
-from voxemo.errors import ConfigError
-from voxemo.labels import EMOTIONS
-from voxemo.predict import load_model
-from voxemo.service import ServiceConfig, client_name, create_app
+from voxemo.apps.cli import build_parser, main
+from voxemo.apps.service import ServiceConfig, client_name, create_app
+from voxemo.core.errors import ConfigError
+from voxemo.core.labels import EMOTIONS
+from voxemo.inference.loading import load_model
 
 SR = 16000
 
@@ -262,7 +262,7 @@ def talk(seconds: float, sr: int = SR) -> np.ndarray:
 
 
 def test_timeline_of_an_upload(client: TestClient, model: Any, make_wav: Any) -> None:
-    from voxemo.timeline import timeline
+    from voxemo.inference.timeline import timeline
 
     path = make_wav("talk.wav", talk(9.0), SR)
     r = client.post("/timeline", files={"file": ("talk.wav", path.read_bytes(), "audio/wav")})
@@ -293,7 +293,7 @@ def listen(client: TestClient, hello: dict[str, Any], chunks: list[bytes], end: 
 
 
 def test_listen_websocket_streams_the_same_updates_as_emotion_stream(client: TestClient, model: Any) -> None:
-    from voxemo.stream import EmotionStream
+    from voxemo.inference.stream import EmotionStream
 
     y = talk(7.0)
     chunks = [y[i : i + 4000] for i in range(0, len(y), 4000)]

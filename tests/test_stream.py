@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 
 from conftest import voiced
-from voxemo.cli import main
-from voxemo.errors import AudioError, ConfigError, VoxemoError
-from voxemo.listen import listen
-from voxemo.predict import load_model
-from voxemo.stream import EmotionStream
-from voxemo.vad import SpeechTracker, VadConfig
+from voxemo.apps.cli import main
+from voxemo.apps.listen import listen
+from voxemo.core.errors import AudioError, ConfigError, VoxemoError
+from voxemo.dsp.vad import SpeechTracker, VadConfig
+from voxemo.inference.loading import load_model
+from voxemo.inference.stream import EmotionStream
 
 #: Seconds of (silence, speech) in the synthetic recording; speech at 1-3 s and 5-9.2 s.
 LAYOUT = [(1.0, 2.0), (2.0, 4.2)]

@@ -15,12 +15,13 @@ import pytest
 import soundfile as sf
 
 from conftest import voiced
-from voxemo.cli import main
-from voxemo.errors import AudioError
-from voxemo.plots import plot_timeline
-from voxemo.predict import load_model
-from voxemo.stream import EmotionStream
-from voxemo.timeline import merge_segments, timeline, write_csv
+from voxemo.apps.cli import main
+from voxemo.core.errors import AudioError
+from voxemo.inference.loading import load_model
+from voxemo.inference.stream import EmotionStream
+from voxemo.inference.timeline import merge_segments, timeline
+from voxemo.reports.plots import plot_timeline
+from voxemo.reports.timeline import write_csv
 
 TOL = 0.25
 

@@ -9,14 +9,18 @@ import pytest
 import torch
 
 from conftest import voiced, voxemo_records
-from voxemo.config import AudioConfig, Config, ModelConfig, TrainConfig
-from voxemo.errors import AudioError, ConfigError, ModelError
-from voxemo.evaluate import actor_folds, evaluate, random_split, scores, top_confusions, write_evaluation
-from voxemo.features import extract, pad_value, segment_frames
-from voxemo.labels import EMOTIONS
-from voxemo.model import EmotionCNN, EmotionEnsemble, ResidualConv
-from voxemo.predict import EmotionClassifier, load_model
-from voxemo.train import SpeakerAdversary, centre_segments, train_model
+from voxemo.core.config import AudioConfig, Config, ModelConfig, TrainConfig
+from voxemo.core.errors import AudioError, ConfigError, ModelError
+from voxemo.core.labels import EMOTIONS
+from voxemo.dsp.features import extract, pad_value, segment_frames
+from voxemo.experiment.evaluate import evaluate
+from voxemo.experiment.metrics import scores, top_confusions
+from voxemo.experiment.splits import actor_folds, random_split
+from voxemo.inference.loading import load_model
+from voxemo.inference.torch_backend import EmotionClassifier
+from voxemo.nn.model import EmotionCNN, EmotionEnsemble, ResidualConv
+from voxemo.nn.train import SpeakerAdversary, centre_segments, train_model
+from voxemo.reports.evaluation import write_evaluation
 
 
 def test_bias_init_gives_prior_predictions():

@@ -23,7 +23,7 @@ import pytest
 import soundfile as sf
 
 from conftest import ravdess_root, voiced
-from voxemo.labels import EMOTIONS
+from voxemo.core.labels import EMOTIONS
 
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), "/usr/bin/chromedriver"
 pytestmark = pytest.mark.skipif(

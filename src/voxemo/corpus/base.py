@@ -1,6 +1,6 @@
 """What every corpus loader shares: finding audio, unpacking archives, decoding codes, checking speakers.
 
-Each corpus module turns its own naming convention into :class:`~voxemo.records.Utterance` records through
+Each corpus module turns its own naming convention into :class:`~voxemo.core.records.Utterance` records through
 these helpers, so a missing folder, an unknown code or a duplicated clip reads the same in every corpus.
 """
 
@@ -14,12 +14,9 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TypeVar
 
-from ..errors import CorpusError
-from ..records import Utterance
-
-#: Audio containers the corpus loaders pick up (case-insensitive). Corpora are distributed as WAV; FLAC copies
-#: (like ``../shared/data``) are bit-identical, so both are accepted.
-AUDIO_EXTENSIONS: tuple[str, ...] = (".wav", ".flac")
+from voxemo.core.errors import CorpusError
+from voxemo.core.records import Utterance
+from voxemo.io.discovery import find_audio
 
 T = TypeVar("T")
 
@@ -56,17 +53,6 @@ def unpack_zip(archive: str | os.PathLike[str], dest: str | os.PathLike[str] | N
     except OSError as exc:
         raise CorpusError(f"{a}: cannot unpack into {target} ({exc.strerror or exc}); unpack it elsewhere") from None
     return target
-
-
-def find_audio(root: Path, extensions: tuple[str, ...] = AUDIO_EXTENSIONS) -> list[Path]:
-    """All files below ``root`` with one of ``extensions`` (case-insensitive), skipping hidden files, sorted."""
-    return sorted(
-        p
-        for p in root.rglob("*")
-        if p.suffix.lower() in extensions
-        and p.is_file()
-        and not any(part.startswith(".") for part in p.relative_to(root).parts)
-    )
 
 
 def corpus_folder(path: str | os.PathLike[str], corpus: str) -> Path:

@@ -6,7 +6,7 @@ German initial and a version letter (a, b, c … when a sentence was recorded mo
 
 Emotion letters (German word → voxemo): W Wut/Ärger → angry, L Langeweile → boredom, E Ekel → disgust,
 A Angst → fearful, F Freude → happy, T Trauer → sad, N neutral → neutral. Boredom has no RAVDESS class; it
-stays its own class (see :mod:`voxemo.labels`).
+stays its own class (see :mod:`voxemo.core.labels`).
 
 Speakers and genders from the corpus documentation: 03 m, 08 f, 09 f, 10 m, 11 m, 12 m, 13 f, 14 f, 15 m,
 16 f. Text codes: a01 a02 a04 a05 a07 b01 b02 b03 b09 b10. Published counts per emotion: anger 127, boredom
@@ -19,9 +19,9 @@ import os
 import re
 from pathlib import Path
 
-from ..errors import CorpusError
-from ..records import Utterance
-from .base import audio_files, corpus_folder, decode, unique_clips
+from voxemo.core.errors import CorpusError
+from voxemo.core.records import Utterance
+from voxemo.corpus.base import audio_files, corpus_folder, decode, unique_clips
 
 EMOTION_CODES: dict[str, str] = {
     "W": "angry",

@@ -17,9 +17,9 @@ import os
 import re
 from pathlib import Path
 
-from ..errors import CorpusError
-from ..records import Utterance
-from .base import audio_files, check_folder, corpus_folder, decode, unique_clips
+from voxemo.core.errors import CorpusError
+from voxemo.core.records import Utterance
+from voxemo.corpus.base import audio_files, check_folder, corpus_folder, decode, unique_clips
 
 EMOTION_CODES: dict[str, str] = {
     "dis": "disgust",

@@ -8,7 +8,7 @@ Three layouts are accepted, all relative to the corpus folder:
   other is the speaker.
 
 Folder names are matched case-insensitively against :data:`LABELS`: voxemo's own emotion names
-(:data:`voxemo.labels.TAXONOMY`) and the common noun forms listed there. A folder that is no label, or a
+(:data:`voxemo.core.labels.TAXONOMY`) and the common noun forms listed there. A folder that is no label, or a
 clip nested deeper, is an error naming the file.
 """
 
@@ -18,12 +18,13 @@ import logging
 import os
 from pathlib import Path
 
-from ..errors import CorpusError
-from ..labels import TAXONOMY
-from ..records import Utterance
-from .base import audio_files, corpus_folder, unique_clips
+from voxemo.core.errors import CorpusError
+from voxemo.core.labels import TAXONOMY
+from voxemo.core.records import Utterance
+from voxemo.corpus.base import audio_files, corpus_folder, unique_clips
 
 log = logging.getLogger(__name__)
+
 
 #: Label (folder name or manifest label, lower case) → voxemo emotion.
 LABELS: dict[str, str] = {

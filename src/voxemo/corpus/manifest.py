@@ -4,8 +4,8 @@ Optional columns: ``gender`` (male/female, empty when unknown) and ``corpus`` (d
 Relative paths are resolved against the CSV's folder; every clip must exist. Labels map onto voxemo's
 emotions through :data:`voxemo.corpus.folders.LABELS` (voxemo's names and common noun forms, any case).
 
-A manifest written by :func:`voxemo.records.write_manifest` (``.jsonl``, or ``.csv`` with voxemo's own
-columns) is read back with :func:`voxemo.records.read_manifest` instead.
+A manifest written by :func:`voxemo.io.manifest.write_manifest` (``.jsonl``, or ``.csv`` with voxemo's own
+columns) is read back with :func:`voxemo.io.manifest.read_manifest` instead.
 """
 
 from __future__ import annotations
@@ -14,10 +14,11 @@ import csv
 import os
 from pathlib import Path
 
-from ..errors import CorpusError
-from ..records import _FIELDS, Utterance, read_manifest
-from .base import decode
-from .folders import map_label
+from voxemo.core.errors import CorpusError
+from voxemo.core.records import _FIELDS, Utterance
+from voxemo.corpus.base import decode
+from voxemo.corpus.folders import map_label
+from voxemo.io.manifest import read_manifest
 
 REQUIRED: tuple[str, ...] = ("path", "label", "speaker")
 GENDERS: dict[str, str | None] = {"male": "male", "female": "female", "": None}

@@ -18,11 +18,13 @@ import os
 import re
 from pathlib import Path
 
-from ..errors import CorpusError
-from ..records import Utterance
-from .base import corpus_folder, decode, find_audio, unique_clips
+from voxemo.core.errors import CorpusError
+from voxemo.core.records import Utterance
+from voxemo.corpus.base import corpus_folder, decode, unique_clips
+from voxemo.io.discovery import find_audio
 
 log = logging.getLogger(__name__)
+
 
 EMOTION_CODES: dict[str, str] = {
     "anger": "angry",

@@ -12,10 +12,12 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import CorpusError
-from ..labels import EMOTIONS
-from ..records import Utterance
-from .base import find_audio, unpack_zip
+from voxemo.core.errors import CorpusError
+from voxemo.core.labels import EMOTIONS
+from voxemo.core.records import Utterance
+from voxemo.corpus.base import unpack_zip
+from voxemo.io.audio import CORPUS_EXTENSIONS
+from voxemo.io.discovery import find_audio
 
 __all__ = ["EMOTION_CODES", "N_CLIPS", "RAVDESS_EXTENSIONS", "RavdessName", "find_audio", "load_ravdess",
            "looks_like_ravdess", "parse_ravdess_name", "ravdess_utterance", "unpack_zip"]
@@ -25,7 +27,7 @@ VOCAL_CHANNELS = {"01": "speech", "02": "song"}
 INTENSITIES = {"01": "normal", "02": "strong"}
 STATEMENTS = {"01": "Kids are talking by the door", "02": "Dogs are sitting by the door"}
 EMOTION_CODES = {f"{i + 1:02d}": name for i, name in enumerate(EMOTIONS)}
-RAVDESS_EXTENSIONS = (".wav", ".flac")
+RAVDESS_EXTENSIONS = CORPUS_EXTENSIONS
 N_CLIPS = 1440
 _NAME = re.compile(r"^(\d{2})-(\d{2})-(\d{2})-(\d{2})-(\d{2})-(\d{2})-(\d{2})$")
 _ACTOR_DIR = re.compile(r"^Actor_(\d{2})$")

@@ -4,7 +4,7 @@ Detection looks at what a corpus ships, not at folder names a user may have chos
 file is a manifest, a folder holding nEMO's ``data.tsv`` is nEMO, and otherwise the audio files' names decide:
 the corpus whose naming convention *every* clip follows wins. A folder-per-label layout is recognized when
 every clip sits in exactly one emotion-named folder. When no convention covers all clips (a mixed folder) or
-more than one does, :func:`detect_corpus` raises a :class:`~voxemo.errors.CorpusError` naming the supported
+more than one does, :func:`detect_corpus` raises a :class:`~voxemo.core.errors.CorpusError` naming the supported
 corpora; pass ``corpus=`` (``--corpus`` on the command line) to choose.
 """
 
@@ -15,12 +15,14 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from ..errors import CorpusError
-from ..records import Utterance
-from . import cremad, emodb, emovo, folders, manifest, nemo, ravdess, savee, tess
-from .base import find_audio, unpack_zip
+from voxemo.core.errors import CorpusError
+from voxemo.core.records import Utterance
+from voxemo.corpus import cremad, emodb, emovo, folders, manifest, nemo, ravdess, savee, tess
+from voxemo.corpus.base import unpack_zip
+from voxemo.io.discovery import find_audio
 
 log = logging.getLogger(__name__)
+
 
 #: Corpus name → loader taking a path. Names are what ``Utterance.corpus`` holds and ``--corpus`` accepts.
 LOADERS: dict[str, Callable[[str | os.PathLike[str]], list[Utterance]]] = {
@@ -112,7 +114,7 @@ def detect_corpus(path: str | os.PathLike[str]) -> str:
 
 
 def load_corpus(path: str | os.PathLike[str], corpus: str | None = None) -> list[Utterance]:
-    """Load any supported corpus as :class:`~voxemo.records.Utterance` records, sorted by path.
+    """Load any supported corpus as :class:`~voxemo.core.records.Utterance` records, sorted by path.
 
     Parameters
     ----------
@@ -125,7 +127,7 @@ def load_corpus(path: str | os.PathLike[str], corpus: str | None = None) -> list
     -------
     list of Utterance
         Each with ``path``, ``corpus``, ``speaker`` (unique within the corpus), ``emotion`` (in
-        :data:`voxemo.labels.TAXONOMY`) and, where the corpus records them, gender, intensity, statement and
+        :data:`voxemo.core.labels.TAXONOMY`) and, where the corpus records them, gender, intensity, statement and
         repetition.
 
     Raises

@@ -6,14 +6,14 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
-from ..labels import TAXONOMY
-from ..records import Utterance
+from voxemo.core.labels import TAXONOMY
+from voxemo.core.records import Utterance
 
 
 def corpus_summary(records: Sequence[Utterance]) -> dict[str, Any]:
     """Counts of ``records`` per corpus, emotion (in taxonomy order), speaker and gender.
 
-    >>> from voxemo.records import Utterance
+    >>> from voxemo.core.records import Utterance
     >>> recs = [Utterance("a.wav", "emodb", "03", "angry", "male"), Utterance("b.wav", "emodb", "08", "boredom")]
     >>> s = corpus_summary(recs)
     >>> s["clips"], s["emotions"], s["speakers"]["03"]

@@ -1,0 +1,387 @@
+"""The ``voxemo`` command. Each subcommand parses its arguments and calls one library function."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from voxemo.core.errors import VoxemoError
+from voxemo.core.extras import missing_extra_message
+from voxemo.core.version import version
+
+BACKEND_HELP = ("inference runtime (default auto: the model folder's model.onnx with ONNX Runtime when it was "
+                "exported from its weights, else torch)")
+
+
+def _config(args: argparse.Namespace) -> Any:
+    """The default Config with the CLI's overrides (seed, epochs, threads, then each ``--set``)."""
+    from voxemo.core.config import Config, apply_overrides
+
+    cfg = Config()
+    train = {"seed": args.seed}
+    if getattr(args, "epochs", None):
+        train["epochs"] = args.epochs
+    if getattr(args, "threads", None):
+        train["threads"] = args.threads
+    return apply_overrides(cfg.replace(train=cfg.train.replace(**train)), getattr(args, "set", None) or [])
+
+
+def _records(data: str | None, progress: bool, corpus: str | None = None) -> Any:
+    from voxemo.corpus.sources import load_source
+
+    return load_source(data, corpus, progress=progress)
+
+
+def _records_many(data: Sequence[str], progress: bool, corpora: Sequence[str] | None = None) -> Any:
+    from voxemo.corpus.sources import load_sources
+
+    return load_sources(data, corpora, progress=progress)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from voxemo.workflows.study import run_study
+
+    records = _records(args.data, args.progress, args.corpus)
+    report = run_study(records, args.out, _config(args), random_protocol=args.with_random,
+                       jobs=args.jobs, progress=args.progress)
+    ev = report["evaluation"]["actor-6fold"]["summary"]
+    print(f"actor-6fold accuracy {ev['accuracy']['mean']:.3f} ± {ev['accuracy']['std']:.3f}, "
+          f"UAR {ev['uar']['mean']:.3f}; report: {Path(args.out) / 'report.md'}; model: {Path(args.out) / 'model'}")
+    return 0
+
+
+def cmd_download(args: argparse.Namespace) -> int:
+    from voxemo.corpus.download import RAVDESS_URL, default_data_dir, download_ravdess
+
+    folder = download_ravdess(args.dest or default_data_dir(), url=args.url or RAVDESS_URL, progress=args.progress)
+    print(folder)
+    return 0
+
+
+def cmd_analyze(args: argparse.Namespace) -> int:
+    from voxemo.core.config import AudioConfig
+    from voxemo.workflows.analysis import analyze
+
+    summary = analyze(_records(args.data, args.progress, args.corpus), args.out, audio=AudioConfig(), jobs=args.jobs,
+                      progress=args.progress)
+    rec = summary["recommended"]
+    print(f"recommended top_db={rec['top_db']} duration={rec['duration']} s; report: {Path(args.out) / 'report.md'}")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from voxemo.workflows.training import train_recipe
+
+    cfg = _config(args)
+    s = train_recipe(_records_many(args.data, args.progress, args.corpus), cfg, args.out,
+                     calibration_from=args.calibration_from, jobs=args.jobs, progress=args.progress)
+    print(f"chose {s.chosen}; trained on {s.n_clips} clips ({', '.join(s.corpora)}) for {s.epochs} epochs, "
+          f"{len(s.labels)} classes; saved {s.out}")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from voxemo.core.errors import ConfigError
+
+    cfg = _config(args)
+    if args.train or args.test:
+        if not (args.train and args.test) or args.data:
+            raise ConfigError("cross-corpus evaluation needs --train DATA... and --test DATA... (and no DATA)")
+        return _cross_corpus(args, cfg)
+    from voxemo.workflows.evaluation import run_evaluation
+
+    result = run_evaluation(_records(args.data, args.progress, args.corpus), cfg, args.protocol, args.out,
+                            model=args.model, jobs=args.jobs, progress=args.progress)
+    s = result["summary"]
+    print(f"{args.protocol}: accuracy {s['accuracy']['mean']:.3f} ± {s['accuracy']['std']:.3f}, "
+          f"UAR {s['uar']['mean']:.3f} ± {s['uar']['std']:.3f}, macro-F1 {s['macro_f1']['mean']:.3f}; "
+          f"report: {Path(args.out) / 'report.md'}")
+    return 0
+
+
+def _cross_corpus(args: argparse.Namespace, cfg: Any) -> int:
+    """``voxemo evaluate --train DATA... --test DATA...``: corpora detected, or ``--corpus`` for all of them."""
+    from voxemo.workflows.crosscorpus import run_cross_corpus
+
+    corpus = [args.corpus] if args.corpus else None
+    result = run_cross_corpus(_records_many(args.train, args.progress, corpus),
+                              _records_many(args.test, args.progress, corpus), cfg, args.out, jobs=args.jobs,
+                              progress=args.progress)
+    four = result["four_class"]
+    extra = f"; 4 classes: UAR {four['uar']:.3f}, accuracy {four['accuracy']:.3f}" if four else ""
+    print(f"{' + '.join(result['train'])} -> {' + '.join(result['test'])}: {len(result['labels'])} shared classes: "
+          f"UAR {result['uar']:.3f}, accuracy {result['accuracy']:.3f}, macro-F1 {result['macro_f1']:.3f}{extra}; "
+          f"report: {Path(args.out) / 'report.md'}")
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from voxemo.inference.batch import predict_batch
+
+    fmt = "json" if args.json else "csv" if args.csv else "text"
+    if fmt == "text" and args.output:
+        fmt = "csv" if Path(args.output).suffix.lower() == ".csv" else "json"
+    summary = predict_batch(args.paths, model=args.model, backend=args.backend, fmt=fmt, output=args.output,
+                            resume=args.resume, jobs=args.jobs, progress=args.progress)
+    if args.output and not args.quiet:
+        skipped = f"; skipped {summary.skipped} already there ({summary.skipped_failed} failed)" if args.resume else ""
+        print(f"predicted {summary.predicted} inputs ({summary.failed} failed) into {args.output}{skipped}",
+              file=sys.stderr)
+    return 1 if summary.any_failed else 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from voxemo.inference.loading import load_model
+    from voxemo.inference.torch_backend import export_onnx
+
+    out = export_onnx(load_model(args.model, backend="torch"), args.onnx)
+    print(out)
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from voxemo.apps.service import serve
+
+    serve(args.host, args.port, model=args.model, backend=args.backend, workers=args.workers,
+          queue=args.queue, max_upload_mb=args.max_upload_mb, max_seconds=args.max_seconds)
+    return 0
+
+
+def cmd_timeline(args: argparse.Namespace) -> int:
+    import json
+
+    from voxemo.inference.loading import load_model
+    from voxemo.inference.timeline import timeline
+    from voxemo.reports.timeline import write_csv
+
+    result = timeline(args.file, load_model(args.model), window=args.window, hop=args.hop, progress=args.progress)
+    if args.plot:
+        from voxemo.reports.plots import plot_timeline
+
+        try:
+            plot_timeline(result, args.plot)
+        except (OSError, ValueError) as exc:
+            raise VoxemoError(f"{args.plot}: cannot write the plot ({exc})") from None
+    if args.json:
+        print(json.dumps({k: result[k] for k in ("path", "duration", "segments")}))
+    elif args.csv:
+        write_csv(result, sys.stdout)
+    elif not result["segments"]:
+        print(f"{result['path']}: no speech found in {result['duration']:.1f} s", file=sys.stderr)
+    else:
+        for s in result["segments"]:
+            print(f"{s['start']:.2f}\t{s['end']:.2f}\t{s['emotion']}\t{s['confidence']:.2f}")
+    return 0
+
+
+def cmd_listen(args: argparse.Namespace) -> int:
+    import json
+
+    from voxemo.apps.listen import format_update, listen
+    from voxemo.inference.loading import load_model
+
+    model = load_model(args.model)
+
+    def show(update: dict[str, Any]) -> None:
+        print(json.dumps(update) if args.json else format_update(update), flush=True)
+
+    listen(model, show, device=args.device, window=args.window, hop=args.hop, seconds=args.seconds)
+    return 0
+
+
+def cmd_corpus(args: argparse.Namespace) -> int:
+    import json
+
+    from voxemo.corpus import corpus_summary, format_summary, load_corpus
+    from voxemo.io.manifest import write_manifest
+
+    records = load_corpus(Path(args.path).expanduser(), args.corpus)
+    summary = corpus_summary(records)
+    print(json.dumps(summary) if args.json else format_summary(summary))
+    if args.manifest:
+        print(f"wrote {write_manifest(records, args.manifest)}", file=sys.stderr)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from voxemo.experiment.splits import PROTOCOLS
+
+    p = argparse.ArgumentParser(prog="voxemo", description="Speech emotion recognition: train, evaluate, predict.")
+    p.add_argument("--seed", type=int, default=0, help="random seed for splits and training (default 0)")
+    p.add_argument("-v", "--verbose", action="store_true", help="log more detail")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars or info logs")
+    p.add_argument("--version", action="version", version=f"%(prog)s {version()}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    from voxemo.corpus import CORPORA
+    from voxemo.corpus.registry import DESCRIPTIONS
+
+    def corpus_arg(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--corpus", choices=CORPORA, help="the corpus' naming convention (default: detected)")
+
+    def data_arg(sp: argparse.ArgumentParser, positional: bool) -> None:
+        help_ = ("corpus folder, zip or CSV manifest (see voxemo corpus --help); without it RAVDESS from "
+                 "$VOXEMO_DATA, else a downloaded copy, else download it")
+        if positional:
+            sp.add_argument("data", nargs="?", help=help_)
+        else:
+            sp.add_argument("--data", help=help_)
+        corpus_arg(sp)
+        sp.add_argument("--jobs", type=int, default=0, help="processes for feature extraction (0 = all cores)")
+
+    def training_args(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--epochs", type=int, help="maximum epochs per training")
+        sp.add_argument("--threads", type=int, help="torch threads per training (default: all cores)")
+        sp.add_argument("--set", action="append", metavar="SECTION.FIELD=VALUE",
+                        help="override a config field, e.g. --set augment.copies=0 --set model.pooling=attention "
+                             "(repeatable; sections: audio, features, model, train, augment)")
+
+    s = sub.add_parser("run", help="the whole study: analysis, variants, evaluation, final model, report")
+    data_arg(s, positional=False)
+    s.add_argument("--out", default="runs/study", help="output folder (default runs/study)")
+    training_args(s)
+    s.add_argument("--with-random", action="store_true",
+                   help="also evaluate the leaking random clip split, for contrast (one more training)")
+    s.set_defaults(func=cmd_run)
+
+    s = sub.add_parser("download", help="download a corpus")
+    s.add_argument("corpus", choices=["ravdess"])
+    s.add_argument("--dest", help="folder to download into (default: $VOXEMO_HOME/data or ~/.cache/voxemo/data)")
+    s.add_argument("--url", help=argparse.SUPPRESS)
+    s.set_defaults(func=cmd_download)
+
+    s = sub.add_parser("corpus", help="load a corpus: clips per emotion, speaker and gender; write its manifest",
+                       description="Supported corpora: " + "; ".join(f"{k} ({v})" for k, v in DESCRIPTIONS.items()))
+    s.add_argument("path", metavar="PATH", help="corpus folder, its zip, or a CSV/JSONL manifest")
+    corpus_arg(s)
+    s.add_argument("--manifest", metavar="FILE", help="write the records to FILE (.jsonl or .csv)")
+    s.add_argument("--json", action="store_true", help="print the counts as JSON")
+    s.set_defaults(func=cmd_corpus)
+
+    s = sub.add_parser("analyze", help="audio analysis: lengths, levels, trim sweep, example spectrograms")
+    data_arg(s, positional=True)
+    s.add_argument("--out", required=True, help="output folder")
+    s.set_defaults(func=cmd_analyze)
+
+    s = sub.add_parser("train", help="compare both CNN variants on held-out actors, retrain the better on all data",
+                       description="Several DATA train one model on the union of their classes; speakers stay "
+                                   "apart per corpus, validation speakers come from every corpus, and each corpus "
+                                   "is sampled equally per epoch.")
+    s.add_argument("data", nargs="*", metavar="DATA", help="corpus folders, zips or CSV manifests (see voxemo corpus "
+                   "--help); none: RAVDESS from $VOXEMO_DATA, else a downloaded copy, else download it")
+    s.add_argument("--corpus", action="append", choices=[*CORPORA, "auto"],
+                   help="naming convention: once for every DATA, or once per DATA in order (auto = detected)")
+    s.add_argument("--jobs", type=int, default=0, help="processes for feature extraction (0 = all cores)")
+    s.add_argument("--out", required=True, help="model folder to write")
+    s.add_argument("--calibration-from", metavar="EVAL_DIR",
+                   help="take the softmax temperature from a `voxemo evaluate` folder of the same recipe (fitted on "
+                        "its out-of-fold predictions: every speaker unseen) instead of the validation speakers")
+    training_args(s)
+    s.set_defaults(func=cmd_train)
+
+    s = sub.add_parser("evaluate", help="cross-validate under a protocol, or train on some corpora and test on "
+                                        "another, and write metrics and a report")
+    data_arg(s, positional=True)
+    s.add_argument("--protocol", choices=PROTOCOLS, default="actor-6fold")
+    s.add_argument("--model", choices=["cnn", "egemaps-svm"], default="cnn",
+                   help="cnn (default), or the classic baseline: openSMILE eGeMAPS functionals + RBF SVM")
+    s.add_argument("--train", nargs="+", metavar="DATA", help="cross-corpus: train one model on these corpora ...")
+    s.add_argument("--test", nargs="+", metavar="DATA", help="... and score it on these, over the classes both share "
+                                                             "(calm folded into neutral)")
+    s.add_argument("--out", required=True, help="output folder")
+    training_args(s)
+    s.set_defaults(func=cmd_evaluate)
+
+    s = sub.add_parser("predict", help="predict the emotion of audio files, folders or manifests")
+    s.add_argument("paths", nargs="+", metavar="PATH",
+                   help="audio files, folders (walked recursively) or manifests (.jsonl/.csv with a path column)")
+    s.add_argument("--model", help="model folder or .onnx file (default: the pretrained model shipped with voxemo)")
+    s.add_argument("--backend", choices=["auto", "torch", "onnx"], default="auto",
+                   help=BACKEND_HELP)
+    fmt = s.add_mutually_exclusive_group()
+    fmt.add_argument("--json", action="store_true", help="one JSON object per input line")
+    fmt.add_argument("--csv", action="store_true", help="CSV: path, emotion, confidence, one column per class, error")
+    s.add_argument("--output", metavar="FILE", help="write results to FILE (JSON lines, or CSV if it ends in .csv "
+                                                   "or with --csv) instead of stdout")
+    s.add_argument("--resume", action="store_true",
+                   help="append to --output FILE, skipping inputs already in it (recorded errors are not retried)")
+    s.add_argument("--jobs", type=int, default=0, help="worker processes, one thread each (0 = all cores)")
+    s.set_defaults(func=cmd_predict)
+
+    s = sub.add_parser("export", help="export a model to ONNX (network, config and labels in one file)")
+    s.add_argument("--onnx", required=True, metavar="FILE", help="the .onnx file to write")
+    s.add_argument("--model", help="model folder (default: the pretrained model shipped with voxemo)")
+    s.set_defaults(func=cmd_export)
+
+    s = sub.add_parser("serve", help="HTTP service and web page: POST /predict, /timeline, GET /health, /docs")
+    s.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    s.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    s.add_argument("--model", help="model folder (default: the pretrained model shipped with voxemo)")
+    s.add_argument("--backend", choices=["auto", "torch", "onnx"], default="auto",
+                   help=BACKEND_HELP)
+    s.add_argument("--workers", type=int, default=2, help="inference threads (default 2)")
+    s.add_argument("--queue", type=int, default=16, help="uploads that may wait for a worker before 503 (default 16)")
+    s.add_argument("--max-upload-mb", type=float, default=20.0, help="largest upload in MB, else 413 (default 20)")
+    s.add_argument("--max-seconds", type=float, default=300.0, help="longest audio in seconds, else 422 (default 300)")
+    s.set_defaults(func=cmd_serve)
+
+    def window_args(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--model", help="model folder (default: the pretrained model shipped with voxemo)")
+        sp.add_argument("--window", type=float, help="seconds per classified window (default: the model's 3 s)")
+        sp.add_argument("--hop", type=float, help="seconds between window starts (default: half the window)")
+
+    s = sub.add_parser("timeline", help="emotion over time in a long recording: speech segments and a plot")
+    s.add_argument("file", metavar="FILE", help="audio file of any length (read block by block)")
+    window_args(s)
+    out = s.add_mutually_exclusive_group()
+    out.add_argument("--json", action="store_true", help='print {"path", "duration", "segments": [...]} as JSON')
+    out.add_argument("--csv", action="store_true", help="print the segments as CSV, one column per class")
+    s.add_argument("--plot", metavar="PNG", help="also draw the probabilities over time into this PNG")
+    s.set_defaults(func=cmd_timeline)
+
+    s = sub.add_parser("listen", help="live emotion from the microphone, one line per window (Ctrl-C stops)")
+    window_args(s)
+    s.add_argument("--device", type=_device, help="input device index or name (default: the system's default)")
+    s.add_argument("--seconds", type=float, help="stop after this many seconds (default: until Ctrl-C)")
+    s.add_argument("--json", action="store_true", help="one JSON object per update")
+    s.set_defaults(func=cmd_listen)
+    return p
+
+
+def _device(text: str) -> int | str:
+    return int(text) if text.isdigit() else text
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    args.progress = not args.quiet and sys.stderr.isatty()
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO,
+                        format="%(levelname)s: %(message)s")
+    try:
+        return int(args.func(args))
+    except VoxemoError as exc:
+        print(f"voxemo: error: {exc}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as exc:  # an optional part that is not installed: name the extra that brings it
+        message = missing_extra_message(exc.name or "", f"voxemo {args.command}")
+        if message is None:
+            raise
+        print(f"voxemo: error: {message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("voxemo: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # the reader went away (e.g. `voxemo predict DIR | head`): stop quietly, as Unix tools do; point stdout at
+        # devnull so that the interpreter's final flush does not raise again
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
+
+
+if __name__ == "__main__":
+    sys.exit(main())

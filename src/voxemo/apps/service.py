@@ -1,0 +1,360 @@
+"""The local HTTP service behind ``voxemo serve``: a FastAPI app with upload limits and a bounded worker pool.
+
+Endpoints
+---------
+``GET /``            the web page (record or drop a file, see the emotion, the probabilities and a timeline)
+``GET /health``      status, labels, the model's window length and the limits in force
+``POST /predict``    multipart upload in the field ``file`` -> the object ``voxemo predict --json`` prints
+``POST /timeline``   multipart upload in the field ``file`` -> :func:`voxemo.inference.timeline.timeline` of the clip
+``WS /listen``       live emotion: the client sends PCM chunks, the server answers with stream updates
+``GET /docs``        OpenAPI documentation (``/openapi.json``)
+
+Errors are one-line JSON objects ``{"error": "..."}``; no response ever carries a server path or a traceback:
+
+=====  =================================================================================================
+ 413   the upload is larger than ``max_upload_mb`` (checked while the body streams in, not only from
+       Content-Length)
+ 415   the upload is not a readable audio file (libsndfile's cause is named)
+ 422   readable but unusable: empty, silent, too short after trimming, longer than ``max_seconds``,
+       or the ``file`` field is missing
+ 503   every worker is busy and the queue is full; ``Retry-After`` says when to try again
+=====  =================================================================================================
+
+Inference runs in a pool of ``workers`` threads; at most ``workers + queue`` uploads are admitted at once
+(checked before their body is read, so a burst costs at most that many uploads of memory), the rest are
+turned away with 503 instead of piling up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path, PurePosixPath, PureWindowsPath
+from typing import Annotated, Any, BinaryIO
+
+import numpy as np
+import soundfile as sf
+from fastapi import FastAPI, File, Request, UploadFile, WebSocket, WebSocketDisconnect
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from voxemo.apps.upload_gate import Rejected, UploadGate, error_response
+from voxemo.core.errors import ConfigError, VoxemoError
+from voxemo.core.version import version
+
+log = logging.getLogger(__name__)
+
+
+#: The upload field of ``/predict`` and ``/timeline``.
+AudioUpload = Annotated[UploadFile, File(description="audio file: WAV, FLAC, OGG/Vorbis, Opus or MP3")]
+
+#: Longest single ``/listen`` chunk, in seconds of audio.
+MAX_CHUNK_SECONDS = 10
+
+#: ``/listen`` sample formats: little-endian float32 in [-1, 1] or 16-bit integers.
+_PCM_FORMATS = {"f32": np.dtype("<f4"), "s16": np.dtype("<i2")}
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    """Limits of the HTTP service.
+
+    Attributes
+    ----------
+    max_upload_mb : float
+        Largest request body accepted, in MiB (multipart overhead included); larger gets 413.
+    max_seconds : float
+        Longest audio accepted, in seconds (read from the file header before decoding); longer gets 422.
+    workers : int
+        Threads running inference at the same time.
+    queue : int
+        Uploads allowed to wait for a worker; beyond ``workers + queue`` in flight, requests get 503.
+    """
+
+    max_upload_mb: float = 20.0
+    max_seconds: float = 300.0
+    workers: int = 2
+    queue: int = 16
+
+    def __post_init__(self) -> None:
+        if not self.max_upload_mb > 0:
+            raise ConfigError(f"ServiceConfig.max_upload_mb={self.max_upload_mb!r} must be positive")
+        if not self.max_seconds > 0:
+            raise ConfigError(f"ServiceConfig.max_seconds={self.max_seconds!r} must be positive")
+        if not isinstance(self.workers, int) or self.workers < 1:
+            raise ConfigError(f"ServiceConfig.workers={self.workers!r} must be an integer >= 1")
+        if not isinstance(self.queue, int) or self.queue < 0:
+            raise ConfigError(f"ServiceConfig.queue={self.queue!r} must be an integer >= 0")
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return int(self.max_upload_mb * 1024 * 1024)
+
+
+def client_name(filename: str | None) -> str:
+    """The uploaded file's base name as the client sent it (no folders), used in results and messages."""
+    if not filename:
+        return "upload"
+    name = PureWindowsPath(PurePosixPath(filename).name).name.strip()
+    return name[:200] or "upload"
+
+
+class Service:
+    """The model, the limits and the worker pool behind the app; the endpoints call :meth:`predict` and
+    :meth:`timeline` from the pool."""
+
+    def __init__(self, model: Any, config: ServiceConfig) -> None:
+        self.model = model
+        self.config = config
+        self.pool = ThreadPoolExecutor(max_workers=config.workers, thread_name_prefix="voxemo-infer")
+        self.streams = 0  # open /listen sessions (touched from the event loop only)
+
+    async def run(self, upload: UploadFile, work: Callable[[Path, str], dict[str, Any]]) -> dict[str, Any]:
+        """Copy the upload to a private temporary file and run ``work(path, client_name)`` in the pool."""
+        name = client_name(upload.filename)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.pool, self._in_tempdir, upload.file, name, work)
+
+    def _in_tempdir(self, src: BinaryIO, name: str, work: Callable[[Path, str], dict[str, Any]]) -> dict[str, Any]:
+        with tempfile.TemporaryDirectory(prefix="voxemo-upload-") as tmp:
+            # Keep the client's extension (libsndfile detects formats by content, MP3 partly by name).
+            path = Path(tmp) / ("upload" + Path(name).suffix.lower()[:8])
+            with open(path, "wb") as dst:
+                src.seek(0)
+                shutil.copyfileobj(src, dst)
+            try:
+                self.check_audio(path, name)
+                return work(path, name)
+            except VoxemoError as exc:
+                raise Rejected(422, _rename(str(exc), path, name)) from None
+
+    def warm_up(self) -> None:
+        """Classify one second of a synthetic tone, so the first client does not wait for lazy set-up."""
+        sr = 16000
+        t = np.arange(sr) / sr
+        tone = (0.3 * np.sin(2 * np.pi * 220 * t) * np.sin(2 * np.pi * 2 * t) ** 2).astype(np.float32)
+        try:
+            self.model.predict_proba(tone, sr)
+        except VoxemoError as exc:  # a model that cannot take this signal still serves; say so
+            log.warning("warm-up prediction failed: %s", exc)
+
+    def check_audio(self, path: Path, name: str) -> None:
+        """Reject empty, non-audio and too long uploads from the header alone, before decoding."""
+        if path.stat().st_size == 0:
+            raise Rejected(422, f"{name}: empty upload (0 bytes)")
+        try:
+            info = sf.info(str(path))
+        except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
+            text = getattr(exc, "error_string", None) or str(exc)
+            cause = _rename(text.strip().splitlines()[0], path, name) if text.strip() else type(exc).__name__
+            raise Rejected(415, f"{name}: not a readable audio file ({cause})") from None
+        seconds = info.frames / info.samplerate if info.samplerate > 0 else 0.0
+        if seconds > self.config.max_seconds:
+            raise Rejected(422, f"{name}: too long ({seconds:.1f} s > limit {self.config.max_seconds:g} s); "
+                                "send a shorter clip")
+
+    def predict(self, path: Path, name: str) -> dict[str, Any]:
+        """``predict_file`` of the upload, reported under the client's file name."""
+        result = self.model.predict_file(path)
+        if "error" in result:
+            raise Rejected(422, _rename(result["error"], path, name))
+        return {**result, "path": name}
+
+    def timeline(self, path: Path, name: str) -> dict[str, Any]:
+        """The emotion timeline of the upload (:func:`voxemo.inference.timeline.timeline`)."""
+        from voxemo.inference.timeline import timeline
+
+        return {**timeline(path, self.model), "path": name}
+
+    async def listen(self, ws: WebSocket) -> None:
+        """Serve one ``/listen`` session: PCM chunks in, :class:`~voxemo.inference.stream.EmotionStream` updates out.
+
+        Protocol: the client's first message is text ``{"sample_rate": Hz, "format": "f32" | "s16"}`` (format
+        defaults to little-endian float32, mono); then binary messages of PCM samples, at most
+        ``MAX_CHUNK_SECONDS`` each; then optionally text ``{"end": true}``, after which the server flushes the
+        stream, sends the last updates and ``{"done": true}``, and closes. Every update is one text message
+        (``{"start", "end", "emotion", "confidence", "probabilities", "speech"}``). A session may stream at
+        most ``max_seconds`` of audio; errors arrive as ``{"error": "..."}`` before the server closes.
+        """
+        from voxemo.inference.stream import EmotionStream
+
+        await ws.accept()
+        if self.streams >= self.config.workers + self.config.queue:
+            await _ws_close(ws, f"server busy ({self.streams} live sessions); retry shortly", 1013)
+            return
+        self.streams += 1
+        loop = asyncio.get_running_loop()
+        try:
+            try:
+                hello = json.loads(await ws.receive_text())
+                rate, fmt = hello["sample_rate"], hello.get("format", "f32")
+                if fmt not in _PCM_FORMATS:
+                    raise ValueError(f"format {fmt!r} is not one of {sorted(_PCM_FORMATS)}")
+                stream = EmotionStream(self.model, int(rate) if float(rate) == int(rate) else rate)
+            except (ValueError, KeyError, TypeError, VoxemoError) as exc:
+                await _ws_close(ws, f'bad first message ({exc}); send {{"sample_rate": Hz, "format": "f32"}}', 1003)
+                return
+            dtype = _PCM_FORMATS[fmt]
+            max_samples = int(self.config.max_seconds * stream.sample_rate)
+            while True:
+                message = await ws.receive()
+                if message["type"] == "websocket.disconnect":
+                    return
+                data, text = message.get("bytes"), message.get("text")
+                if text is not None:
+                    updates = await loop.run_in_executor(self.pool, stream.flush)
+                    for u in updates:
+                        await ws.send_json(u)
+                    await ws.send_json({"done": True})
+                    await ws.close()
+                    return
+                if len(data or b"") % dtype.itemsize:
+                    await _ws_close(ws, f"chunk of {len(data or b'')} bytes is not whole {fmt} samples "
+                                        f"({dtype.itemsize} bytes each)", 1003)
+                    return
+                chunk = np.frombuffer(data or b"", dtype=dtype)
+                if len(chunk) > MAX_CHUNK_SECONDS * stream.sample_rate:
+                    await _ws_close(ws, f"chunk of {len(chunk)} samples is longer than {MAX_CHUNK_SECONDS} s", 1009)
+                    return
+                if stream.position * stream.sample_rate + len(chunk) > max_samples:
+                    await _ws_close(ws, f"session longer than the limit of {self.config.max_seconds:g} s", 1009)
+                    return
+                try:
+                    updates = await loop.run_in_executor(self.pool, stream.feed, chunk)
+                except VoxemoError as exc:
+                    await _ws_close(ws, str(exc), 1003)
+                    return
+                for u in updates:
+                    await ws.send_json(u)
+        except WebSocketDisconnect:
+            return
+        finally:
+            self.streams -= 1
+
+    def health(self) -> dict[str, Any]:
+
+        cfg = getattr(self.model, "config", None)
+        return {
+            "status": "ok",
+            "version": version(),
+            "classes": [str(c) for c in self.model.classes_],
+            "backend": getattr(self.model, "backend", "") or type(self.model).__name__,
+            "window_seconds": cfg.audio.duration if cfg is not None else None,
+            "limits": {"max_upload_mb": self.config.max_upload_mb, "max_seconds": self.config.max_seconds,
+                       "workers": self.config.workers, "queue": self.config.queue},
+        }
+
+
+async def _ws_close(ws: WebSocket, message: str, code: int) -> None:
+    await ws.send_json({"error": message})
+    await ws.close(code)
+
+
+def _rename(message: str, path: Path, name: str) -> str:
+    """Replace the server-side temporary path (and its folder) in a message by the client's file name."""
+    return message.replace(str(path), name).replace(str(path.parent) + os.sep, "").replace(str(path.parent), "")
+
+
+def page_html() -> str:
+    """The single-page web client shipped in the package (``voxemo/apps/web/index.html``)."""
+    return (resources.files("voxemo.apps") / "web" / "index.html").read_text(encoding="utf-8")
+
+
+def create_app(model: Any = None, *, backend: str = "auto", max_upload_mb: float = 20.0, max_seconds: float = 300.0,
+               workers: int = 2, queue: int = 16) -> FastAPI:
+    """Build the FastAPI app.
+
+    Parameters
+    ----------
+    model : EmotionClassifier, path-like or None
+        A loaded classifier, a model folder, or None for the model shipped with voxemo.
+    backend : {"auto", "torch", "onnx"}
+        How to load ``model`` when it is a folder or None.
+    max_upload_mb, max_seconds, workers, queue
+        See :class:`ServiceConfig`.
+    """
+    config = ServiceConfig(max_upload_mb=max_upload_mb, max_seconds=max_seconds, workers=workers, queue=queue)
+    if model is None or isinstance(model, (str, os.PathLike)):
+        from voxemo.inference.loading import load_model
+
+        model = load_model(model, backend=backend)
+    service = Service(model, config)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):  # noqa: ANN202
+        # The first prediction pays for lazy imports and allocator warm-up (~1-2 s); pay it before serving.
+        await asyncio.get_running_loop().run_in_executor(service.pool, service.warm_up)
+        yield
+        service.pool.shutdown(wait=False, cancel_futures=True)
+
+    app = FastAPI(title="voxemo", version=service.health()["version"], lifespan=lifespan,
+                  description="Speech emotion recognition: upload a clip, get the emotion and its probabilities.")
+    app.state.service = service
+
+    @app.exception_handler(Rejected)
+    async def _rejected(request: Request, exc: Rejected) -> JSONResponse:
+        return error_response(exc.status, exc.message, exc.headers)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return error_response(exc.status_code, str(exc.detail), getattr(exc, "headers", None))
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body") or "request"
+        return error_response(422, f"{where}: {first.get('msg', 'invalid request')} "
+                                   "(send the audio as multipart field 'file')")
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error on %s", request.url.path)
+        return error_response(500, "internal error; the server log has the details")
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    async def index() -> HTMLResponse:
+        return HTMLResponse(page_html())
+
+    @app.get("/health", summary="Status, labels and limits")
+    async def health() -> dict[str, Any]:
+        return service.health()
+
+    @app.post("/predict", summary="Emotion of one uploaded clip",
+              responses={413: {"description": "upload too large"}, 415: {"description": "not audio"},
+                         422: {"description": "unusable audio"}, 503: {"description": "busy, retry"}})
+    async def predict(file: AudioUpload) -> dict[str, Any]:
+        """The object `voxemo predict --json` prints: path (the uploaded name), emotion, confidence, probabilities."""
+        return await service.run(file, service.predict)
+
+    @app.post("/timeline", summary="Emotion over time for one uploaded clip",
+              responses={413: {"description": "upload too large"}, 415: {"description": "not audio"},
+                         422: {"description": "unusable audio"}, 503: {"description": "busy, retry"}})
+    async def timeline(file: AudioUpload) -> dict[str, Any]:
+        """Duration, merged segments (start, end, emotion, confidence, probabilities) and the raw windows."""
+        return await service.run(file, service.timeline)
+
+    @app.websocket("/listen")
+    async def listen(ws: WebSocket) -> None:
+        """Live emotion: see :meth:`Service.listen`."""
+        await service.listen(ws)
+
+    app.add_middleware(UploadGate, capacity=config.workers + config.queue, max_bytes=config.max_upload_bytes)
+    return app
+
+
+def serve(host: str = "127.0.0.1", port: int = 8000, **kwargs: Any) -> None:
+    """Run :func:`create_app` under uvicorn (blocking). ``kwargs`` go to :func:`create_app`."""
+    import uvicorn
+
+    app = create_app(**kwargs)
+    uvicorn.run(app, host=host, port=port, log_level="info")

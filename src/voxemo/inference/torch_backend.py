@@ -1,0 +1,153 @@
+"""The torch backend: :class:`EmotionClassifier` runs the network with torch, saves and loads model folders, and
+:func:`export_onnx` writes its network for the ONNX backend.
+
+A model folder (:mod:`voxemo.io.modelfile`) holds ``weights.pt`` (a plain state dict, loaded with
+``weights_only=True`` so nothing arbitrary is unpickled), ``config.json`` (the full
+:class:`~voxemo.core.config.Config`), ``labels.json``, from training ``training.json``, and optionally
+``calibration.json`` (the softmax temperature; absent means T = 1) and ``model.onnx``. Importing this module does
+not import torch: torch is imported when a model is loaded, saved or run.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import pickle
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from voxemo.core.config import Config
+from voxemo.core.errors import ModelError, VoxemoError, first_line
+from voxemo.core.extras import require
+from voxemo.inference.classifier import Classifier
+from voxemo.io.files import atomic_write, file_digest
+from voxemo.io.modelfile import CALIBRATION, CONFIG, LABELS, ONNX_FILE, WEIGHTS, folder_calibration, save_calibration
+
+if TYPE_CHECKING:
+    from voxemo.nn.model import EmotionCNN, EmotionEnsemble
+
+log = logging.getLogger(__name__)
+
+
+class EmotionClassifier(Classifier):
+    """A trained emotion model with its preprocessing, run with torch.
+
+    Attributes
+    ----------
+    model : EmotionCNN or EmotionEnsemble
+    classes_ : np.ndarray of str
+        Emotion labels in the order of the probability columns.
+    config : Config
+        Preprocessing, architecture and training configuration the model was trained with.
+    threads : int
+        Torch threads used while predicting (default 1: a clip is a few windows, and a second thread only adds
+        waiting); 0 keeps torch's setting, which suits large batches.
+    """
+
+    backend = "torch"
+
+    def __init__(self, model: EmotionCNN | EmotionEnsemble, config: Config, classes: Sequence[str], *,
+                 threads: int = 1) -> None:
+        super().__init__(config, classes)
+        self.model = model.eval()
+        self.threads = threads
+
+    # ---- persistence -------------------------------------------------------------------------------------
+    def save(self, path: str | os.PathLike[str], *, report: dict[str, Any] | None = None, onnx: bool = False) -> Path:
+        """Write the model directory (files are written to temporary names and renamed into place).
+
+        With ``onnx`` the network is also exported to ``model.onnx`` (a few seconds), which :func:`load_model`
+        then prefers; without it an older ``model.onnx`` there is removed, so it can never outlive its weights.
+        An export that fails leaves a working torch model and logs why.
+        """
+        out = Path(path)
+        out.mkdir(parents=True, exist_ok=True)
+        torch = require("torch", f"{path}: the torch backend")
+
+        atomic_write(out / WEIGHTS, lambda f: torch.save(self.model.state_dict(), f))
+        atomic_write(out / CONFIG, lambda f: f.write(json.dumps(self.config.to_dict(), indent=2).encode()))
+        atomic_write(out / LABELS, lambda f: f.write(json.dumps(list(map(str, self.classes_))).encode()))
+        if report is not None:
+            atomic_write(out / "training.json", lambda f: f.write(json.dumps(report, indent=2).encode()))
+        if self.temperature != 1.0 or self.calibration:
+            save_calibration(out, {**self.calibration, "temperature": float(self.temperature)})
+        else:
+            (out / CALIBRATION).unlink(missing_ok=True)  # an uncalibrated model over an old folder
+        (out / ONNX_FILE).unlink(missing_ok=True)
+        if onnx:
+            try:
+                export_onnx(self, out / ONNX_FILE, weights_digest=file_digest(out / WEIGHTS))
+            except ModelError as exc:
+                log.warning("%s not written, predictions will run with torch: %s", out / ONNX_FILE, exc)
+        return out
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> EmotionClassifier:
+        """Load a model directory written by :meth:`save`."""
+        torch = require("torch", f"{path}: the torch backend")
+
+        from voxemo.nn.train import build_model
+
+        d = Path(path)
+        if not d.is_dir():
+            raise ModelError(f"{d}: model directory not found")
+        missing = [n for n in (WEIGHTS, CONFIG, LABELS) if not (d / n).is_file()]
+        if missing:
+            raise ModelError(f"{d}: not a voxemo model directory (missing {', '.join(missing)})")
+        try:
+            config = Config.from_dict(json.loads((d / CONFIG).read_text()))
+            classes = json.loads((d / LABELS).read_text())
+            state = torch.load(d / WEIGHTS, map_location="cpu", weights_only=True)
+            model = build_model(config, len(classes))
+            model.load_state_dict(state)
+            temperature, calibration = folder_calibration(d)
+        except (VoxemoError, ValueError, RuntimeError, KeyError, TypeError, OSError, pickle.UnpicklingError) as exc:
+            raise ModelError(f"{d}: cannot load model ({first_line(exc)})") from None
+        clf = cls(model, config, classes)
+        clf.temperature, clf.calibration = temperature, calibration
+        return clf
+
+    def segment_proba(self, x: np.ndarray) -> np.ndarray:
+        """Probabilities for fixed-length log-mel segments: (n, n_mels, n_frames) -> (n, n_classes), float32."""
+        import torch  # present: this model was built with it
+
+        from voxemo.nn.train import predict_segments
+
+        previous = torch.get_num_threads()
+        torch.set_num_threads(self.threads or previous)
+        try:
+            return predict_segments(self.model, x)
+        finally:
+            torch.set_num_threads(previous)
+
+
+def export_onnx(clf: Classifier, path: str | os.PathLike[str], *, opset: int | None = None,
+                weights_digest: str | None = None) -> Path:
+    """Write a torch classifier's network, config, labels and temperature to one ``.onnx`` file (atomically).
+
+    Parameters
+    ----------
+    clf : EmotionClassifier
+        A torch classifier, e.g. ``load_model(backend="torch")`` or ``load_model("runs/study/model", "torch")``.
+    path : path-like
+        Output file; by convention it ends in ``.onnx``.
+    opset : int, optional
+        ONNX opset; None lets the exporter choose.
+    weights_digest : str, optional
+        SHA-256 of the ``weights.pt`` holding these weights (see :func:`voxemo.nn.export.export_network`).
+
+    Returns
+    -------
+    Path
+        The written file.
+    """
+    if not isinstance(clf, EmotionClassifier):
+        raise ModelError(f"{path}: export needs a torch model (a model folder), not {type(clf).__name__}")
+    from voxemo.nn.export import export_network
+
+    return export_network(clf.model, clf.config, [str(c) for c in clf.classes_], clf.temperature, path, opset=opset,
+                          weights_digest=weights_digest)

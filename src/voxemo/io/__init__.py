@@ -1,0 +1,3 @@
+"""Files: reading audio, finding inputs, manifests, atomic writes and digests, the feature cache and the model-folder
+format.
+"""

@@ -1,0 +1,83 @@
+"""Reading audio files: the one place voxemo decodes a file (libsndfile through soundfile), with one-line errors
+that name the file and the cause; and the audio extensions voxemo recognises.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from voxemo.core.errors import AudioError
+
+#: Extensions voxemo treats as audio when it walks a folder.
+AUDIO_EXTENSIONS: frozenset[str] = frozenset({".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif", ".opus"})
+
+#: Audio containers the corpus loaders pick up (case-insensitive). Corpora are distributed as WAV; FLAC copies
+#: (like ``../shared/data``) are bit-identical, so both are accepted.
+CORPUS_EXTENSIONS: tuple[str, ...] = (".wav", ".flac")
+
+
+def libsndfile_cause(exc: Exception) -> str:
+    """libsndfile's cause of a decoding error, one line (its str() repeats the path: "Error opening '<path>': ...")."""
+    text = getattr(exc, "error_string", None) or str(exc)
+    return text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+
+
+def open_audio(path: str | os.PathLike[str]) -> sf.SoundFile:
+    """Open an audio file for reading (whole or in blocks), or raise :class:`AudioError` naming the file and the
+    cause: missing, a directory, empty, or not audio libsndfile can read."""
+    p = Path(path)
+    if not p.exists():
+        raise AudioError(f"{p}: no such file")
+    if p.is_dir():
+        raise AudioError(f"{p}: is a directory, not an audio file")
+    if p.stat().st_size == 0:
+        raise AudioError(f"{p}: empty file (0 bytes)")
+    try:
+        return sf.SoundFile(str(p))
+    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
+        raise AudioError(f"{p}: not a readable audio file ({libsndfile_cause(exc)})") from None
+
+
+def load_audio(path: str | os.PathLike[str], *, max_duration: float | None = None) -> tuple[np.ndarray, int]:
+    """Read an audio file as float32 without resampling.
+
+    Parameters
+    ----------
+    path : path-like
+        WAV (8/16/24/32-bit integer or float), FLAC, OGG/Vorbis, Opus or MP3 file.
+    max_duration : float, optional
+        Reject files longer than this many seconds before decoding them.
+
+    Returns
+    -------
+    y : np.ndarray, shape (n_samples,) or (n_samples, n_channels), float32
+    sr : int
+        The file's sample rate in Hz.
+
+    Raises
+    ------
+    AudioError
+        With a one-line message naming the file and the cause.
+    """
+    p = Path(path)
+    try:
+        with open_audio(p) as f:
+            sr = int(f.samplerate)
+            frames = int(f.frames)
+            if max_duration is not None and frames > 0 and frames / sr > max_duration:
+                raise AudioError(
+                    f"{p}: too long ({frames / sr:.1f} s > max_duration={max_duration:g} s); "
+                    "cut it or raise AudioConfig.max_duration"
+                )
+            y = f.read(dtype="float32", always_2d=False)
+    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
+        raise AudioError(f"{p}: not a readable audio file ({libsndfile_cause(exc)})") from None
+    except MemoryError:
+        raise AudioError(f"{p}: too large to decode in memory") from None
+    if y.size == 0:
+        raise AudioError(f"{p}: contains no audio samples (truncated or empty stream)")
+    return y, sr

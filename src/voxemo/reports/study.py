@@ -1,0 +1,45 @@
+"""The top-level ``report.md`` of a study run."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def study_report(report: dict[str, Any]) -> str:
+    """The top-level report.md of a study run."""
+    ev = report["evaluation"]
+    lines = ["# voxemo study report\n", f"{report['n_clips']} clips, {report['n_speakers']} speakers"
+             + (f", {len(report['skipped'])} skipped" if report["skipped"] else "") + ".\n"]
+    if report["recommended"]:
+        rec = report["recommended"]
+        lines.append(f"Analysis (see [analysis/report.md](analysis/report.md)): trim at top_db={rec['top_db']}, "
+                     f"segment length {rec['duration']} s. Rule: {rec['rule']}\n")
+    lines += ["## Output-bias initialisation\n", "| variant | first-epoch val loss | first-epoch val acc | "
+              "best val loss | best val acc | best epoch |", "|---|---|---|---|---|---|"]
+    for name, v in report["variants"].items():
+        lines.append(f"| {name} | {v['first_epoch_val_loss']:.3f} | {v['first_epoch_val_accuracy']:.3f} | "
+                     f"{v['best_val_loss']:.3f} | {v['best_val_accuracy']:.3f} | {v['best_epoch']} |")
+    lines += [f"\nChosen: **{report['chosen_variant']}** (lower best validation loss).\n", "## Evaluation\n",
+              "| protocol | accuracy | UAR | macro-F1 |", "|---|---|---|---|"]
+    for p, r in ev.items():
+        s = r["summary"]
+        lines.append(f"| {p} | {s['accuracy']['mean']:.3f} ± {s['accuracy']['std']:.3f} | "
+                     f"{s['uar']['mean']:.3f} ± {s['uar']['std']:.3f} | "
+                     f"{s['macro_f1']['mean']:.3f} ± {s['macro_f1']['std']:.3f} |")
+    lines += ["\n`actor-6fold` is speaker-independent: each fold trains on 20 actors for the recipe's "
+              f"{report['config']['train']['epochs']} epochs and tests on the 4 others; `random` lets actors leak "
+              "between training and test.\n",
+              f"Final model: the chosen variant retrained on all clips for its best validation epoch "
+              f"({report['final_epochs']}), saved in [model/](model/).\n",
+              *_calibration_lines(report.get("calibration")),
+              "## Timings (s)\n", "| step | seconds |", "|---|---|"]
+    lines += [f"| {k} | {v:.1f} |" for k, v in report["timings_s"].items()]
+    return "\n".join(lines) + "\n"
+
+
+def _calibration_lines(cal: dict[str, Any] | None) -> list[str]:
+    if not cal:
+        return []
+    b, a = cal["before"], cal["after"]
+    return [f"Softmax temperature T = {cal['temperature']:.3f}, fitted on {cal['fitted_on']}: there ECE "
+            f"{b['ece']:.3f} -> {a['ece']:.3f}, NLL {b['nll']:.3f} -> {a['nll']:.3f} (model/calibration.json).\n"]

@@ -1,0 +1,32 @@
+"""Cross-corpus evaluation from records to report folder: features, training, scoring, report."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from voxemo.core.config import Config
+from voxemo.core.records import Utterance
+from voxemo.experiment.crosscorpus import cross_corpus
+from voxemo.reports.crosscorpus import write_cross_corpus
+
+
+def run_cross_corpus(train_records: Sequence[Utterance], test_records: Sequence[Utterance], config: Config,
+                     out_dir: str | Path, *, fold: Mapping[str, str] | None = None, cache_dir: str | None = None,
+                     jobs: int = 0, progress: bool = True) -> dict[str, Any]:
+    """Extract features (and the training clips' augmented copies), run :func:`cross_corpus` and write its
+    report under ``out_dir`` (:func:`write_cross_corpus`). Clips whose audio fails are skipped and listed in
+    ``skipped``."""
+    from voxemo.experiment.dataset import load_augmented, load_features
+
+    train_records, train_specs, train_errors = load_features(train_records, config, cache_dir=cache_dir, jobs=jobs,
+                                                             progress=progress)
+    test_records, test_specs, test_errors = load_features(test_records, config, cache_dir=cache_dir, jobs=jobs,
+                                                          progress=progress)
+    aug = load_augmented(train_records, config, cache_dir=cache_dir, jobs=jobs, progress=progress)
+    result = cross_corpus(train_records, train_specs, test_records, test_specs, config, aug_specs=aug, fold=fold,
+                          progress=progress)
+    result["skipped"] = train_errors + test_errors
+    write_cross_corpus(result, out_dir)
+    return result

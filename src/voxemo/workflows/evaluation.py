@@ -1,0 +1,39 @@
+"""An evaluation from records to report folder, as ``voxemo evaluate DATA --protocol P`` runs it: the CNN recipe,
+or the eGeMAPS + SVM baseline, cross-validated under the protocol, and the report written."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from voxemo.core.config import Config
+from voxemo.core.errors import ConfigError
+from voxemo.core.records import Utterance
+from voxemo.experiment.dataset import load_augmented, load_features
+from voxemo.experiment.evaluate import evaluate
+from voxemo.experiment.multicorpus import model_labels
+from voxemo.reports.evaluation import write_evaluation
+
+#: the models ``voxemo evaluate --model`` can evaluate
+MODELS = ("cnn", "egemaps-svm")
+
+
+def run_evaluation(records: Sequence[Utterance], config: Config, protocol: str, out: str | Path, *,
+                   model: str = "cnn", jobs: int = 0, progress: bool = True) -> dict[str, Any]:
+    """Cross-validate ``model`` on ``records`` under ``protocol`` and write the report folder ``out``
+    (:func:`~voxemo.reports.evaluation.write_evaluation`); returns the evaluation."""
+    if model not in MODELS:
+        raise ConfigError(f"model={model!r} is not one of {', '.join(MODELS)}")
+    if model == "egemaps-svm":
+        from voxemo.experiment.baseline import evaluate_egemaps_svm
+
+        result = evaluate_egemaps_svm(records, config, protocol, labels=model_labels(records), jobs=jobs,
+                                      progress=progress)
+    else:
+        records, specs, _ = load_features(records, config, jobs=jobs, progress=progress)
+        aug = load_augmented(records, config, jobs=jobs, progress=progress)
+        result = evaluate(records, specs, config, protocol, labels=model_labels(records), aug_specs=aug,
+                          progress=progress)
+    write_evaluation(result, out)
+    return result

@@ -1,0 +1,89 @@
+"""The whole study in one call: analysis, the two CNN variants, the choice, speaker-independent evaluation,
+on request the leaking random split for contrast, the final model on all data, and a report."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from voxemo.core.config import Config
+from voxemo.core.records import Utterance
+from voxemo.experiment.dataset import load_augmented, load_features
+from voxemo.experiment.evaluate import evaluate
+from voxemo.experiment.multicorpus import model_labels
+from voxemo.experiment.training import apply_choice, compare_variants, train_final
+from voxemo.io.manifest import write_manifest
+from voxemo.reports.evaluation import write_evaluation
+from voxemo.reports.study import study_report
+
+log = logging.getLogger(__name__)
+
+
+def run_study(records: Sequence[Utterance], out_dir: str | Path, config: Config, *, analyze_audio: bool = True,
+              random_protocol: bool = False, cache_dir: str | None = None, jobs: int = 0,
+              progress: bool = True) -> dict[str, Any]:
+    """Run the whole study and write everything under ``out_dir``:
+
+    ``analysis/`` (audio analysis and the chosen trim threshold / segment length), ``variants.json``,
+    ``eval-actor-6fold/``, ``eval-random/`` (with ``random_protocol``), ``model/`` (the final model) and
+    ``report.md``.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    write_manifest(records, out / "manifest.jsonl")
+    recommended = None
+    if analyze_audio:
+        from voxemo.workflows.analysis import analyze
+
+        log.info("analysing %d clips", len(records))
+        summary = analyze(records, out / "analysis", audio=config.audio, jobs=jobs, progress=progress)
+        recommended = summary["recommended"]
+        config = config.replace(audio=config.audio.replace(top_db=float(recommended["top_db"]),
+                                                           duration=float(recommended["duration"])))
+        timings["analysis"] = time.perf_counter() - t0
+    t = time.perf_counter()
+    records, specs, errors = load_features(records, config, cache_dir=cache_dir, jobs=jobs, progress=progress)
+    aug_specs = load_augmented(records, config, cache_dir=cache_dir, jobs=jobs, progress=progress)
+    labels = model_labels(records)
+    timings["features"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    log.info("comparing output-bias initialisation variants")
+    variants = compare_variants(records, specs, config, labels=labels, aug_specs=aug_specs, progress=progress)
+    (out / "variants.json").write_text(json.dumps(variants, indent=2))
+    config, epochs = apply_choice(config, variants)
+    timings["variants"] = time.perf_counter() - t
+
+    evaluations = {}
+    for protocol in ("actor-6fold", "random") if random_protocol else ("actor-6fold",):
+        t = time.perf_counter()
+        log.info("evaluating with protocol %s", protocol)
+        result = evaluate(records, specs, config, protocol, labels=labels, aug_specs=aug_specs, progress=progress)
+        write_evaluation(result, out / f"eval-{protocol}")
+        evaluations[protocol] = result
+        timings[f"eval-{protocol}"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    log.info("training the final model on all %d clips for %d epochs", len(records), epochs)
+    clf = train_final(records, specs, config, epochs, labels=labels, aug_specs=aug_specs, progress=progress,
+                      calibration=variants["calibration"])
+    timings["final"] = time.perf_counter() - t
+    timings["total"] = time.perf_counter() - t0
+    report = {
+        "n_clips": len(records), "n_speakers": len({r.speaker for r in records}), "skipped": errors,
+        "recommended": recommended, "variants": {k: {kk: vv for kk, vv in v.items() if kk != "history"}
+                                                 for k, v in variants["variants"].items()},
+        "chosen_variant": variants["chosen"], "final_epochs": epochs, "calibration": variants["calibration"],
+        "evaluation": {p: {"summary": r["summary"], "pooled": r["pooled"]} for p, r in evaluations.items()},
+        "timings_s": timings, "config": config.to_dict(),
+    }
+    clf.save(out / "model", report=report, onnx=True)
+    (out / "summary.json").write_text(json.dumps(report, indent=2))
+    (out / "report.md").write_text(study_report(report))
+    return report

@@ -1,0 +1,97 @@
+"""Training a model folder from corpora, as ``voxemo train`` does, and the softmax temperature taken from an
+evaluation of the same recipe.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from voxemo.core.config import Config
+from voxemo.core.errors import ConfigError
+from voxemo.core.records import Utterance
+from voxemo.experiment.dataset import load_augmented, load_features
+from voxemo.experiment.multicorpus import model_labels
+from voxemo.experiment.training import apply_choice, compare_variants, train_final
+
+#: config fields that may differ between an evaluation and the model it calibrates: they change how a run is
+#: scheduled or which variant won, not the recipe
+_RECIPE_EXEMPT = {("model", "bias_init"), ("train", "seed"), ("train", "threads"), ("train", "epochs")}
+
+
+def calibration_from_evaluation(path: str | Path, config: Config) -> dict[str, Any]:
+    """The softmax temperature cross-fitted by a ``voxemo evaluate`` run of the same recipe (its ``metrics.json``):
+    fitted on every clip's out-of-fold prediction, from speakers its models never heard, instead of on the few
+    validation speakers of :func:`compare_variants`.
+
+    Raises
+    ------
+    ConfigError
+        The folder holds no evaluation with a temperature, or its recipe differs from ``config`` (other than in
+        seed, threads, epochs or the output-bias variant).
+    """
+    d = Path(path)
+    try:
+        metrics = json.loads((d / "metrics.json").read_text())
+        cal, theirs = metrics["calibration"], Config.from_dict(metrics["config"]).to_dict()
+        temperature = float(cal["temperature"])
+    except OSError as exc:
+        raise ConfigError(f"{d}: no evaluation there ({exc.strerror or exc}: metrics.json)") from None
+    except (ValueError, KeyError, TypeError, ConfigError) as exc:
+        raise ConfigError(f"{d}: metrics.json holds no evaluation with a fitted temperature ({exc})") from None
+    ours = config.to_dict()
+    differ = [f"{sec}.{k}" for sec in ours for k in ours[sec]
+              if (sec, k) not in _RECIPE_EXEMPT and ours[sec][k] != theirs[sec].get(k)]
+    if differ:
+        raise ConfigError(f"{d}: evaluated another recipe (differs in {', '.join(differ)}); its temperature does "
+                          "not apply")
+    n = sum(int(f.get("n_test", 0)) for f in metrics.get("folds", []))
+    return {"temperature": temperature, "n": n, **cal.get("pooled", {}),
+            "fitted_on": f"out-of-fold predictions of {n} clips in {d} ({metrics.get('protocol')}, cross-fitted)"}
+
+
+@dataclass(frozen=True)
+class TrainingSummary:
+    """What :func:`train_recipe` did: the variant chosen, the epochs retrained, the clips and classes used."""
+
+    out: Path
+    chosen: str
+    epochs: int
+    n_clips: int
+    corpora: dict[str, int]
+    labels: tuple[str, ...]
+    skipped: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"out": str(self.out), "chosen": self.chosen, "epochs": self.epochs, "n_clips": self.n_clips,
+                "corpora": dict(self.corpora), "labels": list(self.labels), "skipped": list(self.skipped)}
+
+
+def train_recipe(records: Sequence[Utterance], config: Config, out: str | Path, *,
+                 calibration_from: str | Path | None = None, jobs: int = 0, progress: bool = True) -> TrainingSummary:
+    """Train the recipe on ``records`` and write a complete model folder (with ``model.onnx``) to ``out``.
+
+    Both output-bias variants are trained on all but the validation speakers; the one with the lower best
+    validation loss is retrained on every clip for its best epoch count. The softmax temperature comes from the
+    validation speakers, or, with ``calibration_from``, from a ``voxemo evaluate`` folder of the same recipe
+    (checked before any training, so a mismatch fails at once).
+    """
+    calibration = calibration_from_evaluation(calibration_from, config) if calibration_from else None
+    records, specs, errors = load_features(records, config, jobs=jobs, progress=progress)
+    labels = model_labels(records)
+    aug = load_augmented(records, config, jobs=jobs, progress=progress)
+    variants = compare_variants(records, specs, config, labels=labels, aug_specs=aug, progress=progress)
+    config, epochs = apply_choice(config, variants)
+    if calibration:
+        variants["calibration_validation"] = variants["calibration"]
+        variants["calibration"] = calibration
+    clf = train_final(records, specs, config, epochs, labels=labels, aug_specs=aug, progress=progress,
+                      calibration=variants["calibration"])
+    corpora = dict(sorted(Counter(r.corpus for r in records).items()))
+    clf.save(out, report={"variants": variants, "final_epochs": epochs, "n_clips": len(records), "corpora": corpora,
+                          "labels": list(labels), "skipped": errors, "config": config.to_dict()}, onnx=True)
+    return TrainingSummary(Path(out), variants["chosen"], epochs, len(records), corpora, tuple(labels), tuple(errors))
