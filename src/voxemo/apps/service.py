@@ -33,7 +33,7 @@ import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -62,7 +62,7 @@ AudioUpload = Annotated[UploadFile, File(description="audio file: WAV, FLAC, OGG
 MAX_CHUNK_SECONDS = 10
 
 #: ``/listen`` sample formats: little-endian float32 in [-1, 1] or 16-bit integers.
-_PCM_FORMATS = {"f32": np.dtype("<f4"), "s16": np.dtype("<i2")}
+_PCM_FORMATS: dict[str, np.dtype[Any]] = {"f32": np.dtype("<f4"), "s16": np.dtype("<i2")}
 
 
 @dataclass(frozen=True)
@@ -291,7 +291,7 @@ def create_app(model: Any = None, *, backend: str = "auto", max_upload_mb: float
     service = Service(model, config)
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI):  # noqa: ANN202
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # The first prediction pays for lazy imports and allocator warm-up (~1-2 s); pay it before serving.
         await asyncio.get_running_loop().run_in_executor(service.pool, service.warm_up)
         yield

@@ -276,12 +276,12 @@ class Config(_Config):
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Config:
-        parts = {"audio": AudioConfig, "features": FeatureConfig, "model": ModelConfig, "train": TrainConfig,
-                 "augment": AugmentConfig}
+        parts: dict[str, type[_Config]] = {"audio": AudioConfig, "features": FeatureConfig, "model": ModelConfig,
+                                           "train": TrainConfig, "augment": AugmentConfig}
         unknown = sorted(set(data) - set(parts))
         if unknown:
             raise ConfigError(f"Config: unknown section(s) {unknown}; expected some of {sorted(parts)}")
-        return cls(**{k: parts[k].from_dict(v) for k, v in data.items()})
+        return cls(**{k: parts[k].from_dict(v) for k, v in data.items()})  # type: ignore[arg-type]
 
 
 def apply_overrides(config: Config, items: list[str] | tuple[str, ...]) -> Config:

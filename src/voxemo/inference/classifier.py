@@ -75,7 +75,7 @@ class Classifier:
         than ``config.audio.duration`` is covered by overlapping windows whose probabilities are averaged.
         """
         single = isinstance(x, (str, os.PathLike, np.ndarray))
-        items = [x] if single else list(x)  # type: ignore[list-item]
+        items: list[AudioInput] = [x] if isinstance(x, (str, os.PathLike, np.ndarray)) else list(x)
         specs = [self.features(item, sr) for item in items]
         probs = average_windows(specs, self.config, self.calibrated_segment_proba, len(self.classes_))
         return probs[0] if single else probs

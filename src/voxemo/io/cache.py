@@ -106,7 +106,7 @@ def extract_augmented(
     """``aug.copies`` augmented feature arrays per file (training only), in input order, cached like
     :func:`extract_many`; a file that fails gives its one-line error message instead of a list."""
     work = [(str(p), audio, features, aug, cache_root(cache_dir)) for p in paths]
-    return pmap(_features_for, work, jobs=jobs, desc="augment", progress=progress, chunksize=4)  # type: ignore[return-value]
+    return pmap(_features_for, work, jobs=jobs, desc="augment", progress=progress, chunksize=4)  # type: ignore[arg-type]
 
 
 def extract_many(
@@ -124,4 +124,4 @@ def extract_many(
     either a float32 array (n_mels, n_frames) or a one-line error message naming the file.
     """
     work = [(str(p), audio, features, None, cache_root(cache_dir)) for p in paths]
-    return pmap(_features_for, work, jobs=jobs, desc="features", progress=progress)  # type: ignore[return-value]
+    return pmap(_features_for, work, jobs=jobs, desc="features", progress=progress)  # type: ignore[arg-type]

@@ -93,6 +93,8 @@ def export_network(model: torch.nn.Module, config: Config, classes: Sequence[str
                                         verbose=False)
     except Exception as exc:  # the exporter raises many types; the user needs one line
         raise ModelError(f"{out}: ONNX export failed ({first_line(exc)})") from None
+    if program is None:  # only the deprecated TorchScript path returns None
+        raise ModelError(f"{out}: ONNX export failed (the exporter returned no program)")
     program.model.metadata_props.update({
         META_FORMAT: FORMAT,
         META_CONFIG: json.dumps(cfg.to_dict()),

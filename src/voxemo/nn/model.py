@@ -37,6 +37,10 @@ class EmotionCNN(nn.Module):
     config : ModelConfig
     """
 
+    feature_mean: torch.Tensor
+    feature_std: torch.Tensor
+    classifier: nn.Linear
+
     def __init__(self, n_mels: int, n_classes: int, config: ModelConfig) -> None:
         super().__init__()
         self.register_buffer("feature_mean", torch.zeros(n_mels))
@@ -126,7 +130,8 @@ class EmotionEnsemble(nn.Module):
 
     @property
     def n_classes(self) -> int:
-        return self.members[0].n_classes
+        first: EmotionCNN = self.members[0]  # type: ignore[assignment]  # ModuleList items are typed as Module
+        return first.n_classes
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         probs = torch.stack([torch.softmax(m(x), dim=1) for m in self.members]).mean(dim=0)

@@ -124,7 +124,8 @@ def build_model(config: Config, n_classes: int) -> EmotionCNN | EmotionEnsemble:
     """A fresh EmotionCNN for ``config`` (an :class:`EmotionEnsemble` of them when ``config.model.members`` > 1),
     its weights in channels-last layout (faster on CPU)."""
     def one(model: ModelConfig) -> EmotionCNN:
-        return EmotionCNN(config.features.n_mels, n_classes, model).to(memory_format=torch.channels_last)
+        cnn = EmotionCNN(config.features.n_mels, n_classes, model)
+        return cnn.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # torch's stubs lack it
 
     m = config.model
     return one(m) if m.members == 1 else EmotionEnsemble([one(m.member(i)) for i in range(m.members)])
@@ -192,6 +193,8 @@ def train_model(
         weights = weights / weights.sum()
 
     model = build_model(config, n_classes)
+    if not isinstance(model, EmotionCNN):  # members > 1 was handled above
+        raise ConfigError(f"model.members={config.model.members}: expected one CNN here")
     model.fit_normalizer(centre_segments(specs, n_frames, fill))
     if config.model.bias_init:
         counts = np.bincount(labels, weights=weights, minlength=n_classes)
@@ -202,7 +205,7 @@ def train_model(
             raise ConfigError("train.speaker_adversary needs the speaker of every training clip")
         names, inverse = np.unique(np.asarray(speakers, dtype=str), return_inverse=True)
         speaker_ids = inverse.astype(np.int64)
-        adversary = SpeakerAdversary(model.embedding_size, len(names))  # type: ignore[union-attr]
+        adversary = SpeakerAdversary(model.embedding_size, len(names))
     params = list(model.parameters()) + (list(adversary.parameters()) if adversary is not None else [])
     optimizer = torch.optim.AdamW(params, lr=t.lr, weight_decay=t.weight_decay)
     steps_per_epoch = math.ceil(len(specs) / t.batch_size)
@@ -227,7 +230,7 @@ def train_model(
             pick = [int(rng.integers(0, 1 + len(a))) for a in aug_specs]
             epoch_specs = [s if k == 0 else a[k - 1] for s, a, k in zip(specs, aug_specs, pick)]
         else:
-            epoch_specs = specs
+            epoch_specs = list(specs)
         x_all = spec_augment(random_segments(epoch_specs, n_frames, fill, rng), config, rng, fill)
         order = epoch_order(len(specs), rng, weights)
         total = speaker_total = 0.0
@@ -237,8 +240,8 @@ def train_model(
             y = torch.from_numpy(labels[idx])
             lam = float(rng.beta(t.mixup_alpha, t.mixup_alpha)) if t.mixup_alpha > 0 else 1.0
             perm = torch.from_numpy(rng.permutation(len(idx)))
-            embedding = model.embed(lam * x + (1 - lam) * x[perm])  # type: ignore[union-attr]
-            logits = model.head(embedding)  # type: ignore[union-attr]
+            embedding = model.embed(lam * x + (1 - lam) * x[perm])
+            logits = model.head(embedding)
             ce = nn.functional.cross_entropy
             smooth = t.label_smoothing
             loss = lam * ce(logits, y, label_smoothing=smooth) + (1 - lam) * ce(logits, y[perm], label_smoothing=smooth)
@@ -305,7 +308,8 @@ def _train_ensemble(specs: Sequence[np.ndarray], labels: np.ndarray, n_classes: 
     history = [{k: float(np.mean([r.history[e][k] for r in results])) for k in results[0].history[e]}
                for e in range(rows)]
     best = int(round(np.mean([r.best_epoch for r in results])))
-    return TrainResult(model=EmotionEnsemble([r.model for r in results]).eval(), history=history, best_epoch=best)
+    members = [r.model for r in results if isinstance(r.model, EmotionCNN)]  # each member is one CNN
+    return TrainResult(model=EmotionEnsemble(members).eval(), history=history, best_epoch=best)
 
 
 @torch.no_grad()
