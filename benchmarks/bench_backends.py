@@ -95,7 +95,7 @@ def bench_batch(model: str | None, paths: Sequence[str], n: int, log: Callable[[
             for result in predict_stream(expand_inputs([manifest]), clf, model=model, jobs=j):
                 stamps.append(time.perf_counter() - t0)
                 results.append(result)
-            errors = [r for r in results if "error" in r]
+            errors = [r for r in results if r.failed]
             if len(results) != len(paths) or errors:
                 raise SystemExit(f"bench: batch jobs={j} gave {len(results)} results, {len(errors)} errors")
             if reference is None:

@@ -132,3 +132,11 @@ def test_prediction_imports_no_heavy_library(make_wav: Callable[..., Path], rng:
     proc = subprocess.run([sys.executable, "-c", code, str(tiny_wav)], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "HEAVY [] RC 0" in proc.stdout, proc.stdout[-500:] + proc.stderr[-500:]
+
+
+def test_static_types_check() -> None:
+    """mypy over src/voxemo at the strictness configured in pyproject.toml ([tool.mypy])."""
+    mypy = shutil.which("mypy")
+    assert mypy, "mypy is part of the dev extra: pip install -e '.[dev]'"
+    proc = subprocess.run([mypy, "--no-incremental"], capture_output=True, text=True, cwd=SRC.parent, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-1000:]

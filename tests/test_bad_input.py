@@ -203,7 +203,7 @@ def test_batch_goes_on_past_failures(tmp_path: Path, rng: np.random.Generator, m
     assert err == ""
 
     # the library generator gives the same results, one per file, in the same order
-    assert list(predict_paths(inputs, model)) == lines
+    assert [r.to_dict() for r in predict_paths(inputs, model)] == lines
 
     # human output: predictions on stdout, one "error: ..." line per failure on stderr, still exit 1
     code = main(["predict", "--model", str(tiny_model_dir), *map(str, inputs)])

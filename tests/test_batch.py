@@ -23,6 +23,7 @@ from voxemo.inference import batch
 from voxemo.inference.batch import predict_stream
 from voxemo.inference.classifier import Classifier
 from voxemo.inference.loading import load_model
+from voxemo.inference.results import FileFailure, FileResult
 from voxemo.io.discovery import expand_inputs
 from voxemo.io.manifest import write_manifest
 
@@ -48,13 +49,13 @@ def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def counted(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Every file the in-process classifier predicts (jobs=1), in order."""
     seen: list[str] = []
-    original = Classifier.predict_file
+    original = Classifier.predict_result
 
-    def predict_file(self: Classifier, path: str) -> dict:
+    def predict_result(self: Classifier, path: str) -> FileResult:
         seen.append(str(path))
         return original(self, path)
 
-    monkeypatch.setattr(Classifier, "predict_file", predict_file)
+    monkeypatch.setattr(Classifier, "predict_result", predict_result)
     return seen
 
 
@@ -262,5 +263,5 @@ def test_output_needs_a_machine_format_and_jobs_must_be_valid(folder: Path, tiny
     code, _, err = run(capsys, "--model", str(tiny_model_dir), "--jobs", "-1", clip)
     assert code == 2 and "jobs=-1 must be >= 0" in err
     writer = batch.ResultWriter(io.StringIO(), "json", EMOTIONS)
-    writer.write({"path": "a.wav", "error": "a.wav: broken"})
+    writer.write(FileFailure("a.wav", "a.wav: broken"))
     assert json.loads(writer.out.getvalue()) == {"path": "a.wav", "error": "a.wav: broken"}

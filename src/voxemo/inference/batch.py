@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from voxemo.core.errors import ConfigError, VoxemoError
+from voxemo.inference.results import FileFailure, FileResult
 from voxemo.io.discovery import expand_inputs
 
 if TYPE_CHECKING:
@@ -61,28 +62,28 @@ def _init_worker(model: str | None, backend: str) -> None:
     _worker_model = load_model(model, backend=backend)
 
 
-def _predict_in_worker(items: list[tuple[str, str | None]]) -> list[dict[str, Any]]:
+def _predict_in_worker(items: list[tuple[str, str | None]]) -> list[FileResult]:
     assert _worker_model is not None, "worker used before _init_worker"
     return [_result_of(_worker_model, path, error) for path, error in items]
 
 
-def _result_of(clf: Classifier, path: str, error: str | None) -> dict[str, Any]:
-    return {"path": path, "error": error} if error else _safe_predict(clf, path)
+def _result_of(clf: Classifier, path: str, error: str | None) -> FileResult:
+    return FileFailure(path, error) if error else _safe_predict(clf, path)
 
 
-def _safe_predict(clf: Classifier, path: str) -> dict[str, Any]:
-    """``clf.predict_file`` that turns even an unexpected failure into an error line: one odd file must not end
+def _safe_predict(clf: Classifier, path: str) -> FileResult:
+    """``clf.predict_result`` that turns even an unexpected failure into an error line: one odd file must not end
     a run over 100,000."""
     try:
-        return clf.predict_file(path)
+        return clf.predict_result(path)
     except Exception as exc:  # noqa: BLE001 - reported per file, with its type, instead of ending the batch
         cause = f" ({str(exc).splitlines()[0]})" if str(exc).strip() else ""
-        return {"path": path, "error": f"{path}: unexpected {type(exc).__name__}{cause}"}
+        return FileFailure(path, f"{path}: unexpected {type(exc).__name__}{cause}")
 
 
 def predict_stream(items: Iterable[tuple[str, str | None]], clf: Classifier, *, model: str | None = None,
-                   backend: str = "auto", jobs: int = 1, help_while_starting: bool = True) -> Iterator[dict[str, Any]]:
-    """One result dict per ``(path, error)`` item from :func:`expand_inputs`, in input order, as they finish.
+                   backend: str = "auto", jobs: int = 1, help_while_starting: bool = True) -> Iterator[FileResult]:
+    """One typed result per ``(path, error)`` item from :func:`expand_inputs`, in input order, as they finish.
 
     Parameters
     ----------
@@ -105,7 +106,7 @@ def predict_stream(items: Iterable[tuple[str, str | None]], clf: Classifier, *, 
         return
     pool = ProcessPoolExecutor(max_workers=jobs, mp_context=_worker_context(clf.backend), initializer=_init_worker,
                                initargs=(model, clf.backend or backend))
-    pending: deque[tuple[str, Future[list[dict[str, Any]]]]] = deque()
+    pending: deque[tuple[str, Future[list[FileResult]]]] = deque()
     window = IN_FLIGHT_PER_JOB * jobs
     rest = chain(head, it)
     try:
@@ -146,14 +147,14 @@ def _worker_ready() -> bool:
     return _worker_model is not None
 
 
-def _submit(pool: ProcessPoolExecutor, chunk: list[tuple[str, str | None]]) -> Future[list[dict[str, Any]]]:
+def _submit(pool: ProcessPoolExecutor, chunk: list[tuple[str, str | None]]) -> Future[list[FileResult]]:
     try:
         return pool.submit(_predict_in_worker, chunk)
     except BrokenProcessPool:
         raise _died(chunk[0][0]) from None
 
 
-def _results(path: str, future: Future[list[dict[str, Any]]]) -> list[dict[str, Any]]:
+def _results(path: str, future: Future[list[FileResult]]) -> list[FileResult]:
     try:
         return future.result()
     except BrokenProcessPool:
@@ -184,18 +185,20 @@ class ResultWriter:
         if self.fmt == "csv":
             self._line(csv_header(self.classes))
 
-    def write(self, result: dict[str, Any]) -> None:
+    def write(self, result: FileResult) -> None:
         if self.fmt == "json":
-            self.out.write(json.dumps(result) + "\n")
+            self.out.write(json.dumps(result.to_dict()) + "\n")
         elif self.fmt == "csv":
-            probs = result.get("probabilities", {})
-            self._line([result["path"], result.get("emotion", ""), result.get("confidence", ""),
-                        *(probs.get(c, "") for c in self.classes), result.get("error", "")])
-        elif "error" in result:
-            print(f"error: {result['error']}", file=self.err, flush=True)
+            if isinstance(result, FileFailure):
+                self._line([result.path, "", "", *([""] * len(self.classes)), result.error])
+            else:
+                self._line([result.path, result.emotion, result.confidence,
+                            *(result.probabilities.get(c, "") for c in self.classes), ""])
+        elif isinstance(result, FileFailure):
+            print(f"error: {result.error}", file=self.err, flush=True)
             return
         else:
-            self.out.write(f"{result['path']}\t{result['emotion']}\t{result['confidence']:.2f}\n")
+            self.out.write(f"{result.path}\t{result.emotion}\t{result.confidence:.2f}\n")
         self.out.flush()
 
     def _line(self, row: list[Any]) -> None:
@@ -320,7 +323,7 @@ def predict_batch(paths: Iterable[str | os.PathLike[str]], *, model: str | None 
         bar = _bar(progress and handle is not None, len(finished))
         for result in predict_stream(items, clf, model=model, backend=backend, jobs=jobs):
             summary.predicted += 1
-            summary.failed += "error" in result
+            summary.failed += result.failed
             writer.write(result)
             bar.update()
         bar.close()

@@ -17,6 +17,7 @@ from voxemo.core.errors import AudioError, VoxemoError
 from voxemo.dsp.features import extract
 from voxemo.dsp.scoring import average_windows
 from voxemo.inference.calibration import temperature_scale
+from voxemo.inference.results import FileFailure, Prediction
 from voxemo.io.audio import load_audio
 
 AudioInput = str | os.PathLike[str] | np.ndarray
@@ -85,17 +86,18 @@ class Classifier:
         probs = self.predict_proba(x, sr)
         return self.classes_[probs.argmax(-1)] if probs.ndim == 2 else str(self.classes_[int(probs.argmax())])
 
-    def predict_file(self, path: str | os.PathLike[str]) -> dict[str, Any]:
-        """The JSON-ready result for one file: path, emotion, confidence and every class' probability; on
-        failure ``{"path": ..., "error": "<one line>"}``."""
+    def predict_result(self, path: str | os.PathLike[str]) -> Prediction | FileFailure:
+        """One file's typed result: a :class:`~voxemo.inference.results.Prediction`, or a
+        :class:`~voxemo.inference.results.FileFailure` with its one-line cause when voxemo cannot use the file."""
         try:
             probs = self.predict_proba(path)
         except VoxemoError as exc:
-            return {"path": str(path), "error": str(exc)}
+            return FileFailure(str(path), str(exc))
         best = int(probs.argmax())
-        return {
-            "path": str(path),
-            "emotion": str(self.classes_[best]),
-            "confidence": round(float(probs[best]), 4),
-            "probabilities": {str(c): round(float(p), 4) for c, p in zip(self.classes_, probs)},
-        }
+        return Prediction(str(path), str(self.classes_[best]), round(float(probs[best]), 4),
+                          {str(c): round(float(p), 4) for c, p in zip(self.classes_, probs)})
+
+    def predict_file(self, path: str | os.PathLike[str]) -> dict[str, Any]:
+        """The JSON-ready result for one file: path, emotion, confidence and every class' probability; on
+        failure ``{"path": ..., "error": "<one line>"}`` (:meth:`predict_result` as a dict)."""
+        return self.predict_result(path).to_dict()

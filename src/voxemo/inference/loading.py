@@ -12,10 +12,10 @@ import os
 from collections.abc import Iterable, Iterator
 from importlib import resources
 from pathlib import Path
-from typing import Any
 
 from voxemo.core.errors import ModelError
 from voxemo.inference.classifier import Classifier
+from voxemo.inference.results import FileFailure, FileResult
 from voxemo.inference.torch_backend import EmotionClassifier
 from voxemo.io.modelfile import ONNX_FILE, WEIGHTS, folder_calibration
 
@@ -79,11 +79,11 @@ def load_model(path: str | os.PathLike[str] | None = None, backend: str = "auto"
     return EmotionClassifier.load(p)
 
 
-def predict_paths(paths: Iterable[str | os.PathLike[str]], model: Classifier) -> Iterator[dict[str, Any]]:
+def predict_paths(paths: Iterable[str | os.PathLike[str]], model: Classifier) -> Iterator[FileResult]:
     """Predict every file given, found in the given folders or listed in the given manifests, in this process,
-    yielding one result dict per file as it goes
+    yielding one typed result per file as it goes
     (:func:`voxemo.inference.batch.predict_batch` adds worker processes)."""
     from voxemo.io.discovery import expand_inputs
 
     for path, error in expand_inputs(paths):
-        yield {"path": path, "error": error} if error else model.predict_file(path)
+        yield FileFailure(path, error) if error else model.predict_result(path)
