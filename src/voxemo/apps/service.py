@@ -51,6 +51,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from voxemo.apps.upload_gate import Rejected, UploadGate, error_response
 from voxemo.core.errors import ConfigError, VoxemoError
 from voxemo.core.version import version
+from voxemo.inference.loading import load_model
+from voxemo.inference.stream import EmotionStream
+from voxemo.inference.timeline import timeline
 
 log = logging.getLogger(__name__)
 
@@ -172,8 +175,6 @@ class Service:
 
     def timeline(self, path: Path, name: str) -> dict[str, Any]:
         """The emotion timeline of the upload (:func:`voxemo.inference.timeline.timeline`)."""
-        from voxemo.inference.timeline import timeline
-
         return {**timeline(path, self.model), "path": name}
 
     async def listen(self, ws: WebSocket) -> None:
@@ -186,8 +187,6 @@ class Service:
         (``{"start", "end", "emotion", "confidence", "probabilities", "speech"}``). A session may stream at
         most ``max_seconds`` of audio; errors arrive as ``{"error": "..."}`` before the server closes.
         """
-        from voxemo.inference.stream import EmotionStream
-
         await ws.accept()
         if self.streams >= self.config.workers + self.config.queue:
             await _ws_close(ws, f"server busy ({self.streams} live sessions); retry shortly", 1013)
@@ -285,8 +284,6 @@ def create_app(model: Any = None, *, backend: str = "auto", max_upload_mb: float
     """
     config = ServiceConfig(max_upload_mb=max_upload_mb, max_seconds=max_seconds, workers=workers, queue=queue)
     if model is None or isinstance(model, (str, os.PathLike)):
-        from voxemo.inference.loading import load_model
-
         model = load_model(model, backend=backend)
     service = Service(model, config)
 

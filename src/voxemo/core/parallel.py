@@ -16,7 +16,7 @@ A = TypeVar("A")
 R = TypeVar("R")
 
 
-def _limit_threads() -> None:
+def limit_threads() -> None:
     # One BLAS/OpenMP thread per worker: the pool already uses every core. Environment variables are read only
     # when a library loads, which already happened in a forked worker, so limit the live thread pools too.
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
@@ -44,7 +44,7 @@ def pmap(fn: Callable[[A], R], items: Sequence[A], *, jobs: int = 0, desc: str =
         # torch, so its thread pool in the parent does not matter.
         method = start_method if start_method in multiprocessing.get_all_start_methods() else "spawn"
         with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context(method),
-                                 initializer=_limit_threads) as pool:
+                                 initializer=limit_threads) as pool:
             for res in pool.map(fn, items, chunksize=chunksize):
                 results.append(res)
                 bar.update()

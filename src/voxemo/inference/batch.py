@@ -27,6 +27,8 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from voxemo.core.errors import ConfigError, VoxemoError
+from voxemo.core.parallel import limit_threads
+from voxemo.inference.loading import load_model
 from voxemo.inference.results import FileFailure, FileResult
 from voxemo.io.discovery import expand_inputs
 
@@ -54,11 +56,8 @@ _worker_model: Classifier | None = None
 
 def _init_worker(model: str | None, backend: str) -> None:
     global _worker_model
-    from voxemo.core.parallel import _limit_threads
-    from voxemo.inference.loading import load_model
-
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it stops the pool
-    _limit_threads()
+    limit_threads()
     _worker_model = load_model(model, backend=backend)
 
 
@@ -291,8 +290,6 @@ def predict_batch(paths: Iterable[str | os.PathLike[str]], *, model: str | None 
     progress : bool
         A progress bar on stderr (only when writing to a file).
     """
-    from voxemo.inference.loading import load_model
-
     if resume and output is None:
         raise ConfigError("--resume needs --output FILE: it continues the results already written there")
     if output is not None and fmt == "text":

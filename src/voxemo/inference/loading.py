@@ -17,6 +17,8 @@ from voxemo.core.errors import ModelError
 from voxemo.inference.classifier import Classifier
 from voxemo.inference.results import FileFailure, FileResult
 from voxemo.inference.torch_backend import EmotionClassifier
+from voxemo.io.discovery import expand_inputs
+from voxemo.io.files import file_digest
 from voxemo.io.modelfile import ONNX_FILE, WEIGHTS, folder_calibration
 
 log = logging.getLogger(__name__)
@@ -65,8 +67,6 @@ def load_model(path: str | os.PathLike[str] | None = None, backend: str = "auto"
             raise ModelError(f"{p}: holds no {ONNX_FILE}; write one with `voxemo export --onnx {p / ONNX_FILE}`")
         return OnnxClassifier.load(p / ONNX_FILE if p.is_dir() else p)
     if (p / ONNX_FILE).is_file() and (p / WEIGHTS).is_file():
-        from voxemo.io.files import file_digest
-
         try:
             clf = OnnxClassifier.load(p / ONNX_FILE)
         except ModelError as exc:
@@ -83,7 +83,5 @@ def predict_paths(paths: Iterable[str | os.PathLike[str]], model: Classifier) ->
     """Predict every file given, found in the given folders or listed in the given manifests, in this process,
     yielding one typed result per file as it goes
     (:func:`voxemo.inference.batch.predict_batch` adds worker processes)."""
-    from voxemo.io.discovery import expand_inputs
-
     for path, error in expand_inputs(paths):
         yield FileFailure(path, error) if error else model.predict_result(path)

@@ -20,6 +20,7 @@ from tqdm import tqdm
 
 from voxemo.core.errors import AudioError, VoxemoError
 from voxemo.dsp.vad import VadConfig
+from voxemo.inference.loading import load_model
 from voxemo.inference.stream import EmotionStream, Update
 from voxemo.io.audio import libsndfile_cause, open_audio
 
@@ -61,8 +62,6 @@ def timeline(path: str | os.PathLike[str], model: Classifier | None = None, *, w
         Missing, empty or unreadable file, or non-finite samples; the message names the file.
     """
     if model is None:
-        from voxemo.inference.loading import load_model
-
         model = load_model()
     p = Path(path)
     updates: list[Update] = []
