@@ -6,7 +6,7 @@ affects both sides alike; absolute clips/s and milliseconds are printed for cont
 Usage::
 
     python benchmarks/bench.py [--data DIR] [--clips N] [--model DIR] [--main-job-summary PATH] [--json OUT]
-                               [--timeline-hours H] [--timeline-only]
+                               [--timeline-hours H] [--timeline-only] [--startup-runs N] [--startup-only]
 
 What is measured (see benchmarks/README.md for the reasoning):
 
@@ -26,7 +26,12 @@ What is measured (see benchmarks/README.md for the reasoning):
    ``--jobs 1`` vs ``2`` (``bench_backends.py``; ``--backends-only`` runs just these).
 4. ``voxemo.inference.timeline`` on a ``--timeline-hours`` recording built from RAVDESS clips with pauses (a
    temporary FLAC), in a fresh process: wall time, real-time factor, and the process's peak RSS
-   (``getrusage(RUSAGE_CHILDREN)``); also how many clips got a segment with the clip's own emotion.
+   (``ru_maxrss`` from ``wait4``, spawned by a small wrapper: see ``bench_startup.py``); also how many clips
+   got a segment with the clip's own emotion.
+7. Start-up of the command in fresh processes (``bench_startup.py``; ``--startup-only`` runs just this):
+   ``voxemo --help``, ``voxemo predict CLIP`` with the shipped model and ``python -c "import voxemo"``,
+   ``--startup-runs`` interleaved runs each: median and min wall time, CPU time, peak RSS of the process (from
+   ``os.wait4``), and which heavy modules (torch, sklearn, pandas, librosa, matplotlib) each one imports.
 """
 
 from __future__ import annotations
@@ -80,15 +85,19 @@ def _version(dist: str) -> str:
 
 
 def machine_info() -> dict[str, Any]:
-    import torch
-
     import voxemo
 
+    try:  # torch is in the train extra; --startup-only also runs in a base install
+        import torch
+
+        torch_threads: int | str = torch.get_num_threads()
+    except ImportError:
+        torch_threads = "n/a (torch not installed)"
     info: dict[str, Any] = {
         "python": platform.python_version(),
         "platform": platform.platform(),
         "cpu_count": os.cpu_count(),
-        "torch_threads_default": torch.get_num_threads(),
+        "torch_threads_default": torch_threads,
         "load_avg_1min_start": round(os.getloadavg()[0], 2),
         "voxemo_module": str(Path(voxemo.__file__).parent),
     }
@@ -299,7 +308,10 @@ t0 = time.perf_counter()
 from voxemo import load_model
 from voxemo.inference.timeline import timeline
 model = load_model(sys.argv[2] if len(sys.argv) > 2 else None)
-startup_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+try:  # this process's own high-water RSS; getrusage(SELF) also counts the parent's memory at the fork
+    startup_rss = next(int(x.split()[1]) for x in open("/proc/self/status") if x.startswith("VmHWM:"))
+except (OSError, StopIteration):
+    startup_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 t1 = time.perf_counter()
 result = timeline(sys.argv[1], model)
 t2 = time.perf_counter()
@@ -309,11 +321,13 @@ json.dump({"startup_s": t1 - t0, "timeline_s": t2 - t1, "duration": result["dura
 
 
 def bench_timeline(paths: Sequence[str], hours: float, model: str | None, log: Callable[[str], None]) -> dict[str, Any]:
-    """Time ``voxemo.inference.timeline`` on a long recording in a fresh process; its peak RSS from getrusage."""
-    import resource
-    import subprocess
+    """Time ``voxemo.inference.timeline`` on a long recording in a fresh process; its peak RSS from ``wait4``.
 
+    The process is spawned by ``bench_startup``'s tiny wrapper: spawned from this one (hundreds of MB), its
+    ``ru_maxrss`` would start at this process's RSS, whatever the timeline itself used.
+    """
     import soundfile as sf
+    from bench_startup import run_measured
 
     import voxemo
 
@@ -329,13 +343,11 @@ def bench_timeline(paths: Sequence[str], hours: float, model: str | None, log: C
                 pass
         decode_s = time.perf_counter() - t0
         cmd = [sys.executable, "-c", _TIMELINE_CHILD, str(path), *([model] if model else [])]
-        t0 = time.perf_counter()
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        wall = time.perf_counter() - t0
-        if proc.returncode:
-            raise SystemExit(f"bench: timeline subprocess failed: {proc.stderr.strip().splitlines()[-1:]}")
-        peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # KiB on Linux
-        child = json.loads(proc.stdout)
+        run = run_measured(cmd)
+        wall, peak_mb = run["wall_s"], run["peak_mb"]
+        if run["rc"]:
+            raise SystemExit(f"bench: timeline subprocess failed: {run['stderr'].strip().splitlines()[-1:]}")
+        child = json.loads(run["stdout"])
     log(f"timeline: {child['duration']:.0f} s of audio in {child['timeline_s']:.1f} s "
         f"({child['duration'] / child['timeline_s']:.0f}x real time), peak RSS {peak_mb:.0f} MB")
 
@@ -462,6 +474,11 @@ def render(result: dict[str, Any]) -> str:
 
         lines += render_backends(result["backends"], result["batch"])
 
+    if "startup" in result:
+        from bench_startup import render_startup
+
+        lines += render_startup(result["startup"])
+
     t = result["targets"]
     lines += ["## Targets", "", "| target | measured | status |", "|---|---:|---|"]
     lines.append(f"| cold voxemo >= {TARGET_COLD_VS_NAIVE:g}x naive clips/s | {t['cold_vs_naive']:.2f}x | "
@@ -474,6 +491,9 @@ def render(result: dict[str, Any]) -> str:
     if "main_job_total_s" in t:
         lines.append(f"| main job wall time | {t['main_job_total_s']:.0f} s | measured |")
     lines += timeline_targets(t)
+    from bench_startup import startup_target_rows
+
+    lines += startup_target_rows(t)
     return "\n".join(lines) + "\n"
 
 
@@ -500,6 +520,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeline-hours", type=float, default=1.0,
                    help="length of the recording for the timeline benchmark (default 1; 0 skips it)")
     p.add_argument("--timeline-only", action="store_true", help="run only the timeline benchmark")
+    p.add_argument("--startup-runs", type=int, default=7,
+                   help="interleaved fresh-process runs per command in the start-up benchmark (default 7; 0 skips it)")
+    p.add_argument("--startup-only", action="store_true",
+                   help="run only the start-up benchmark (section 7; no torch or librosa needed)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
     return p
 
@@ -529,6 +553,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     from bench_backends import bench_backends, bench_batch, render_backends
 
     batch_paths = sorted(str(r.path) for r in records)
+    if args.startup_only:
+        from bench_startup import bench_startup, render_startup, startup_target_rows, startup_targets
+
+        if args.startup_runs < 1:
+            raise SystemExit("bench: --startup-only needs --startup-runs >= 1")
+        st = bench_startup(batch_paths, args.startup_runs, log)
+        m = result["machine"]
+        print("\n".join(["# voxemo benchmark: start-up only", "",
+                         f"- machine: {m['cpu_count']} CPUs, {m['platform']}, Python {m['python']}",
+                         f"- versions: voxemo {m['voxemo_version']} ({m['voxemo_module']}), numpy "
+                         f"{m['numpy_version']}, scipy {m['scipy_version']}, torch {m['torch_version']}",
+                         f"- command: `{result['command']}`", "", *render_startup(st),
+                         "## Targets", "", "| target | measured | status |", "|---|---:|---|",
+                         *startup_target_rows(startup_targets(st))]))
+        if args.json:
+            Path(args.json).write_text(json.dumps({"machine": m, "startup": st}, indent=2) + "\n")
+        return 0
     if args.backends_only:
         warm_page_cache(batch_paths)
         be, ba = bench_backends(args.model, paths, log), bench_batch(args.model, batch_paths, args.batch_clips, log)
@@ -556,6 +597,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
         return 0
 
+    if args.startup_runs > 0:  # before the sections whose worker pools and threads load the cores
+        from bench_startup import bench_startup
+
+        result["startup"] = bench_startup(batch_paths, args.startup_runs, log)
     result["extraction"] = bench_extraction(paths, args.repeats, log)
     result["prediction"] = bench_prediction(args.model, paths, log)
     result["main_job"] = main_job(args.main_job_summary)
@@ -573,6 +618,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if "timeline" in result:
         targets["timeline_rtf"] = result["timeline"]["realtime_factor"]
         targets["timeline_peak_mb"] = result["timeline"]["peak_rss_mb"]
+    if "startup" in result:
+        from bench_startup import startup_targets
+
+        targets.update(startup_targets(result["startup"]))
     result["targets"] = targets
     result["machine"]["load_avg_1min_end"] = round(os.getloadavg()[0], 2)
     result["bench_seconds"] = time.perf_counter() - t_start

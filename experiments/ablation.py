@@ -75,13 +75,13 @@ def main(argv: list[str] | None = None) -> int:
         kept, specs, _ = load_features(records, cfg, progress=False)
         aug = load_augmented(kept, cfg, progress=False)
         result = evaluate(kept, specs, cfg, "actor-6fold", aug_specs=aug, progress=False)
-        done[name] = {"overrides": ROWS[name], "summary": result["summary"],
-                      "folds": [f["accuracy"] for f in result["folds"]], "seconds": time.perf_counter() - start}
+        done[name] = {"overrides": ROWS[name], "summary": result.summary.to_dict(),
+                      "folds": [f.accuracy for f in result.folds], "seconds": time.perf_counter() - start}
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp = out.with_suffix(".tmp")
         tmp.write_text(json.dumps(done, indent=2))
         os.replace(tmp, out)
-        print(f"{name}: accuracy {result['summary']['accuracy']['mean']:.3f}", file=sys.stderr, flush=True)
+        print(f"{name}: accuracy {result.summary.accuracy.mean:.3f}", file=sys.stderr, flush=True)
     print("| recipe | overrides | accuracy (mean ± std over 6 actor folds) | UAR | minutes |")
     print("|---|---|---|---|---|")
     for name in rows:

@@ -10,6 +10,7 @@ from voxemo.core.config import AudioConfig, AugmentConfig, Config, ModelConfig, 
 from voxemo.core.errors import ConfigError
 from voxemo.core.labels import EMOTIONS
 from voxemo.dsp.augment import apply_params, augment_digest, draw_params
+from voxemo.experiment.results import FoldJob, FoldResult
 from voxemo.io.cache import extract_augmented, extract_many
 from voxemo.nn.train import centre_segments, train_model
 
@@ -126,15 +127,17 @@ def test_evaluate_gives_copies_and_speakers_of_training_clips_only(monkeypatch):
 
     def fake_pmap(fn, work, **kwargs):
         captured.extend(work)
-        return [({"accuracy": 0.0, "uar": 0.0, "macro_f1": 0.0}, np.full((len(w[5]), 8), 1 / 8)) for w in work]
+        return [FoldResult(w.name, len(w.train_x), len(w.val_x), len(w.test_x), 0.0, 0.0, 0.0, 0.0,
+                           probs=np.full((len(w.test_x), 8), 1 / 8)) for w in work]
 
     monkeypatch.setattr(evaluate_mod, "pmap", fake_pmap)
     evaluate_mod.evaluate(recs, specs, Config(), "actor-6fold", aug_specs=aug, progress=False)
     assert len(captured) == 6
     for job in captured:
-        train_ids = {int(s[0, 0]) for s in job[1]}
-        test_ids = {int(s[0, 0]) for s in job[5]}
-        aug_ids = {int(a[0][0, 0]) - 1000 for a in job[9]}
+        assert isinstance(job, FoldJob)
+        train_ids = {int(s[0, 0]) for s in job.train_x}
+        test_ids = {int(s[0, 0]) for s in job.test_x}
+        aug_ids = {int(a[0][0, 0]) - 1000 for a in job.train_aug}
         assert aug_ids == train_ids and not aug_ids & test_ids
         # the speakers handed on (for train.speaker_adversary) are the training clips', in order
-        assert job[11] == [recs[int(s[0, 0])].speaker for s in job[1]]
+        assert job.speakers == [recs[int(s[0, 0])].speaker for s in job.train_x]

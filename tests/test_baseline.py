@@ -28,6 +28,7 @@ from voxemo.experiment.baseline import (
     fit_svm,
     fit_svm_and_test,
 )
+from voxemo.experiment.results import FoldJob
 from voxemo.reports.evaluation import write_evaluation
 
 
@@ -103,11 +104,13 @@ def test_fit_svm_and_test_maps_missing_classes_to_zero_columns(rng: np.random.Ge
     x, y, groups = blobs(rng, n_classes=3)
     clips = [EgemapsClip(v, g) for v, g in zip(x, groups)]
     y = y * 2  # classes 0, 2, 4 of 8: the others never occur in training
-    job = ("f", clips[:100], y[:100], [], np.array([], int), clips[100:], y[100:], 8, Config())
-    fold, probs = fit_svm_and_test(job)
+    job = FoldJob("f", clips[:100], y[:100], [], np.array([], int), clips[100:], y[100:], 8, Config())
+    fold = fit_svm_and_test(job)
+    probs = fold.probs
     assert probs.shape == (len(clips) - 100, 8)
     assert np.allclose(probs[:, [1, 3, 5, 6, 7]], 0.0) and np.allclose(probs.sum(1), 1.0, atol=1e-5)
-    assert fold["accuracy"] > 0.8 and fold["C"] in C_GRID and len(fold["window_probs"]) == len(probs)
+    assert fold.accuracy > 0.8 and fold.C in C_GRID and len(fold.window_probs) == len(probs)
+    assert fold.to_dict()["C"] == fold.C and "best_epoch" not in fold.to_dict()
 
 
 @pytest.fixture
@@ -119,12 +122,12 @@ def test_evaluate_baseline_under_both_protocols_writes_the_cnn_reports(fake_reco
     cfg = Config()
     result = evaluate_egemaps_svm(fake_records, cfg, "actor-6fold", cache_dir=str(tmp_path / "c"), jobs=1,
                                   progress=False)
-    assert result["model"] == "egemaps-svm" and len(result["folds"]) == 6
-    assert result["summary"]["uar"]["mean"] > 1.5 / len(EMOTIONS)  # pitch-coded emotions are learnable
-    cal = result["calibration"]
+    assert result.model == "egemaps-svm" and len(result.folds) == 6
+    assert result.summary.uar.mean > 1.5 / len(EMOTIONS)  # pitch-coded emotions are learnable
+    cal = result.calibration
     assert len(cal["folds"]) == 6 and all(f["temperature"] > 0 for f in cal["folds"])
     assert {"ece", "nll", "brier"} <= set(cal["pooled"]["after"])
-    assert all(p["confidence_calibrated"] is not None for p in result["predictions"])
+    assert all(p.confidence_calibrated is not None for p in result.predictions)
     out = write_evaluation(result, tmp_path / "eval")
     report = (out / "report.md").read_text()
     assert "(egemaps-svm)" in report and "## Calibration" in report
@@ -133,7 +136,7 @@ def test_evaluate_baseline_under_both_protocols_writes_the_cnn_reports(fake_reco
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["calibration"]["pooled"]["before"]["ece"] >= 0
     rnd = evaluate_egemaps_svm(fake_records, cfg, "random", cache_dir=str(tmp_path / "c"), jobs=1, progress=False)
-    assert len(rnd["folds"]) == 1 and "after" not in rnd["calibration"]["pooled"]
+    assert len(rnd.folds) == 1 and "after" not in rnd.calibration["pooled"]
     assert "Uncalibrated" in (write_evaluation(rnd, tmp_path / "rnd") / "report.md").read_text()
 
 
@@ -160,5 +163,5 @@ def test_baseline_with_no_usable_clip_is_a_corpus_error(fake_records, tmp_path: 
 def test_baseline_beats_chance_on_unseen_real_actors(real_ravdess: Path, tmp_path: Path) -> None:
     records = [r for r in load_corpus(real_ravdess) if int(r.speaker) <= 6]
     result = evaluate_egemaps_svm(records, Config(), "actor-6fold", jobs=1, progress=False)
-    assert result["pooled"]["uar"] > 2.0 / len(EMOTIONS)  # chance is 1/8
-    assert result["calibration"]["pooled"]["after"]["nll"] < np.log(len(EMOTIONS))
+    assert result.pooled.uar > 2.0 / len(EMOTIONS)  # chance is 1/8
+    assert result.calibration["pooled"]["after"]["nll"] < np.log(len(EMOTIONS))

@@ -208,13 +208,13 @@ def test_cnn_evaluation_reports_cross_fitted_calibration(tmp_path: Path, rng: np
 
     recs, specs, cfg = tiny_study(rng, 12)
     result = evaluate(recs, specs, cfg, "actor-6fold", jobs=1, progress=False)
-    cal = result["calibration"]
+    cal = result.calibration
     assert len(cal["folds"]) == 6 and all(0.01 <= f["temperature"] <= 100 for f in cal["folds"])
     # the reported "before" probabilities are exactly the evaluation's clip probabilities
-    conf = np.array([p["confidence"] for p in result["predictions"]])
+    conf = np.array([p.confidence for p in result.predictions])
     pooled_before = sum(r["n"] * r["confidence"] for r in cal["reliability"]["before"]) / len(recs)
     assert pooled_before == pytest.approx(conf.mean(), abs=1e-5)
-    assert all(p["confidence_calibrated"] is not None for p in result["predictions"])
+    assert all(p.confidence_calibrated is not None for p in result.predictions)
     out = write_evaluation(result, tmp_path)
     assert (out / "reliability.png").stat().st_size > 1000
     assert "## Calibration" in (out / "report.md").read_text()
@@ -226,11 +226,11 @@ def test_final_model_gets_the_validation_temperature(tmp_path: Path, rng: np.ran
 
     recs, specs, cfg = tiny_study(rng, 6)
     variants = compare_variants(recs, specs, cfg, jobs=1, progress=False)
-    cal = variants["calibration"]
-    assert cal["n"] == sum(r.speaker in variants["val_speakers"] for r in recs)
-    assert all(s in cal["fitted_on"] for s in variants["val_speakers"])
+    cal = variants.calibration
+    assert cal["n"] == sum(r.speaker in variants.val_speakers for r in recs)
+    assert all(s in cal["fitted_on"] for s in variants.val_speakers)
     assert cal["after"]["nll"] <= cal["before"]["nll"] + 1e-9  # T minimises NLL there; T = 1 is a candidate
-    json.dumps(variants)  # variants.json stays writable (no arrays left in it)
+    json.dumps(variants.to_dict())  # variants.json stays writable (no arrays left in it)
     cfg, epochs = apply_choice(cfg, variants)
     clf = train_final(recs, specs, cfg, epochs, progress=False, calibration=cal)
     clf.save(tmp_path / "model")

@@ -203,14 +203,14 @@ def test_score_subset_on_a_hand_made_example():
     probs = np.array([[0.8, 0.1, 0.1], [0.2, 0.7, 0.1], [0.5, 0.1, 0.4], [0.3, 0.3, 0.4], [0.1, 0.9, 0.0]])
     true = ["neutral", "happy", "sad", "sad", "boredom"]
     s = score_subset(true, probs, labels, ["neutral", "happy", "sad"])
-    assert s["n"] == 4 and s["kept"] == [0, 1, 2, 3]
-    assert s["predicted"] == ["neutral", "happy", "neutral", "sad"]
-    assert s["accuracy"] == pytest.approx(3 / 4) and s["uar"] == pytest.approx((1 + 1 + 0.5) / 3)
-    assert s["confusion"] == [[1, 0, 0], [0, 1, 0], [1, 0, 1]]
-    assert [c["recall"] for c in s["per_class"]] == pytest.approx([1.0, 1.0, 0.5])
+    assert s.n == 4 and s.kept == (0, 1, 2, 3)
+    assert s.predicted == ("neutral", "happy", "neutral", "sad")
+    assert s.accuracy == pytest.approx(3 / 4) and s.uar == pytest.approx((1 + 1 + 0.5) / 3)
+    assert s.confusion.tolist() == [[1, 0, 0], [0, 1, 0], [1, 0, 1]]
+    assert [c.recall for c in s.per_class] == pytest.approx([1.0, 1.0, 0.5])
     # restricting to two classes: the sad clip at [0.5, 0.1, 0.4] can only be neutral or happy... and is dropped
     two = score_subset(true, probs, labels, ["neutral", "happy"])
-    assert two["n"] == 2 and two["accuracy"] == 1.0
+    assert two.n == 2 and two.accuracy == 1.0
 
 
 def test_cross_corpus_scoring_folds_and_restricts():
@@ -233,15 +233,16 @@ def test_cross_corpus_scoring_folds_and_restricts():
     probs[6, lab.index("fearful")] = 1.0
     probs[7, lab.index("disgust")] = 1.0
     res = score_cross_corpus(test, probs, EMOTIONS, list(EMOTIONS))
-    assert res["shared_classes"] == ["neutral", "happy", "sad", "angry", "fearful", "disgust"]
-    assert res["excluded"] == {"boredom": 1} and res["n"] == 7
-    assert [p["predicted"] for p in res["predictions"]] == ["neutral", "angry", "angry", "happy", "neutral",
-                                                            "fearful", "disgust"]
-    assert res["accuracy"] == pytest.approx(5 / 7)
-    assert res["uar"] == pytest.approx((0.5 + 1 + 0 + 1 + 1 + 1) / 6)
-    four = res["four_class"]
-    assert four["labels"] == ["neutral", "happy", "sad", "angry"] and four["n"] == 5
-    assert four["uar"] == pytest.approx((0.5 + 1 + 0 + 1) / 4)
+    assert res.shared_classes == ("neutral", "happy", "sad", "angry", "fearful", "disgust")
+    assert res.excluded == {"boredom": 1} and res.shared.n == 7
+    assert [p.predicted for p in res.predictions] == ["neutral", "angry", "angry", "happy", "neutral",
+                                                      "fearful", "disgust"]
+    assert res.shared.accuracy == pytest.approx(5 / 7)
+    assert res.shared.uar == pytest.approx((0.5 + 1 + 0 + 1 + 1 + 1) / 6)
+    four = res.four_class
+    assert four is not None
+    assert four.labels == ("neutral", "happy", "sad", "angry") and four.n == 5
+    assert four.uar == pytest.approx((0.5 + 1 + 0 + 1) / 4)
     # nothing shared is an error, not an empty report
     with pytest.raises(CorpusError, match="none in common"):
         score_cross_corpus(test[:1], probs[:1, :2], ["happy", "sad"], ["happy", "sad"])
@@ -254,10 +255,10 @@ def test_cross_corpus_trains_and_writes_a_report(tmp_path: Path, rng: np.random.
     f0 = {"neutral": 100, "calm": 110, "happy": 220, "sad": 150, "boredom": 105}
     spec = lambda r: extract(voiced(0.5, 16000, rng, f0=f0[r.emotion]), 16000, cfg.audio, cfg.features)  # noqa: E731
     res = cross_corpus(train, [spec(r) for r in train], test, [spec(r) for r in test], cfg, progress=False)
-    assert res["model_labels"] == ["neutral", "calm", "happy", "sad"]
-    assert res["labels"] == ["neutral", "happy", "sad"] and res["excluded"] == {"boredom": 2}
-    assert res["epochs"] == 2 and res["train"] == {"ravdess": 24} and res["test"] == {"emodb": 8}
-    assert res["four_class"] is None and np.asarray(res["confusion"]).sum() == 6
+    assert res.model_labels == ("neutral", "calm", "happy", "sad")
+    assert res.shared.labels == ("neutral", "happy", "sad") and res.scores.excluded == {"boredom": 2}
+    assert res.epochs == 2 and res.train == {"ravdess": 24} and res.test == {"emodb": 8}
+    assert res.four_class is None and res.shared.confusion.sum() == 6
     write_cross_corpus(res, tmp_path / "out")
     metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
     assert metrics["confusion_labels"] == ["neutral", "happy", "sad"] and "predictions" not in metrics

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from voxemo.core.errors import VoxemoError
-from voxemo.core.extras import missing_extra_message
+from voxemo.core.extras import missing_extra_message, require
 from voxemo.core.version import version
 
 BACKEND_HELP = ("inference runtime (default auto: the model folder's model.onnx with ONNX Runtime when it was "
@@ -49,9 +49,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     records = _records(args.data, args.progress, args.corpus)
     report = run_study(records, args.out, _config(args), random_protocol=args.with_random,
                        jobs=args.jobs, progress=args.progress)
-    ev = report["evaluation"]["actor-6fold"]["summary"]
-    print(f"actor-6fold accuracy {ev['accuracy']['mean']:.3f} ± {ev['accuracy']['std']:.3f}, "
-          f"UAR {ev['uar']['mean']:.3f}; report: {Path(args.out) / 'report.md'}; model: {Path(args.out) / 'model'}")
+    ev = report.evaluations["actor-6fold"].summary
+    print(f"actor-6fold accuracy {ev.accuracy.mean:.3f} ± {ev.accuracy.std:.3f}, "
+          f"UAR {ev.uar.mean:.3f}; report: {Path(args.out) / 'report.md'}; model: {Path(args.out) / 'model'}")
     return 0
 
 
@@ -93,13 +93,15 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         if not (args.train and args.test) or args.data:
             raise ConfigError("cross-corpus evaluation needs --train DATA... and --test DATA... (and no DATA)")
         return _cross_corpus(args, cfg)
+    if args.model == "egemaps-svm":  # name the extra that brings openSMILE before anything else is imported
+        require("opensmile", "voxemo evaluate --model egemaps-svm")
     from voxemo.workflows.evaluation import run_evaluation
 
     result = run_evaluation(_records(args.data, args.progress, args.corpus), cfg, args.protocol, args.out,
                             model=args.model, jobs=args.jobs, progress=args.progress)
-    s = result["summary"]
-    print(f"{args.protocol}: accuracy {s['accuracy']['mean']:.3f} ± {s['accuracy']['std']:.3f}, "
-          f"UAR {s['uar']['mean']:.3f} ± {s['uar']['std']:.3f}, macro-F1 {s['macro_f1']['mean']:.3f}; "
+    s = result.summary
+    print(f"{args.protocol}: accuracy {s.accuracy.mean:.3f} ± {s.accuracy.std:.3f}, "
+          f"UAR {s.uar.mean:.3f} ± {s.uar.std:.3f}, macro-F1 {s.macro_f1.mean:.3f}; "
           f"report: {Path(args.out) / 'report.md'}")
     return 0
 
@@ -112,10 +114,10 @@ def _cross_corpus(args: argparse.Namespace, cfg: Any) -> int:
     result = run_cross_corpus(_records_many(args.train, args.progress, corpus),
                               _records_many(args.test, args.progress, corpus), cfg, args.out, jobs=args.jobs,
                               progress=args.progress)
-    four = result["four_class"]
-    extra = f"; 4 classes: UAR {four['uar']:.3f}, accuracy {four['accuracy']:.3f}" if four else ""
-    print(f"{' + '.join(result['train'])} -> {' + '.join(result['test'])}: {len(result['labels'])} shared classes: "
-          f"UAR {result['uar']:.3f}, accuracy {result['accuracy']:.3f}, macro-F1 {result['macro_f1']:.3f}{extra}; "
+    shared, four = result.shared, result.four_class
+    extra = f"; 4 classes: UAR {four.uar:.3f}, accuracy {four.accuracy:.3f}" if four else ""
+    print(f"{' + '.join(result.train)} -> {' + '.join(result.test)}: {len(shared.labels)} shared classes: "
+          f"UAR {shared.uar:.3f}, accuracy {shared.accuracy:.3f}, macro-F1 {shared.macro_f1:.3f}{extra}; "
           f"report: {Path(args.out) / 'report.md'}")
     return 0
 

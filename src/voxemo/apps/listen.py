@@ -110,8 +110,8 @@ def _sounddevice() -> Any:
     try:
         import sounddevice
     except ModuleNotFoundError as exc:
-        raise MissingExtraError(missing_extra_message(exc.name or "sounddevice", "listening")
-                                or f"cannot use the microphone: {first_line(exc)}") from None
+        missing = missing_extra_message(exc.name or "sounddevice", "listening") or first_line(exc)
+        raise MissingExtraError(f"cannot use the microphone: {missing}") from None
     except (OSError, ImportError) as exc:  # sounddevice raises OSError when the PortAudio library is missing
         raise AudioError(f"cannot use the microphone: {first_line(exc)} (on Debian/Ubuntu: apt-get install "
                          "libportaudio2)") from None

@@ -21,7 +21,7 @@ import json
 import os
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -34,6 +34,7 @@ from voxemo.core.labels import EMOTIONS
 from voxemo.core.parallel import pmap
 from voxemo.core.records import Utterance
 from voxemo.dsp.features import prepare_signal
+from voxemo.experiment.results import BaselineInfo, Evaluation, FoldJob, FoldResult
 from voxemo.io.audio import load_audio
 from voxemo.io.files import atomic_path
 
@@ -200,35 +201,36 @@ def fit_svm(x: np.ndarray, y: np.ndarray, groups: Sequence[str], *, seed: int = 
     return model, c, float(search.best_score_)
 
 
-def fit_svm_and_test(job: tuple[Any, ...]) -> tuple[dict[str, Any], np.ndarray]:
-    """:func:`voxemo.experiment.evaluate.fit_and_test` for the baseline: the same job tuple, with
+def fit_svm_and_test(job: FoldJob) -> FoldResult:
+    """:func:`voxemo.experiment.evaluate.fit_and_test` for the baseline: the same :class:`FoldJob`, with
     :class:`EgemapsClip` items in place of spectrograms (validation clips, if any, join the training clips:
     the inner cross-validation does the model selection)."""
-    name, train_x, train_y, val_x, val_y, test_x, test_y, n_classes, config, *_ = job
-    start = time.perf_counter()
-    clips = list(train_x) + list(val_x)
-    x = np.stack([c.features for c in clips])
-    y = np.concatenate([np.asarray(train_y), np.asarray(val_y, dtype=np.asarray(train_y).dtype)])
-    model, c, inner = fit_svm(x, y, [c.speaker for c in clips], seed=config.train.seed)
-    probs = np.zeros((len(test_x), n_classes), np.float32)
-    if len(test_x):
-        probs[:, model.classes_] = model.predict_proba(np.stack([c.features for c in test_x]))
     from voxemo.experiment.metrics import scores
 
-    fold = {"fold": name, "n_train": len(clips), "n_val": 0, "n_test": len(test_x), "C": c, "inner_uar": inner,
-            "seconds": time.perf_counter() - start, **scores(np.asarray(test_y), probs.argmax(1), n_classes),
-            "window_probs": [p[None] for p in probs]}
-    return fold, probs
+    n_classes = job.n_classes
+    start = time.perf_counter()
+    clips = list(job.train_x) + list(job.val_x)
+    x = np.stack([c.features for c in clips])
+    train_y = np.asarray(job.train_y)
+    y = np.concatenate([train_y, np.asarray(job.val_y, dtype=train_y.dtype)])
+    model, c, inner = fit_svm(x, y, [c.speaker for c in clips], seed=job.config.train.seed)
+    probs = np.zeros((len(job.test_x), n_classes), np.float32)
+    if len(job.test_x):
+        probs[:, model.classes_] = model.predict_proba(np.stack([c.features for c in job.test_x]))
+    s = scores(np.asarray(job.test_y), probs.argmax(1), n_classes)
+    return FoldResult(job.name, len(clips), 0, len(job.test_x), C=c, inner_uar=inner,
+                      seconds=time.perf_counter() - start, accuracy=s["accuracy"], uar=s["uar"],
+                      macro_f1=s["macro_f1"], probs=probs, window_probs=tuple(p[None] for p in probs))
 
 
 def evaluate_egemaps_svm(records: Sequence[Utterance], config: Config, protocol: str = "actor-6fold", *,
                          labels: Sequence[str] = EMOTIONS, cache_dir: str | None = None, jobs: int = 0,
-                         progress: bool = True) -> dict[str, Any]:
+                         progress: bool = True) -> Evaluation:
     """Evaluate the baseline under ``protocol`` exactly like :func:`voxemo.experiment.evaluate.evaluate`
     evaluates the CNN (same splits, metrics, calibration and result layout, for
     :func:`voxemo.reports.evaluation.write_evaluation`).
 
-    Clips whose audio fails are skipped with their message in ``result["skipped"]``.
+    Clips whose audio fails are skipped with their message in ``result.skipped``.
     """
     from voxemo.experiment.evaluate import evaluate
 
@@ -242,9 +244,8 @@ def evaluate_egemaps_svm(records: Sequence[Utterance], config: Config, protocol:
     clips = [EgemapsClip(v, r.speaker) for r, v in kept]
     result = evaluate(recs, clips, config, protocol, labels=labels, jobs=jobs, progress=progress,
                       fit=fit_svm_and_test)
-    result["model"] = MODEL_NAME
-    result["skipped"] = [v for v in results if isinstance(v, str)]
-    result["baseline"] = {"features": f"openSMILE {FEATURE_SET} functionals ({N_FEATURES})", "classifier":
-                          "StandardScaler + SVC(rbf, gamma=scale, class_weight=balanced), Platt-scaled probabilities",
-                          "C_grid": list(C_GRID), "C_selection": f"speaker-grouped {INNER_FOLDS}-fold inner CV, UAR"}
-    return result
+    info = BaselineInfo(features=f"openSMILE {FEATURE_SET} functionals ({N_FEATURES})",
+                        classifier="StandardScaler + SVC(rbf, gamma=scale, class_weight=balanced), "
+                                   "Platt-scaled probabilities",
+                        C_grid=C_GRID, C_selection=f"speaker-grouped {INNER_FOLDS}-fold inner CV, UAR")
+    return replace(result, model=MODEL_NAME, skipped=tuple(v for v in results if isinstance(v, str)), baseline=info)

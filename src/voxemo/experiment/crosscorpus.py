@@ -14,7 +14,6 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 import numpy as np
 from sklearn.metrics import confusion_matrix
@@ -25,6 +24,13 @@ from voxemo.core.labels import TAXONOMY, fold_emotion, shared_classes
 from voxemo.core.records import Utterance
 from voxemo.experiment.metrics import scores
 from voxemo.experiment.multicorpus import corpora, corpus_weights, model_labels, unique_speakers
+from voxemo.experiment.results import (
+    ClassRecall,
+    CrossCorpusPrediction,
+    CrossCorpusResult,
+    CrossCorpusScores,
+    SubsetScores,
+)
 
 #: The four classes most corpora share, scored separately when all are shared (in TAXONOMY order).
 FOUR_CLASSES: tuple[str, ...] = ("neutral", "happy", "sad", "angry")
@@ -63,7 +69,7 @@ def fold_probabilities(probs: np.ndarray, labels: Sequence[str],
 
 
 def score_subset(true: Sequence[str], probs: np.ndarray, labels: Sequence[str],
-                 classes: Sequence[str]) -> dict[str, Any]:
+                 classes: Sequence[str]) -> SubsetScores:
     """Score the clips whose true emotion is in ``classes``, each predicted as its most probable of ``classes``.
 
     Parameters
@@ -79,7 +85,7 @@ def score_subset(true: Sequence[str], probs: np.ndarray, labels: Sequence[str],
 
     Returns
     -------
-    dict
+    SubsetScores
         ``labels``, ``n``, ``accuracy``, ``uar``, ``macro_f1``, ``confusion`` (rows true, columns predicted),
         ``per_class`` (recall and count per class), ``kept`` (indices of the scored clips) and ``predicted``
         (the class predicted for each of them).
@@ -92,14 +98,15 @@ def score_subset(true: Sequence[str], probs: np.ndarray, labels: Sequence[str],
     y = np.array([classes.index(true[i]) for i in kept])
     p = np.asarray(probs)[kept][:, cols].argmax(1)
     cm = confusion_matrix(y, p, labels=range(len(classes)))
-    per_class = [{"emotion": c, "n": int(cm[k].sum()), "recall": float(cm[k, k] / cm[k].sum()) if cm[k].sum() else 0.0}
-                 for k, c in enumerate(classes)]
-    return {"labels": classes, "n": int(len(kept)), **scores(y, p, len(classes)), "confusion": cm.tolist(),
-            "per_class": per_class, "kept": kept.tolist(), "predicted": [classes[k] for k in p]}
+    per_class = tuple(ClassRecall(c, int(cm[k].sum()), float(cm[k, k] / cm[k].sum()) if cm[k].sum() else 0.0)
+                      for k, c in enumerate(classes))
+    s = scores(y, p, len(classes))
+    return SubsetScores(tuple(classes), int(len(kept)), s["accuracy"], s["uar"], s["macro_f1"], cm, per_class,
+                        kept=tuple(kept.tolist()), predicted=tuple(classes[k] for k in p))
 
 
 def score_cross_corpus(test_records: Sequence[Utterance], probs: np.ndarray, labels: Sequence[str],
-                       train_emotions: Sequence[str], *, fold: Mapping[str, str] | None = None) -> dict[str, Any]:
+                       train_emotions: Sequence[str], *, fold: Mapping[str, str] | None = None) -> CrossCorpusScores:
     """Score a model's test-corpus probabilities on the classes both sides share.
 
     Parameters
@@ -116,10 +123,10 @@ def score_cross_corpus(test_records: Sequence[Utterance], probs: np.ndarray, lab
 
     Returns
     -------
-    dict
-        ``shared_classes``, ``excluded`` (test clips left out per class), the :func:`score_subset` metrics over
-        the shared classes (``kept``/``predicted`` replaced by ``predictions``, one row per scored clip) and
-        ``four_class`` (the same over angry/happy/neutral/sad, or None unless all four are shared).
+    CrossCorpusScores
+        ``shared_classes``, ``excluded`` (test clips left out per class), ``shared`` (the :func:`score_subset`
+        metrics over the shared classes), ``predictions`` (one row per scored clip) and ``four_class`` (the same
+        over angry/happy/neutral/sad, or None unless all four are shared).
     """
     test_emotions = [r.emotion for r in test_records]
     shared = shared_classes(train_emotions, test_emotions, fold)
@@ -130,24 +137,21 @@ def score_cross_corpus(test_records: Sequence[Utterance], probs: np.ndarray, lab
     true = [fold_emotion(e, fold) for e in test_emotions]
     main = score_subset(true, folded, folded_labels, shared)
     predictions = []
-    for i, pred in zip(main.pop("kept"), main.pop("predicted")):
+    for i, pred in zip(main.kept, main.predicted):
         r = test_records[i]
-        predictions.append({"path": r.path, "corpus": r.corpus, "speaker": r.speaker, "gender": r.gender,
-                            "intensity": r.intensity, "emotion": true[i], "predicted": pred,
-                            "confidence": round(float(folded[i, folded_labels.index(pred)]), 4)})
+        predictions.append(CrossCorpusPrediction(r.path, r.corpus, r.speaker, r.gender, r.intensity, true[i], pred,
+                                                 round(float(folded[i, folded_labels.index(pred)]), 4)))
     four = None
     if set(FOUR_CLASSES) <= set(shared):
         four = score_subset(true, folded, folded_labels, FOUR_CLASSES)
-        four.pop("kept"), four.pop("predicted")
     excluded = Counter(t for t in true if t not in shared)
-    return {"shared_classes": list(shared), "excluded": dict(sorted(excluded.items())), **main,
-            "predictions": predictions, "four_class": four}
+    return CrossCorpusScores(tuple(shared), dict(sorted(excluded.items())), main, tuple(predictions), four)
 
 
 def cross_corpus(train_records: Sequence[Utterance], train_specs: Sequence[np.ndarray],
                  test_records: Sequence[Utterance], test_specs: Sequence[np.ndarray], config: Config, *,
                  aug_specs: Sequence[Sequence[np.ndarray]] | None = None, fold: Mapping[str, str] | None = None,
-                 progress: bool = True) -> dict[str, Any]:
+                 progress: bool = True) -> CrossCorpusResult:
     """Train one model on the training corpora and score it on the test corpus (see the module docstring).
 
     The model predicts the union of the training classes (:func:`~voxemo.experiment.multicorpus.model_labels`); several
@@ -156,9 +160,9 @@ def cross_corpus(train_records: Sequence[Utterance], train_specs: Sequence[np.nd
 
     Returns
     -------
-    dict
-        :func:`score_cross_corpus`'s result plus ``protocol`` ("cross-corpus"), ``train``/``test`` (clips per
-        corpus), ``model_labels``, ``epochs``, ``seconds`` and ``config``.
+    CrossCorpusResult
+        :func:`score_cross_corpus`'s result (``scores``) with ``train``/``test`` (clips per corpus),
+        ``model_labels``, ``epochs``, ``seconds`` and ``config``.
     """
     from voxemo.nn.train import predict_specs, train_model
 
@@ -175,6 +179,6 @@ def cross_corpus(train_records: Sequence[Utterance], train_specs: Sequence[np.nd
     probs = predict_specs(res.model, test_specs, config)
     result = score_cross_corpus(test_records, probs, labels, train_emotions, fold=fold)
     count = lambda recs: {c: sum(r.corpus == c for r in recs) for c in corpora(recs)}  # noqa: E731
-    return {"protocol": "cross-corpus", "train": count(train_records), "test": count(test_records),
-            "model_labels": list(labels), "epochs": len(res.history), "seconds": time.perf_counter() - start,
-            **result, "config": config.to_dict()}
+    return CrossCorpusResult(train=count(train_records), test=count(test_records), model_labels=tuple(labels),
+                             epochs=len(res.history), seconds=time.perf_counter() - start, scores=result,
+                             config=config)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -30,34 +31,35 @@ from voxemo.core.records import Utterance
 from voxemo.dsp.scoring import window_probabilities
 from voxemo.experiment.calibration import evaluate_folds
 from voxemo.experiment.metrics import scores
+from voxemo.experiment.results import Evaluation, FoldJob, FoldResult, Prediction, Scores, Summary
 from voxemo.experiment.splits import make_splits
 from voxemo.nn.train import predict_segments, train_model
 
 
-def fit_and_test(job: tuple[Any, ...]) -> tuple[dict[str, Any], np.ndarray]:
-    """Train on one split's training (and validation) clips; return the fold row and the test probabilities.
+def fit_and_test(job: FoldJob) -> FoldResult:
+    """Train on one split's training (and validation) clips; return the fold's result with its test probabilities.
 
-    A module-level function taking one tuple, so that process pools can run splits side by side; the study's
-    variant comparison uses it too (with the validation clips as its test set). An optional tenth element holds
-    the augmented copies of the training clips, an optional eleventh their sampling weights (multi-corpus), an
-    optional twelfth their speakers (for ``train.speaker_adversary``).
+    A module-level function taking one :class:`~voxemo.experiment.results.FoldJob`, so that process pools can run
+    splits side by side; the study's variant comparison uses it too (with the validation clips as its test set).
     """
-    name, train_x, train_y, val_x, val_y, test_x, test_y, n_classes, config, *rest = job
-    train_aug, weights, speakers = (*rest, None, None, None)[:3]
+    config, n_classes = job.config, job.n_classes
     start = time.perf_counter()
-    res = train_model(train_x, train_y, n_classes, config, val_specs=val_x or None, val_labels=val_y if val_x else None,
-                      aug_specs=train_aug, weights=weights, speakers=speakers, progress=False, desc=name)
-    window_probs = window_probabilities(test_x, config, lambda x: predict_segments(res.model, x))
+    val_x = list(job.val_x)
+    res = train_model(job.train_x, job.train_y, n_classes, config, val_specs=val_x or None,
+                      val_labels=job.val_y if val_x else None, aug_specs=job.train_aug, weights=job.weights,
+                      speakers=job.speakers, progress=False, desc=job.name)
+    window_probs = window_probabilities(job.test_x, config, lambda x: predict_segments(res.model, x))
     probs = np.stack([w.mean(axis=0) for w in window_probs]) if window_probs else np.zeros((0, n_classes))
-    fold = {"fold": name, "n_train": len(train_x), "n_val": len(val_x), "n_test": len(test_x),
-            "best_epoch": res.best_epoch, "epochs_run": len(res.history), "seconds": time.perf_counter() - start,
-            **scores(test_y, probs.argmax(1), n_classes), "history": res.history, "window_probs": window_probs}
-    return fold, probs
+    s = scores(job.test_y, probs.argmax(1), n_classes)
+    return FoldResult(job.name, len(job.train_x), len(val_x), len(job.test_x), best_epoch=res.best_epoch,
+                      epochs_run=len(res.history), seconds=time.perf_counter() - start, accuracy=s["accuracy"],
+                      uar=s["uar"], macro_f1=s["macro_f1"], history=tuple(res.history), probs=probs,
+                      window_probs=tuple(window_probs))
 
 
 def evaluate(
     records: Sequence[Utterance],
-    specs: Sequence[np.ndarray],
+    specs: Sequence[Any],
     config: Config,
     protocol: str = "actor-6fold",
     *,
@@ -65,14 +67,16 @@ def evaluate(
     aug_specs: Sequence[Sequence[np.ndarray]] | None = None,
     jobs: int = 0,
     progress: bool = True,
-    fit: Callable[[tuple[Any, ...]], tuple[dict[str, Any], np.ndarray]] = fit_and_test,
-) -> dict[str, Any]:
+    fit: Callable[[FoldJob], FoldResult] = fit_and_test,
+) -> Evaluation:
     """Train and test one model per split; returns metrics per fold, mean ± std, the summed confusion
     matrix, per-clip predictions and calibration. Splits train side by side in ``jobs`` processes (0 = one per
     core). ``aug_specs`` (augmented copies per record) are given to each split's training clips only.
-    ``fit`` trains and tests one split (a module-level function taking :func:`fit_and_test`'s tuple and returning
-    its ``(fold, probs)``, optionally with every test window's probabilities in ``fold["window_probs"]``);
-    :func:`voxemo.experiment.baseline.fit_svm_and_test` evaluates the eGeMAPS + SVM baseline under the same protocols.
+    ``specs`` are the clips' spectrograms, or whatever ``fit`` takes in their place.
+    ``fit`` trains and tests one split (a module-level function taking a :class:`FoldJob` and returning a
+    :class:`FoldResult` with its ``probs``, optionally with every test window's probabilities in
+    ``window_probs``); :func:`voxemo.experiment.baseline.fit_svm_and_test` evaluates the eGeMAPS + SVM baseline
+    under the same protocols.
     """
     labels = list(labels)
     y = np.array([labels.index(r.emotion) for r in records])
@@ -80,36 +84,26 @@ def evaluate(
     workers, threads = split_cores(len(splits), jobs)
     cfg = config if config.train.threads else config.replace(train=config.train.replace(threads=threads))
     take = lambda ix: [specs[i] for i in ix]  # noqa: E731
-    work = [(s.name, take(s.train), y[s.train], take(s.val), y[s.val], take(s.test), y[s.test], len(labels), cfg,
-             [aug_specs[i] for i in s.train] if aug_specs else None, None, [records[i].speaker for i in s.train])
+    work = [FoldJob(s.name, take(s.train), y[s.train], take(s.val), y[s.val], take(s.test), y[s.test], len(labels),
+                    cfg, train_aug=[aug_specs[i] for i in s.train] if aug_specs else None,
+                    speakers=[records[i].speaker for i in s.train])
             for s in splits]
     outcomes = pmap(fit, work, jobs=workers, desc=protocol, progress=progress, chunksize=1, unit="fold",
                     start_method="spawn")
     # a fit without window probabilities (one window per clip) is calibrated on its clip probabilities
-    calibration, calibrated = evaluate_folds([fold.pop("window_probs", None) or [p[None] for p in probs]
-                                              for fold, probs in outcomes], [y[s.test] for s in splits])
+    calibration, calibrated = evaluate_folds([fold.window_probs or [p[None] for p in fold.probs]
+                                              for fold in outcomes], [y[s.test] for s in splits])
     folds, predictions = [], []
-    for k, (split, (fold, probs)) in enumerate(zip(splits, outcomes)):
-        fold["test_speakers"] = sorted({records[i].speaker for i in split.test}) if protocol != "random" else []
-        folds.append(fold)
-        for j, (i, pr) in enumerate(zip(split.test, probs)):
+    for k, (split, fold) in enumerate(zip(splits, outcomes)):
+        speakers = sorted({records[i].speaker for i in split.test}) if protocol != "random" else []
+        folds.append(replace(fold, test_speakers=tuple(speakers)))
+        for j, (i, pr) in enumerate(zip(split.test, fold.probs)):
             r, p = records[i], int(pr.argmax())
-            predictions.append({"path": r.path, "speaker": r.speaker, "gender": r.gender, "intensity": r.intensity,
-                                "emotion": r.emotion, "predicted": labels[p], "fold": split.name,
-                                "confidence": float(pr[p]),
-                                "confidence_calibrated": float(calibrated[k][j, p]) if calibrated else None})
-    true = np.array([labels.index(p["emotion"]) for p in predictions])
-    pred = np.array([labels.index(p["predicted"]) for p in predictions])
-    summary = {m: {"mean": float(np.mean([f[m] for f in folds])), "std": float(np.std([f[m] for f in folds]))}
-               for m in ("accuracy", "uar", "macro_f1")}
-    return {
-        "protocol": protocol,
-        "labels": labels,
-        "folds": folds,
-        "summary": summary,
-        "pooled": scores(true, pred, len(labels)),
-        "confusion": confusion_matrix(true, pred, labels=range(len(labels))).tolist(),
-        "predictions": predictions,
-        "calibration": calibration,
-        "config": config.to_dict(),
-    }
+            predictions.append(Prediction(r.path, r.speaker, r.gender, r.intensity, r.emotion, labels[p], split.name,
+                                          float(pr[p]), float(calibrated[k][j, p]) if calibrated else None))
+    true = np.array([labels.index(p.emotion) for p in predictions])
+    pred = np.array([labels.index(p.predicted) for p in predictions])
+    return Evaluation(protocol=protocol, labels=tuple(labels), folds=tuple(folds), summary=Summary.of(folds),
+                      pooled=Scores.from_dict(scores(true, pred, len(labels))),
+                      confusion=confusion_matrix(true, pred, labels=range(len(labels))),
+                      predictions=tuple(predictions), calibration=calibration, config=config)

@@ -4,7 +4,7 @@ frequent confusions.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -21,15 +21,24 @@ def scores(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> dict[str, 
     }
 
 
-def breakdown(predictions: Sequence[dict[str, Any]], key: str) -> list[dict[str, Any]]:
-    """Accuracy per value of ``key`` (``emotion`` = per-class recall, ``intensity``, ``gender``, ``speaker``)."""
+def _field(row: Any, key: str) -> Any:
+    return row[key] if isinstance(row, Mapping) else getattr(row, key)
+
+
+def breakdown(predictions: Sequence[Any], key: str) -> list[dict[str, Any]]:
+    """Accuracy per value of ``key`` (``emotion`` = per-class recall, ``intensity``, ``gender``, ``speaker``).
+
+    ``predictions`` are rows with ``emotion``, ``predicted`` and ``key``: mappings or objects with those
+    attributes (:class:`~voxemo.experiment.results.Prediction`).
+    """
     groups: dict[str, list[bool]] = {}
     for p in predictions:
-        groups.setdefault(str(p[key]), []).append(p["emotion"] == p["predicted"])
+        groups.setdefault(str(_field(p, key)), []).append(_field(p, "emotion") == _field(p, "predicted"))
     return [{key: k, "n": len(v), "accuracy": float(np.mean(v))} for k, v in sorted(groups.items())]
 
 
-def top_confusions(confusion: Sequence[Sequence[int]], labels: Sequence[str], k: int = 8) -> list[dict[str, Any]]:
+def top_confusions(confusion: np.ndarray | Sequence[Sequence[int]], labels: Sequence[str],
+                   k: int = 8) -> list[dict[str, Any]]:
     """The ``k`` most frequent (true, predicted) mistakes with their share of the true class."""
     cm = np.asarray(confusion)
     pairs = [(int(cm[i, j]), i, j) for i in range(len(labels)) for j in range(len(labels)) if i != j and cm[i, j]]

@@ -37,9 +37,9 @@ def pick_validation_speakers(records: Sequence[Utterance], candidates: Sequence[
         rng.shuffle(g)
     chosen: list[str] = []
     while len(chosen) < min(n, len(set(candidates))):
-        for g in sorted(groups, key=str):
-            if groups[g] and len(chosen) < n:
-                chosen.append(groups[g].pop())
+        for key in sorted(groups, key=str):
+            if groups[key] and len(chosen) < n:
+                chosen.append(groups[key].pop())
     return sorted(chosen)
 
 

@@ -4,7 +4,7 @@ final model retrained on every clip for the chosen number of epochs.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -17,13 +17,14 @@ from voxemo.core.records import Utterance
 from voxemo.experiment.calibration import holdout_fit, window_logits
 from voxemo.experiment.evaluate import fit_and_test
 from voxemo.experiment.multicorpus import corpus_weights, unique_speakers, validation_speakers
+from voxemo.experiment.results import FoldJob, VariantComparison, VariantResult
 from voxemo.inference.torch_backend import EmotionClassifier
 from voxemo.nn.train import train_model
 
 
 def compare_variants(records: Sequence[Utterance], specs: Sequence[np.ndarray], config: Config, *,
                      labels: Sequence[str] = EMOTIONS, aug_specs: Sequence[Sequence[np.ndarray]] | None = None,
-                     jobs: int = 0, progress: bool = True) -> dict[str, Any]:
+                     jobs: int = 0, progress: bool = True) -> VariantComparison:
     """Train the CNN with and without output-bias initialisation on the same actor split and compare first-epoch
     and best validation loss/accuracy. The better variant has the lower best validation loss. Both train side by
     side in ``jobs`` processes (0 = one per core).
@@ -43,46 +44,47 @@ def compare_variants(records: Sequence[Utterance], specs: Sequence[np.ndarray], 
     train_aug = [a for a, m in zip(aug_specs, ~is_val) if m] if aug_specs else None
     weights = corpus_weights(records)
     train_w = weights[~is_val] if weights is not None else None
+    train_speakers = [r.speaker for r, m in zip(records, ~is_val) if m]
+    workers, threads = split_cores(2, jobs)
     work = []
     for bias_init in (True, False):
         cfg = config.replace(model=config.model.replace(bias_init=bias_init))
-        work.append(("bias_init" if bias_init else "no_bias_init", take(~is_val), y[~is_val], take(is_val), y[is_val],
-                     take(is_val), y[is_val], len(labels), cfg, train_aug, train_w,
-                     [r.speaker for r, m in zip(records, ~is_val) if m]))
-    workers, threads = split_cores(len(work), jobs)
-    if not config.train.threads:
-        work = [(*w[:8], w[8].replace(train=w[8].train.replace(threads=threads)), *w[9:]) for w in work]
+        if not config.train.threads:
+            cfg = cfg.replace(train=cfg.train.replace(threads=threads))
+        work.append(FoldJob("bias_init" if bias_init else "no_bias_init", take(~is_val), y[~is_val], take(is_val),
+                            y[is_val], take(is_val), y[is_val], len(labels), cfg, train_aug=train_aug,
+                            weights=train_w, speakers=train_speakers))
     outcomes = pmap(fit_and_test, work, jobs=workers, desc="variants", progress=progress, chunksize=1,
                     unit="variant", start_method="spawn")
     variants, window_probs = {}, {}
-    for job, (fold, _) in zip(work, outcomes):
-        window_probs[job[0]] = fold.pop("window_probs")
-        history = fold["history"]
-        first, best = history[0], history[fold["best_epoch"] - 1]
-        variants[job[0]] = {
-            "bias_init": job[8].model.bias_init, "first_epoch_val_loss": first["val_loss"],
-            "first_epoch_val_accuracy": first["val_accuracy"], "best_epoch": fold["best_epoch"],
-            "best_val_loss": best["val_loss"], "best_val_accuracy": best["val_accuracy"], "history": history,
-        }
-    chosen = min(variants, key=lambda k: (variants[k]["best_val_loss"], -variants[k]["best_val_accuracy"]))
+    for job, fold in zip(work, outcomes):
+        window_probs[job.name] = fold.window_probs or ()
+        history = fold.history or ()
+        best_epoch = int(fold.best_epoch or 0)
+        first, best = history[0], history[best_epoch - 1]
+        variants[job.name] = VariantResult(
+            bias_init=job.config.model.bias_init, first_epoch_val_loss=first["val_loss"],
+            first_epoch_val_accuracy=first["val_accuracy"], best_epoch=best_epoch, best_val_loss=best["val_loss"],
+            best_val_accuracy=best["val_accuracy"], history=history)
+    chosen = min(variants, key=lambda k: (variants[k].best_val_loss, -variants[k].best_val_accuracy))
     # The final model's softmax temperature: fitted on the chosen variant's predictions for the held-out validation
     # speakers (the same clips chose its best epoch, so T is fitted on slightly optimistic predictions).
     calibration = {**holdout_fit(window_logits(window_probs[chosen]), y[is_val]),
                    "fitted_on": f"validation speakers {', '.join(val_spk)} ({chosen} variant, best epoch)"}
-    return {"val_speakers": val_spk, "variants": variants, "chosen": chosen,
-            "bias_init": variants[chosen]["bias_init"], "calibration": calibration}
+    return VariantComparison(val_speakers=tuple(val_spk), variants=variants, chosen=chosen,
+                             bias_init=variants[chosen].bias_init, calibration=calibration)
 
 
-def apply_choice(config: Config, variants: dict[str, Any]) -> tuple[Config, int]:
+def apply_choice(config: Config, variants: VariantComparison) -> tuple[Config, int]:
     """The config with the chosen variant's output-bias setting, and that variant's best validation epoch: the
     epoch count for retraining on all clips."""
-    chosen = variants["variants"][variants["chosen"]]
-    return config.replace(model=config.model.replace(bias_init=chosen["bias_init"])), int(chosen["best_epoch"])
+    chosen = variants.variants[variants.chosen]
+    return config.replace(model=config.model.replace(bias_init=chosen.bias_init)), int(chosen.best_epoch)
 
 
 def train_final(records: Sequence[Utterance], specs: Sequence[np.ndarray], config: Config, epochs: int, *,
                 labels: Sequence[str] = EMOTIONS, aug_specs: Sequence[Sequence[np.ndarray]] | None = None,
-                progress: bool = True, calibration: dict[str, Any] | None = None) -> EmotionClassifier:
+                progress: bool = True, calibration: Mapping[str, Any] | None = None) -> EmotionClassifier:
     """Retrain on every clip for a fixed number of epochs (the best epoch found on held-out actors); several
     corpora are sampled equally (:func:`~voxemo.experiment.multicorpus.corpus_weights`). ``calibration`` (from
     :func:`compare_variants`) gives the model its softmax temperature, saved as ``calibration.json``."""

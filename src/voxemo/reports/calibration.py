@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 
-def calibration_markdown(cal: dict[str, Any], fold_names: Sequence[str]) -> list[str]:
+def calibration_markdown(cal: Mapping[str, Any], fold_names: Sequence[str]) -> list[str]:
     """The report.md section for an :func:`evaluate_folds` summary (lines)."""
     p = cal["pooled"]
     if "after" not in p:

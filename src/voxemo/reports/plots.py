@@ -67,7 +67,7 @@ def plot_histogram(
     fig = _figure(7.0, 4.0)
     ax = fig.subplots()
     for label, values in data.items():
-        ax.hist(values, bins=edges, alpha=0.55, label=f"{label} (n={values.size})")
+        ax.hist(values, bins=edges.tolist(), alpha=0.55, label=f"{label} (n={values.size})")
     for i, (label, x) in enumerate((markers or {}).items()):
         ax.axvline(x, color=f"C{len(data) + i}", linestyle="--", linewidth=1.5, label=label)
     ax.set_xlabel(xlabel)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 
-def _md_table(rows: Sequence[dict[str, Any]]) -> str:
+def _md_table(rows: Sequence[Mapping[str, Any]]) -> str:
     if not rows:
         return "(none)\n"
     keys = list(rows[0])
@@ -17,7 +17,7 @@ def _md_table(rows: Sequence[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_rows_csv(rows: Sequence[dict[str, Any]], path: str | Path) -> Path:
+def write_rows_csv(rows: Sequence[Mapping[str, Any]], path: str | Path) -> Path:
     """Write dicts with the same keys as CSV (header from the first row; None as an empty field)."""
     import csv
 

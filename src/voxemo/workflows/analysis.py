@@ -8,6 +8,7 @@ import json
 import os
 from collections import Counter
 from collections.abc import Sequence
+from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
@@ -112,7 +113,7 @@ def analyze(
         "recommended_audio": audio.replace(top_db=recommended["top_db"], duration=recommended["duration"]).to_dict(),
         "sweep": sweep,
         "overall": distributions(recs, stats),
-        **{name: distributions(recs, stats, lambda r, a=attr: getattr(r, a)) for attr, name in GROUPINGS.items()},
+        **{name: distributions(recs, stats, attrgetter(attr)) for attr, name in GROUPINGS.items()},
         "failures": failures,
     }
     summary["plots"] = _write_plots(out, recs, stats, sweep, recommended, audio, examples_per_emotion)

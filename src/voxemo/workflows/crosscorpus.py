@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 from voxemo.core.config import Config
 from voxemo.core.records import Utterance
 from voxemo.experiment.crosscorpus import cross_corpus
+from voxemo.experiment.results import CrossCorpusResult
 from voxemo.reports.crosscorpus import write_cross_corpus
 
 
 def run_cross_corpus(train_records: Sequence[Utterance], test_records: Sequence[Utterance], config: Config,
                      out_dir: str | Path, *, fold: Mapping[str, str] | None = None, cache_dir: str | None = None,
-                     jobs: int = 0, progress: bool = True) -> dict[str, Any]:
+                     jobs: int = 0, progress: bool = True) -> CrossCorpusResult:
     """Extract features (and the training clips' augmented copies), run :func:`cross_corpus` and write its
     report under ``out_dir`` (:func:`write_cross_corpus`). Clips whose audio fails are skipped and listed in
     ``skipped``."""
@@ -27,6 +28,6 @@ def run_cross_corpus(train_records: Sequence[Utterance], test_records: Sequence[
     aug = load_augmented(train_records, config, cache_dir=cache_dir, jobs=jobs, progress=progress)
     result = cross_corpus(train_records, train_specs, test_records, test_specs, config, aug_specs=aug, fold=fold,
                           progress=progress)
-    result["skipped"] = train_errors + test_errors
+    result = replace(result, skipped=tuple(train_errors + test_errors))
     write_cross_corpus(result, out_dir)
     return result

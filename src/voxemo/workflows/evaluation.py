@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from voxemo.core.config import Config
 from voxemo.core.errors import ConfigError
@@ -13,6 +12,7 @@ from voxemo.core.records import Utterance
 from voxemo.experiment.dataset import load_augmented, load_features
 from voxemo.experiment.evaluate import evaluate
 from voxemo.experiment.multicorpus import model_labels
+from voxemo.experiment.results import Evaluation
 from voxemo.reports.evaluation import write_evaluation
 
 #: the models ``voxemo evaluate --model`` can evaluate
@@ -20,7 +20,7 @@ MODELS = ("cnn", "egemaps-svm")
 
 
 def run_evaluation(records: Sequence[Utterance], config: Config, protocol: str, out: str | Path, *,
-                   model: str = "cnn", jobs: int = 0, progress: bool = True) -> dict[str, Any]:
+                   model: str = "cnn", jobs: int = 0, progress: bool = True) -> Evaluation:
     """Cross-validate ``model`` on ``records`` under ``protocol`` and write the report folder ``out``
     (:func:`~voxemo.reports.evaluation.write_evaluation`); returns the evaluation."""
     if model not in MODELS:

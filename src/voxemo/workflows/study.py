@@ -8,13 +8,13 @@ import logging
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from voxemo.core.config import Config
 from voxemo.core.records import Utterance
 from voxemo.experiment.dataset import load_augmented, load_features
 from voxemo.experiment.evaluate import evaluate
 from voxemo.experiment.multicorpus import model_labels
+from voxemo.experiment.results import Evaluation, StudySummary
 from voxemo.experiment.training import apply_choice, compare_variants, train_final
 from voxemo.io.manifest import write_manifest
 from voxemo.reports.evaluation import write_evaluation
@@ -25,12 +25,12 @@ log = logging.getLogger(__name__)
 
 def run_study(records: Sequence[Utterance], out_dir: str | Path, config: Config, *, analyze_audio: bool = True,
               random_protocol: bool = False, cache_dir: str | None = None, jobs: int = 0,
-              progress: bool = True) -> dict[str, Any]:
+              progress: bool = True) -> StudySummary:
     """Run the whole study and write everything under ``out_dir``:
 
     ``analysis/`` (audio analysis and the chosen trim threshold / segment length), ``variants.json``,
     ``eval-actor-6fold/``, ``eval-random/`` (with ``random_protocol``), ``model/`` (the final model) and
-    ``report.md``.
+    ``report.md``. Returns the summary (``summary.json`` is its :meth:`~StudySummary.to_dict`).
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -56,11 +56,11 @@ def run_study(records: Sequence[Utterance], out_dir: str | Path, config: Config,
     t = time.perf_counter()
     log.info("comparing output-bias initialisation variants")
     variants = compare_variants(records, specs, config, labels=labels, aug_specs=aug_specs, progress=progress)
-    (out / "variants.json").write_text(json.dumps(variants, indent=2))
+    (out / "variants.json").write_text(json.dumps(variants.to_dict(), indent=2))
     config, epochs = apply_choice(config, variants)
     timings["variants"] = time.perf_counter() - t
 
-    evaluations = {}
+    evaluations: dict[str, Evaluation] = {}
     for protocol in ("actor-6fold", "random") if random_protocol else ("actor-6fold",):
         t = time.perf_counter()
         log.info("evaluating with protocol %s", protocol)
@@ -72,18 +72,14 @@ def run_study(records: Sequence[Utterance], out_dir: str | Path, config: Config,
     t = time.perf_counter()
     log.info("training the final model on all %d clips for %d epochs", len(records), epochs)
     clf = train_final(records, specs, config, epochs, labels=labels, aug_specs=aug_specs, progress=progress,
-                      calibration=variants["calibration"])
+                      calibration=variants.calibration)
     timings["final"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - t0
-    report = {
-        "n_clips": len(records), "n_speakers": len({r.speaker for r in records}), "skipped": errors,
-        "recommended": recommended, "variants": {k: {kk: vv for kk, vv in v.items() if kk != "history"}
-                                                 for k, v in variants["variants"].items()},
-        "chosen_variant": variants["chosen"], "final_epochs": epochs, "calibration": variants["calibration"],
-        "evaluation": {p: {"summary": r["summary"], "pooled": r["pooled"]} for p, r in evaluations.items()},
-        "timings_s": timings, "config": config.to_dict(),
-    }
-    clf.save(out / "model", report=report, onnx=True)
-    (out / "summary.json").write_text(json.dumps(report, indent=2))
+    report = StudySummary(n_clips=len(records), n_speakers=len({r.speaker for r in records}), skipped=tuple(errors),
+                          recommended=recommended, variants=variants, final_epochs=epochs, evaluations=evaluations,
+                          timings_s=timings, config=config)
+    summary_json = report.to_dict()
+    clf.save(out / "model", report=summary_json, onnx=True)
+    (out / "summary.json").write_text(json.dumps(summary_json, indent=2))
     (out / "report.md").write_text(study_report(report))
     return report

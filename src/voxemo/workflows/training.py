@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -87,11 +87,11 @@ def train_recipe(records: Sequence[Utterance], config: Config, out: str | Path, 
     variants = compare_variants(records, specs, config, labels=labels, aug_specs=aug, progress=progress)
     config, epochs = apply_choice(config, variants)
     if calibration:
-        variants["calibration_validation"] = variants["calibration"]
-        variants["calibration"] = calibration
+        variants = replace(variants, calibration=calibration, calibration_validation=variants.calibration)
     clf = train_final(records, specs, config, epochs, labels=labels, aug_specs=aug, progress=progress,
-                      calibration=variants["calibration"])
+                      calibration=variants.calibration)
     corpora = dict(sorted(Counter(r.corpus for r in records).items()))
-    clf.save(out, report={"variants": variants, "final_epochs": epochs, "n_clips": len(records), "corpora": corpora,
-                          "labels": list(labels), "skipped": errors, "config": config.to_dict()}, onnx=True)
-    return TrainingSummary(Path(out), variants["chosen"], epochs, len(records), corpora, tuple(labels), tuple(errors))
+    clf.save(out, report={"variants": variants.to_dict(), "final_epochs": epochs, "n_clips": len(records),
+                          "corpora": corpora, "labels": list(labels), "skipped": errors, "config": config.to_dict()},
+             onnx=True)
+    return TrainingSummary(Path(out), variants.chosen, epochs, len(records), corpora, tuple(labels), tuple(errors))
