@@ -22,6 +22,15 @@ def ravdess_root() -> Path | None:
     return root if root.is_dir() else None
 
 
+@pytest.fixture(scope="session", autouse=True)
+def one_torch_thread() -> None:
+    """Trainings in the test process use one torch thread (a run setting, see ``train_model(threads=...)``): small
+    models train faster that way on two shared cores, and every test sees the same thread count."""
+    import torch
+
+    torch.set_num_threads(1)
+
+
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(1234)
@@ -105,7 +114,7 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     rng = np.random.default_rng(0)
     cfg = Config(audio=AudioConfig(duration=1.0), model=ModelConfig(channels=(4, 8)),
-                 train=TrainConfig(epochs=3, batch_size=16, threads=1))
+                 train=TrainConfig(epochs=3, batch_size=16))
     specs, labels = [], []
     for i in range(48):
         e = i % len(EMOTIONS)

@@ -203,7 +203,7 @@ def test_analyze_fake_corpus_with_a_broken_file(fake_ravdess, tmp_path: Path) ->
     assert set(summary["by_emotion"]) == {"neutral", "calm", "happy", "sad", "angry", "fearful", "disgust",
                                           "surprised"}
     assert summary["by_emotion"]["neutral"]["duration_s"]["count"] == 2  # the third neutral clip is broken
-    assert set(summary["by_gender"]) == {"male"} and set(summary["by_actor"]) == {"01"}
+    assert set(summary["by_gender"]) == {"male"} and set(summary["by_speaker"]) == {"01"}
     assert set(summary["by_intensity"]) == {"normal", "strong"}
 
     sweep = {r["top_db"]: r for r in summary["sweep"]}

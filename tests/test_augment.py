@@ -110,7 +110,7 @@ def test_augmented_copies_are_deterministic_cached_and_differ_from_the_original(
 
 def test_training_normalises_on_originals_and_uses_copies(rng):
     cfg = Config(audio=AudioConfig(duration=1.0), model=ModelConfig(channels=(4,)),
-                 train=TrainConfig(epochs=2, batch_size=16, threads=1))
+                 train=TrainConfig(epochs=2, batch_size=16))
     specs = [rng.normal(-40, 5, (64, 40)).astype(np.float32) for _ in range(16)]
     copies = [[s + 30.0] for s in specs]  # copies far from the originals
     labels = np.arange(16) % len(EMOTIONS)

@@ -194,7 +194,7 @@ def tiny_study(rng: np.random.Generator, n_speakers: int):
     from voxemo.dsp.features import extract
 
     cfg = Config(audio=AudioConfig(duration=1.0), model=ModelConfig(channels=(4,)),
-                 train=TrainConfig(epochs=2, batch_size=32, threads=1, val_actors=2))
+                 train=TrainConfig(epochs=2, batch_size=32, val_speakers=2))
     recs = voxemo_records(n_speakers, clips_per_speaker=8)
     # some clips longer than the 1 s segment, so that clips have several windows
     specs = [extract(voiced(0.5 + (i % 3) * 0.6, 16000, rng, f0=100 + 20 * EMOTIONS.index(r.emotion)), 16000,

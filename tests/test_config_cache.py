@@ -73,3 +73,14 @@ def test_extract_many_reports_errors_and_goes_on(tmp_path, make_wav, rng):
     assert isinstance(out[0], np.ndarray)
     assert isinstance(out[1], str) and "bad.wav" in out[1]
     assert isinstance(out[2], str) and "missing.wav" in out[2]
+
+
+def test_configs_saved_before_the_rename_still_load() -> None:
+    """``val_actors`` became ``val_speakers``; ``threads`` is a run setting, no longer part of a saved recipe."""
+    from voxemo.core.config import Config, TrainConfig
+
+    old = {"epochs": 5, "val_actors": 3, "threads": 2}
+    assert TrainConfig.from_dict(old) == TrainConfig(epochs=5, val_speakers=3)
+    assert "threads" not in Config().to_dict()["train"] and "val_actors" not in Config().to_dict()["train"]
+    with pytest.raises(ConfigError, match="unknown field"):
+        TrainConfig.from_dict({"thread": 2})

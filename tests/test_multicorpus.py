@@ -25,7 +25,7 @@ from voxemo.reports.crosscorpus import write_cross_corpus
 
 FAST = ["--threads", "1", "--jobs", "1"]
 TINY = Config(audio=AudioConfig(duration=1.0), model=ModelConfig(channels=(4,)),
-              train=TrainConfig(epochs=2, batch_size=16, threads=1, val_actors=2))
+              train=TrainConfig(epochs=2, batch_size=16, val_speakers=2))
 
 
 def recs(corpus: str, speakers: list[str], emotions: tuple[str, ...], *, per: int = 1) -> list[Utterance]:

@@ -15,7 +15,7 @@ from voxemo.core.labels import EMOTIONS
 from voxemo.dsp.features import extract, pad_value, segment_frames
 from voxemo.experiment.evaluate import evaluate
 from voxemo.experiment.metrics import scores, top_confusions
-from voxemo.experiment.splits import actor_folds, random_split
+from voxemo.experiment.splits import random_split, speaker_folds
 from voxemo.inference.loading import load_model
 from voxemo.inference.torch_backend import EmotionClassifier
 from voxemo.nn.model import EmotionCNN, EmotionEnsemble, ResidualConv
@@ -43,7 +43,7 @@ def _pitch_task(n_per_class: int, rng: np.random.Generator, cfg: Config) -> tupl
 
 def test_training_learns_a_separable_task_and_is_reproducible(rng):
     cfg = Config(audio=AudioConfig(duration=1.0), model=ModelConfig(channels=(8, 16)),
-                 train=TrainConfig(epochs=20, batch_size=16, threads=1, patience=5))
+                 train=TrainConfig(epochs=20, batch_size=16, patience=5))
     specs, labels = _pitch_task(40, rng, cfg)
     val_specs, val_labels = _pitch_task(6, rng, cfg)
     res = train_model(specs, labels, 3, cfg, val_specs=val_specs, val_labels=val_labels, progress=False)
@@ -57,7 +57,7 @@ def test_an_ensemble_averages_members_trained_with_consecutive_seeds(rng, tmp_pa
     """Member i is exactly the single model of seed + i; the ensemble's probabilities are the members' mean; it
     saves, loads (torch and ONNX) and predicts like one model."""
     cfg = Config(audio=AudioConfig(duration=1.0), model=ModelConfig(channels=(4, 8)),
-                 train=TrainConfig(epochs=4, batch_size=16, threads=1, seed=3))
+                 train=TrainConfig(epochs=4, batch_size=16, seed=3))
     specs, labels = _pitch_task(12, rng, cfg)
     val_specs, val_labels = _pitch_task(3, rng, cfg)
     ens_cfg = cfg.replace(model=cfg.model.replace(members=2))
@@ -90,7 +90,7 @@ def test_ensemble_members_can_differ_in_architecture(rng, tmp_path):
     + i, and the mixed ensemble saves, reloads and exports like any model."""
     cfg = Config(audio=AudioConfig(duration=1.0),
                  model=ModelConfig(channels=(4, 8), members=2, member_options=({}, {"recurrent": 4})),
-                 train=TrainConfig(epochs=2, batch_size=16, threads=1, seed=5))
+                 train=TrainConfig(epochs=2, batch_size=16, seed=5))
     specs, labels = _pitch_task(6, rng, cfg)
     res = train_model(specs, labels, 3, cfg, progress=False)
     assert [m.recurrent is None for m in res.model.members] == [True, False]
@@ -119,7 +119,7 @@ def test_architecture_options_train_save_and_export(options, rng, tmp_path):
     """Keeping the mel position (flatten), a GRU over time steps and residual convolutions change the network, not
     its interface: the model trains, saves, reloads, and exports to ONNX with the same probabilities."""
     cfg = Config(audio=AudioConfig(duration=1.0), model=ModelConfig(channels=(4, 8), **options),
-                 train=TrainConfig(epochs=2, batch_size=16, threads=1))
+                 train=TrainConfig(epochs=2, batch_size=16))
     specs, labels = _pitch_task(6, rng, cfg)
     res = train_model(specs, labels, 3, cfg, progress=False)
     plain = EmotionCNN(cfg.features.n_mels, 3, ModelConfig(channels=(4, 8)))
@@ -144,7 +144,7 @@ def test_weight_averaging_keeps_the_moving_average(rng):
     """With ``train.ema`` the kept weights are the moving average of the trajectory: a decay near 0 keeps the
     last step's weights (the run without it), a real decay other weights, both reproducibly."""
     cfg = Config(audio=AudioConfig(duration=1.0), model=ModelConfig(channels=(4, 8)),
-                 train=TrainConfig(epochs=3, batch_size=16, threads=1))
+                 train=TrainConfig(epochs=3, batch_size=16))
     specs, labels = _pitch_task(8, rng, cfg)
 
     def weights(ema: float) -> list[torch.Tensor]:
@@ -159,9 +159,9 @@ def test_weight_averaging_keeps_the_moving_average(rng):
         TrainConfig(ema=1.0)
 
 
-def test_actor_folds_are_speaker_independent():
+def test_speaker_folds_are_speaker_independent():
     recs = voxemo_records(24, clips_per_speaker=4)
-    folds = actor_folds(recs, val_speakers=4, seed=0)
+    folds = speaker_folds(recs, val_speakers=4, seed=0)
     assert len(folds) == 6
     for k, f in enumerate(folds):
         spk = lambda ix: {recs[i].speaker for i in ix}  # noqa: E731
@@ -191,7 +191,7 @@ def test_scores_and_confusions():
 
 def test_evaluate_writes_reports(tmp_path, rng):
     cfg = Config(audio=AudioConfig(duration=1.0), model=ModelConfig(channels=(4,)),
-                 train=TrainConfig(epochs=2, batch_size=32, threads=1, val_actors=2))
+                 train=TrainConfig(epochs=2, batch_size=32, val_speakers=2))
     recs = voxemo_records(24, clips_per_speaker=2)
     specs = [extract(voiced(0.5, 16000, rng, f0=100 + 20 * EMOTIONS.index(r.emotion)), 16000, cfg.audio,
                      cfg.features) for r in recs]
@@ -247,7 +247,7 @@ def test_speaker_adversary_trains_reproducibly_and_is_not_saved(rng):
     """``train.speaker_adversary`` adds a speaker loss to the history and changes the weights reproducibly, but the
     kept model is the plain CNN (same parameters, same interface); it needs the speakers; weight 0 is the plain run."""
     cfg = Config(audio=AudioConfig(duration=1.0), model=ModelConfig(channels=(4, 8)),
-                 train=TrainConfig(epochs=3, batch_size=16, threads=1))
+                 train=TrainConfig(epochs=3, batch_size=16))
     specs, labels = _pitch_task(8, rng, cfg)
     speakers = [f"s{i % 4}" for i in range(len(specs))]
 

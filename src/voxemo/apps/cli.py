@@ -19,15 +19,14 @@ BACKEND_HELP = ("inference runtime (default auto: the model folder's model.onnx 
 
 
 def _config(args: argparse.Namespace) -> Any:
-    """The default Config with the CLI's overrides (seed, epochs, threads, then each ``--set``)."""
+    """The default Config with the CLI's overrides (seed, epochs, then each ``--set``). ``--threads`` is a run
+    setting, passed to the workflows, not part of the recipe saved with a model."""
     from voxemo.core.config import Config, apply_overrides
 
     cfg = Config()
     train = {"seed": args.seed}
     if getattr(args, "epochs", None):
         train["epochs"] = args.epochs
-    if getattr(args, "threads", None):
-        train["threads"] = args.threads
     return apply_overrides(cfg.replace(train=cfg.train.replace(**train)), getattr(args, "set", None) or [])
 
 
@@ -48,7 +47,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     records = _records(args.data, args.progress, args.corpus)
     report = run_study(records, args.out, _config(args), random_protocol=args.with_random,
-                       jobs=args.jobs, progress=args.progress)
+                       jobs=args.jobs, threads=args.threads or 0, progress=args.progress)
     ev = report.evaluations["actor-6fold"].summary
     print(f"actor-6fold accuracy {ev.accuracy.mean:.3f} ± {ev.accuracy.std:.3f}, "
           f"UAR {ev.uar.mean:.3f}; report: {Path(args.out) / 'report.md'}; model: {Path(args.out) / 'model'}")
@@ -79,7 +78,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     cfg = _config(args)
     s = train_recipe(_records_many(args.data, args.progress, args.corpus), cfg, args.out,
-                     calibration_from=args.calibration_from, jobs=args.jobs, progress=args.progress)
+                     calibration_from=args.calibration_from, jobs=args.jobs, threads=args.threads or 0,
+                     progress=args.progress)
     print(f"chose {s.chosen}; trained on {s.n_clips} clips ({', '.join(s.corpora)}) for {s.epochs} epochs, "
           f"{len(s.labels)} classes; saved {s.out}")
     return 0
@@ -98,7 +98,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from voxemo.workflows.evaluation import run_evaluation
 
     result = run_evaluation(_records(args.data, args.progress, args.corpus), cfg, args.protocol, args.out,
-                            model=args.model, jobs=args.jobs, progress=args.progress)
+                            model=args.model, jobs=args.jobs, threads=args.threads or 0, progress=args.progress)
     s = result.summary
     print(f"{args.protocol}: accuracy {s.accuracy.mean:.3f} ± {s.accuracy.std:.3f}, "
           f"UAR {s.uar.mean:.3f} ± {s.uar.std:.3f}, macro-F1 {s.macro_f1.mean:.3f}; "
@@ -113,6 +113,7 @@ def _cross_corpus(args: argparse.Namespace, cfg: Any) -> int:
     corpus = [args.corpus] if args.corpus else None
     result = run_cross_corpus(_records_many(args.train, args.progress, corpus),
                               _records_many(args.test, args.progress, corpus), cfg, args.out, jobs=args.jobs,
+                              threads=args.threads or 0,
                               progress=args.progress)
     shared, four = result.shared, result.four_class
     extra = f"; 4 classes: UAR {four.uar:.3f}, accuracy {four.accuracy:.3f}" if four else ""
@@ -270,7 +271,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True, help="output folder")
     s.set_defaults(func=cmd_analyze)
 
-    s = sub.add_parser("train", help="compare both CNN variants on held-out actors, retrain the better on all data",
+    s = sub.add_parser("train", help="compare both CNN variants on held-out speakers, retrain the better on all data",
                        description="Several DATA train one model on the union of their classes; speakers stay "
                                    "apart per corpus, validation speakers come from every corpus, and each corpus "
                                    "is sampled equally per epoch.")

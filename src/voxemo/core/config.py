@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from voxemo.core.errors import ConfigError
 
@@ -18,6 +18,10 @@ T = TypeVar("T", bound="_Config")
 class _Config:
     """Mixin giving dataclasses ``to_dict`` / ``from_dict`` and ``replace``."""
 
+    #: fields of older saved configs: old name -> its new name, or None for a field no longer in the recipe
+    #: (``from_dict`` renames or drops them, so models and reports saved before still load)
+    _LEGACY: ClassVar[dict[str, str | None]] = {}
+
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)  # type: ignore[call-overload]
         return {k: list(v) if isinstance(v, tuple) else v for k, v in out.items()}
@@ -25,6 +29,7 @@ class _Config:
     @classmethod
     def from_dict(cls: type[T], data: dict[str, Any]) -> T:
         known = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+        data = {cls._LEGACY.get(k) or k: v for k, v in data.items() if k not in cls._LEGACY or cls._LEGACY[k]}
         unknown = sorted(set(data) - set(known))
         if unknown:
             raise ConfigError(f"{cls.__name__}: unknown field(s) {unknown}; expected some of {sorted(known)}")
@@ -186,7 +191,7 @@ class TrainConfig(_Config):
     lr: float = 3e-3
     weight_decay: float = 1e-3
     patience: int = 8
-    val_actors: int = 4
+    val_speakers: int = 4
     mixup_alpha: float = 0.0
     label_smoothing: float = 0.1
     ema: float = 0.0
@@ -197,7 +202,9 @@ class TrainConfig(_Config):
     time_mask_width: int = 16
     freq_shift: int = 3
     seed: int = 0
-    threads: int = 0
+
+    # before 0.2: validation speakers were ``val_actors``; torch ``threads`` (a run setting, no longer saved)
+    _LEGACY: ClassVar[dict[str, str | None]] = {"val_actors": "val_speakers", "threads": None}
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "patience"):
@@ -207,8 +214,8 @@ class TrainConfig(_Config):
         _positive("TrainConfig", "lr", self.lr)
         if self.weight_decay < 0 or self.mixup_alpha < 0:
             raise ConfigError("TrainConfig.weight_decay and mixup_alpha must be >= 0")
-        if self.val_actors < 1:
-            raise ConfigError(f"TrainConfig.val_actors={self.val_actors!r} must be >= 1")
+        if self.val_speakers < 1:
+            raise ConfigError(f"TrainConfig.val_speakers={self.val_speakers!r} must be >= 1")
         if not 0 <= self.label_smoothing < 1:
             raise ConfigError(f"TrainConfig.label_smoothing={self.label_smoothing!r} must be in [0, 1)")
         if self.speaker_adversary < 0:

@@ -50,7 +50,7 @@ METRICS: dict[str, str] = {"duration_s": "s", "peak_dbfs": "dBFS", "rms_dbfs": "
 
 #: Metadata fields the distributions are grouped by (``Utterance`` attribute -> summary key).
 GROUPINGS: dict[str, str] = {"emotion": "by_emotion", "intensity": "by_intensity", "gender": "by_gender",
-                             "speaker": "by_actor"}
+                             "speaker": "by_speaker"}
 
 _PERCENTILES = (5, 25, 50, 75, 95)
 

@@ -139,8 +139,8 @@ def cross_fit(fold_logits: Sequence[Sequence[np.ndarray]], fold_labels: Sequence
     """Calibrate each fold with a temperature fitted on the *other* folds' out-of-fold predictions.
 
     Under ``actor-6fold`` the other folds' test clips are all other speakers than fold k's, so fold k's test
-    actors (and their labels) never touch ``T_k``. The other folds' predictions come from other models of the
-    same recipe (each trained without its own test actors), so ``T_k`` estimates how over-confident that recipe
+    speakers (and their labels) never touch ``T_k``. The other folds' predictions come from other models of the
+    same recipe (each trained without its own test speakers), so ``T_k`` estimates how over-confident that recipe
     is on unseen speakers.
 
     Parameters
@@ -205,7 +205,7 @@ def evaluate_folds(fold_window_probs: Sequence[Sequence[np.ndarray]], fold_label
 
 
 def holdout_fit(window_logits_: Sequence[np.ndarray], labels: np.ndarray, n_bins: int = N_BINS) -> dict[str, Any]:
-    """Fit a temperature on held-out predictions (the study's validation actors) and report its effect there."""
+    """Fit a temperature on held-out predictions (the study's validation speakers) and report its effect there."""
     labels = np.asarray(labels)
     t = fit_temperature(window_logits_, labels)
     before = np.exp(clip_log_proba(window_logits_))

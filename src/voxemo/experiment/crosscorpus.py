@@ -151,7 +151,7 @@ def score_cross_corpus(test_records: Sequence[Utterance], probs: np.ndarray, lab
 def cross_corpus(train_records: Sequence[Utterance], train_specs: Sequence[np.ndarray],
                  test_records: Sequence[Utterance], test_specs: Sequence[np.ndarray], config: Config, *,
                  aug_specs: Sequence[Sequence[np.ndarray]] | None = None, fold: Mapping[str, str] | None = None,
-                 progress: bool = True) -> CrossCorpusResult:
+                 threads: int = 0, progress: bool = True) -> CrossCorpusResult:
     """Train one model on the training corpora and score it on the test corpus (see the module docstring).
 
     The model predicts the union of the training classes (:func:`~voxemo.experiment.multicorpus.model_labels`); several
@@ -175,7 +175,8 @@ def cross_corpus(train_records: Sequence[Utterance], train_specs: Sequence[np.nd
     start = time.perf_counter()
     y = np.array([labels.index(e) for e in train_emotions])
     res = train_model(train_specs, y, len(labels), config, aug_specs=aug_specs, weights=corpus_weights(train_records),
-                      speakers=[r.speaker for r in unique_speakers(train_records)], progress=progress, desc="train")
+                      speakers=[r.speaker for r in unique_speakers(train_records)], threads=threads,
+                      progress=progress, desc="train")
     probs = predict_specs(res.model, test_specs, config)
     result = score_cross_corpus(test_records, probs, labels, train_emotions, fold=fold)
     count = lambda recs: {c: sum(r.corpus == c for r in recs) for c in corpora(recs)}  # noqa: E731

@@ -1,15 +1,16 @@
 """Cross-validation of the CNN recipe under a protocol (:mod:`voxemo.experiment.splits`): one model trained and tested
 per split, metrics per fold and pooled, calibration.
 
-``actor-6fold`` is speaker-independent: fold k (0..5) tests actors 4k+1 … 4k+4 and trains on the other 20 for
-the recipe's fixed number of epochs (``TrainConfig.epochs``); nothing about the test actors, not even an epoch
-count, is chosen by looking at them. ``random`` is a stratified 80/20 clip split that lets the same actors appear
-on both sides; it is kept only to show how much such a leaking split inflates accuracy. Normalisation statistics
+``speaker-6fold`` (``actor-6fold`` on RAVDESS) is speaker-independent: fold k (0..5) tests the k-th sixth of the
+speakers (RAVDESS actors 4k+1 … 4k+4) and trains on the others for the recipe's fixed number of epochs
+(``TrainConfig.epochs``); nothing about the test speakers, not even an epoch count, is chosen by looking at them.
+``random`` is a stratified 80/20 clip split that lets the same speakers appear on both sides; it is kept only to
+show how much such a leaking split inflates accuracy. Normalisation statistics
 are fitted inside each training set.
 
-Calibration (:mod:`voxemo.experiment.calibration`): under ``actor-6fold`` fold k's test probabilities are also
+Calibration (:mod:`voxemo.experiment.calibration`): under the speaker folds, fold k's test probabilities are also
 reported after temperature scaling with a T fitted on the other five folds' out-of-fold test predictions
-(cross-fitting: all other speakers, so fold k's test actors never influence its T), with ECE, NLL and Brier score
+(cross-fitting: all other speakers, so fold k's test speakers never influence its T), with ECE, NLL and Brier score
 before and after and a reliability diagram. The single ``random`` split has nothing held out to fit on and
 reports uncalibrated values.
 """
@@ -47,7 +48,7 @@ def fit_and_test(job: FoldJob) -> FoldResult:
     val_x = list(job.val_x)
     res = train_model(job.train_x, job.train_y, n_classes, config, val_specs=val_x or None,
                       val_labels=job.val_y if val_x else None, aug_specs=job.train_aug, weights=job.weights,
-                      speakers=job.speakers, progress=False, desc=job.name)
+                      speakers=job.speakers, threads=job.threads, progress=False, desc=job.name)
     window_probs = window_probabilities(job.test_x, config, lambda x: predict_segments(res.model, x))
     probs = np.stack([w.mean(axis=0) for w in window_probs]) if window_probs else np.zeros((0, n_classes))
     s = scores(job.test_y, probs.argmax(1), n_classes)
@@ -66,12 +67,14 @@ def evaluate(
     labels: Sequence[str] = EMOTIONS,
     aug_specs: Sequence[Sequence[np.ndarray]] | None = None,
     jobs: int = 0,
+    threads: int = 0,
     progress: bool = True,
     fit: Callable[[FoldJob], FoldResult] = fit_and_test,
 ) -> Evaluation:
     """Train and test one model per split; returns metrics per fold, mean ± std, the summed confusion
     matrix, per-clip predictions and calibration. Splits train side by side in ``jobs`` processes (0 = one per
-    core). ``aug_specs`` (augmented copies per record) are given to each split's training clips only.
+    core), each with ``threads`` torch threads (0: the cores left over, at least one). ``aug_specs`` (augmented
+    copies per record) are given to each split's training clips only.
     ``specs`` are the clips' spectrograms, or whatever ``fit`` takes in their place.
     ``fit`` trains and tests one split (a module-level function taking a :class:`FoldJob` and returning a
     :class:`FoldResult` with its ``probs``, optionally with every test window's probabilities in
@@ -81,12 +84,11 @@ def evaluate(
     labels = list(labels)
     y = np.array([labels.index(r.emotion) for r in records])
     splits = make_splits(records, protocol, config)
-    workers, threads = split_cores(len(splits), jobs)
-    cfg = config if config.train.threads else config.replace(train=config.train.replace(threads=threads))
+    workers, spare = split_cores(len(splits), jobs)
     take = lambda ix: [specs[i] for i in ix]  # noqa: E731
     work = [FoldJob(s.name, take(s.train), y[s.train], take(s.val), y[s.val], take(s.test), y[s.test], len(labels),
-                    cfg, train_aug=[aug_specs[i] for i in s.train] if aug_specs else None,
-                    speakers=[records[i].speaker for i in s.train])
+                    config, train_aug=[aug_specs[i] for i in s.train] if aug_specs else None,
+                    speakers=[records[i].speaker for i in s.train], threads=threads or spare)
             for s in splits]
     outcomes = pmap(fit, work, jobs=workers, desc=protocol, progress=progress, chunksize=1, unit="fold",
                     start_method="spawn")

@@ -72,7 +72,7 @@ def validation_speakers(records: Sequence[Utterance], n: int, seed: int) -> list
     records : sequence of Utterance
         With speakers already unique across corpora (:func:`unique_speakers`).
     n : int
-        Validation speakers wanted in all (``TrainConfig.val_actors``).
+        Validation speakers wanted in all (``TrainConfig.val_speakers``).
     seed : int
     """
     names = corpora(records)

@@ -45,6 +45,8 @@ class FoldJob:
     train_aug: Sequence[Sequence[np.ndarray]] | None = None
     weights: np.ndarray | None = None
     speakers: Sequence[str] | None = None
+    #: torch threads for this job's training (a run setting; 0 = torch's default)
+    threads: int = 0
 
 
 @dataclass(frozen=True, eq=False)

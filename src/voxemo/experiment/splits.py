@@ -1,5 +1,6 @@
-"""Evaluation protocols: speaker-independent folds (``actor-6fold``: fold k tests the k-th block of speakers in id
-order) and, for contrast only, the leaking random clip split; and the choice of validation speakers.
+"""Evaluation protocols: speaker-independent folds (``speaker-6fold``: fold k tests the k-th block of speakers in
+id order; ``actor-6fold`` is its RAVDESS name, the name the published results use) and, for contrast only, the
+leaking random clip split; and the choice of validation speakers.
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ from voxemo.core.config import Config
 from voxemo.core.errors import ConfigError
 from voxemo.core.records import Utterance
 
-PROTOCOLS = ("actor-6fold", "random")
+#: the speaker-grouped six folds under both names
+SPEAKER_FOLDS = ("actor-6fold", "speaker-6fold")
+PROTOCOLS = (*SPEAKER_FOLDS, "random")
 
 
 @dataclass(frozen=True)
@@ -43,12 +46,12 @@ def pick_validation_speakers(records: Sequence[Utterance], candidates: Sequence[
     return sorted(chosen)
 
 
-def actor_folds(records: Sequence[Utterance], *, val_speakers: int, seed: int, n_folds: int = 6) -> list[Split]:
-    """The speaker-independent folds: fold k tests the k-th block of ``24 / n_folds`` actors in id order, and
-    ``val_speakers`` of the remaining speakers (0 for none) are held out for validation."""
+def speaker_folds(records: Sequence[Utterance], *, val_speakers: int, seed: int, n_folds: int = 6) -> list[Split]:
+    """The speaker-independent folds: fold k tests the k-th block of ``n_speakers / n_folds`` speakers in id
+    order, and ``val_speakers`` of the remaining speakers (0 for none) are held out for validation."""
     speakers = sorted({r.speaker for r in records}, key=lambda s: (len(s), s))
     if len(speakers) < n_folds:
-        raise ConfigError(f"actor-6fold needs at least {n_folds} speakers, found {len(speakers)}")
+        raise ConfigError(f"speaker-{n_folds}fold needs at least {n_folds} speakers, found {len(speakers)}")
     spk = np.array([r.speaker for r in records])
     per = len(speakers) / n_folds
     splits = []
@@ -63,7 +66,7 @@ def actor_folds(records: Sequence[Utterance], *, val_speakers: int, seed: int, n
 
 
 def random_split(records: Sequence[Utterance], *, seed: int, test_size: float = 0.2, val_size: float = 0.1) -> Split:
-    """A stratified random clip split (the leaking protocol): same actors in train, validation and test."""
+    """A stratified random clip split (the leaking protocol): same speakers in train, validation and test."""
     from sklearn.model_selection import train_test_split  # scikit-learn is imported only when this split is made
 
     idx = np.arange(len(records))
@@ -77,8 +80,8 @@ def random_split(records: Sequence[Utterance], *, seed: int, test_size: float = 
 
 def make_splits(records: Sequence[Utterance], protocol: str, config: Config) -> list[Split]:
     """The splits of ``protocol``; training folds keep every non-test clip (no validation part)."""
-    if protocol == "actor-6fold":
-        return actor_folds(records, val_speakers=0, seed=config.train.seed)
+    if protocol in SPEAKER_FOLDS:
+        return speaker_folds(records, val_speakers=0, seed=config.train.seed)
     if protocol == "random":
         return [random_split(records, seed=config.train.seed, val_size=0.0)]
     raise ConfigError(f"unknown protocol {protocol!r}; expected one of {', '.join(PROTOCOLS)}")

@@ -24,8 +24,8 @@ from voxemo.nn.train import train_model
 
 def compare_variants(records: Sequence[Utterance], specs: Sequence[np.ndarray], config: Config, *,
                      labels: Sequence[str] = EMOTIONS, aug_specs: Sequence[Sequence[np.ndarray]] | None = None,
-                     jobs: int = 0, progress: bool = True) -> VariantComparison:
-    """Train the CNN with and without output-bias initialisation on the same actor split and compare first-epoch
+                     jobs: int = 0, threads: int = 0, progress: bool = True) -> VariantComparison:
+    """Train the CNN with and without output-bias initialisation on the same speaker split and compare first-epoch
     and best validation loss/accuracy. The better variant has the lower best validation loss. Both train side by
     side in ``jobs`` processes (0 = one per core).
 
@@ -34,7 +34,7 @@ def compare_variants(records: Sequence[Utterance], specs: Sequence[np.ndarray], 
     equally (:func:`~voxemo.experiment.multicorpus.corpus_weights`)."""
     labels = list(labels)
     records = unique_speakers(records)
-    val_spk = validation_speakers(records, config.train.val_actors, config.train.seed)
+    val_spk = validation_speakers(records, config.train.val_speakers, config.train.seed)
     if not val_spk:
         raise CorpusError(f"training needs speakers to hold out for validation, but every corpus has only one "
                           f"({', '.join(sorted({r.speaker for r in records}))})")
@@ -45,15 +45,13 @@ def compare_variants(records: Sequence[Utterance], specs: Sequence[np.ndarray], 
     weights = corpus_weights(records)
     train_w = weights[~is_val] if weights is not None else None
     train_speakers = [r.speaker for r, m in zip(records, ~is_val) if m]
-    workers, threads = split_cores(2, jobs)
+    workers, spare = split_cores(2, jobs)
     work = []
     for bias_init in (True, False):
         cfg = config.replace(model=config.model.replace(bias_init=bias_init))
-        if not config.train.threads:
-            cfg = cfg.replace(train=cfg.train.replace(threads=threads))
         work.append(FoldJob("bias_init" if bias_init else "no_bias_init", take(~is_val), y[~is_val], take(is_val),
                             y[is_val], take(is_val), y[is_val], len(labels), cfg, train_aug=train_aug,
-                            weights=train_w, speakers=train_speakers))
+                            weights=train_w, speakers=train_speakers, threads=threads or spare))
     outcomes = pmap(fit_and_test, work, jobs=workers, desc="variants", progress=progress, chunksize=1,
                     unit="variant", start_method="spawn")
     variants, window_probs = {}, {}
@@ -84,15 +82,16 @@ def apply_choice(config: Config, variants: VariantComparison) -> tuple[Config, i
 
 def train_final(records: Sequence[Utterance], specs: Sequence[np.ndarray], config: Config, epochs: int, *,
                 labels: Sequence[str] = EMOTIONS, aug_specs: Sequence[Sequence[np.ndarray]] | None = None,
-                progress: bool = True, calibration: Mapping[str, Any] | None = None) -> EmotionClassifier:
-    """Retrain on every clip for a fixed number of epochs (the best epoch found on held-out actors); several
+                threads: int = 0, progress: bool = True,
+                calibration: Mapping[str, Any] | None = None) -> EmotionClassifier:
+    """Retrain on every clip for a fixed number of epochs (the best epoch found on held-out speakers); several
     corpora are sampled equally (:func:`~voxemo.experiment.multicorpus.corpus_weights`). ``calibration`` (from
     :func:`compare_variants`) gives the model its softmax temperature, saved as ``calibration.json``."""
     labels = list(labels)
     y = np.array([labels.index(r.emotion) for r in records])
     res = train_model(specs, y, len(labels), config, epochs=epochs, aug_specs=aug_specs,
                       weights=corpus_weights(records), speakers=[r.speaker for r in unique_speakers(records)],
-                      progress=progress, desc="final")
+                      threads=threads, progress=progress, desc="final")
     clf = EmotionClassifier(res.model, config, labels)
     if calibration:
         clf.temperature, clf.calibration = float(calibration["temperature"]), dict(calibration)

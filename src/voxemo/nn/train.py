@@ -143,6 +143,7 @@ def train_model(
     aug_specs: Sequence[Sequence[np.ndarray]] | None = None,
     weights: np.ndarray | None = None,
     speakers: Sequence[str] | None = None,
+    threads: int = 0,
     progress: bool = True,
     desc: str = "train",
 ) -> TrainResult:
@@ -168,6 +169,9 @@ def train_model(
         None (the default): every clip once per epoch.
     speakers : sequence of str, optional
         The speaker of each training clip; required when ``config.train.speaker_adversary`` > 0, unused otherwise.
+    threads : int
+        Torch intra-op threads (0 = torch's default, all cores). A run setting, not part of the recipe: results
+        may differ between thread counts in the last bits.
 
     With ``config.model.members`` > 1 each member is trained this way in turn, with seed ``train.seed + i`` and
     its own architecture (:meth:`~voxemo.core.config.ModelConfig.member`; member 0 is the single model of the same
@@ -177,9 +181,9 @@ def train_model(
     if config.model.members > 1:
         return _train_ensemble(specs, labels, n_classes, config, val_specs=val_specs, val_labels=val_labels,
                                epochs=epochs, aug_specs=aug_specs, weights=weights, speakers=speakers,
-                               progress=progress, desc=desc)
+                               threads=threads, progress=progress, desc=desc)
     t = config.train
-    set_threads(t.threads)
+    set_threads(threads)
     torch.manual_seed(t.seed)
     rng = np.random.default_rng(t.seed)
     n_frames = segment_frames(config.audio, config.features)

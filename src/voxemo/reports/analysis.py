@@ -147,7 +147,7 @@ def render_report(summary: Mapping[str, Any]) -> str:
         "",
     ]
     for key, title, label in (("by_emotion", "Per emotion", "emotion"), ("by_intensity", "Per intensity", "intensity"),
-                              ("by_gender", "Per gender", "gender"), ("by_actor", "Per actor", "actor")):
+                              ("by_gender", "Per gender", "gender"), ("by_speaker", "Per speaker", "speaker")):
         if summary[key]:
             lines += [f"### {title}", "", *_group_table(summary[key], label), ""]
     lines += ["## Figures", ""]

@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 from voxemo.experiment.results import Evaluation
+from voxemo.experiment.splits import SPEAKER_FOLDS
 from voxemo.reports.calibration import calibration_markdown
 from voxemo.reports.tables import _md_table, write_rows_csv
 
@@ -32,8 +33,8 @@ def write_evaluation(result: Evaluation, out_dir: str | Path) -> Path:
                          title=f"{result.protocol}: reliability ({cal['n_bins']} bins)")
     model = f" ({result.model})" if result.model else ""
     report = [f"# Evaluation: `{result.protocol}`{model}\n",
-              "Speaker-independent: no actor is in both training and test.\n" if result.protocol == "actor-6fold"
-              else "Random clip split: the same actors are in training and test, so this overstates accuracy "
+              "Speaker-independent: no speaker is in both training and test.\n" if result.protocol in SPEAKER_FOLDS
+              else "Random clip split: the same speakers are in training and test, so this overstates accuracy "
                    "on new voices. Shown for comparison only.\n",
               "| metric | mean | std |", "|---|---|---|"]
     report += [f"| {m} | {s.mean:.3f} | {s.std:.3f} |" for m, s in result.summary.items()]

@@ -65,7 +65,7 @@ def analyze(
     -------
     dict
         The summary also written to ``summary.json``: clip counts, formats, ``overall`` and ``by_emotion`` /
-        ``by_intensity`` / ``by_gender`` / ``by_actor`` distributions (see :func:`describe`), ``sweep`` (see
+        ``by_intensity`` / ``by_gender`` / ``by_speaker`` distributions (see :func:`describe`), ``sweep`` (see
         :func:`sweep_table`), ``recommended`` (see :func:`recommend`), ``recommended_audio`` (``audio`` with the
         recommended ``top_db`` and ``duration``), ``audio`` (the config used),
         ``failures`` (``{"path", "error"}`` per unreadable clip) and ``plots`` (file names).

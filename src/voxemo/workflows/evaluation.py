@@ -20,7 +20,7 @@ MODELS = ("cnn", "egemaps-svm")
 
 
 def run_evaluation(records: Sequence[Utterance], config: Config, protocol: str, out: str | Path, *,
-                   model: str = "cnn", jobs: int = 0, progress: bool = True) -> Evaluation:
+                   model: str = "cnn", jobs: int = 0, threads: int = 0, progress: bool = True) -> Evaluation:
     """Cross-validate ``model`` on ``records`` under ``protocol`` and write the report folder ``out``
     (:func:`~voxemo.reports.evaluation.write_evaluation`); returns the evaluation."""
     if model not in MODELS:
@@ -34,6 +34,6 @@ def run_evaluation(records: Sequence[Utterance], config: Config, protocol: str, 
         records, specs, _ = load_features(records, config, jobs=jobs, progress=progress)
         aug = load_augmented(records, config, jobs=jobs, progress=progress)
         result = evaluate(records, specs, config, protocol, labels=model_labels(records), aug_specs=aug,
-                          progress=progress)
+                          threads=threads, progress=progress)
     write_evaluation(result, out)
     return result

@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 
 
 def run_study(records: Sequence[Utterance], out_dir: str | Path, config: Config, *, analyze_audio: bool = True,
-              random_protocol: bool = False, cache_dir: str | None = None, jobs: int = 0,
+              random_protocol: bool = False, cache_dir: str | None = None, jobs: int = 0, threads: int = 0,
               progress: bool = True) -> StudySummary:
     """Run the whole study and write everything under ``out_dir``:
 
@@ -55,7 +55,8 @@ def run_study(records: Sequence[Utterance], out_dir: str | Path, config: Config,
 
     t = time.perf_counter()
     log.info("comparing output-bias initialisation variants")
-    variants = compare_variants(records, specs, config, labels=labels, aug_specs=aug_specs, progress=progress)
+    variants = compare_variants(records, specs, config, labels=labels, aug_specs=aug_specs, threads=threads,
+                                progress=progress)
     (out / "variants.json").write_text(json.dumps(variants.to_dict(), indent=2))
     config, epochs = apply_choice(config, variants)
     timings["variants"] = time.perf_counter() - t
@@ -64,14 +65,16 @@ def run_study(records: Sequence[Utterance], out_dir: str | Path, config: Config,
     for protocol in ("actor-6fold", "random") if random_protocol else ("actor-6fold",):
         t = time.perf_counter()
         log.info("evaluating with protocol %s", protocol)
-        result = evaluate(records, specs, config, protocol, labels=labels, aug_specs=aug_specs, progress=progress)
+        result = evaluate(records, specs, config, protocol, labels=labels, aug_specs=aug_specs, threads=threads,
+                          progress=progress)
         write_evaluation(result, out / f"eval-{protocol}")
         evaluations[protocol] = result
         timings[f"eval-{protocol}"] = time.perf_counter() - t
 
     t = time.perf_counter()
     log.info("training the final model on all %d clips for %d epochs", len(records), epochs)
-    clf = train_final(records, specs, config, epochs, labels=labels, aug_specs=aug_specs, progress=progress,
+    clf = train_final(records, specs, config, epochs, labels=labels, aug_specs=aug_specs, threads=threads,
+                      progress=progress,
                       calibration=variants.calibration)
     timings["final"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - t0

@@ -20,7 +20,7 @@ from voxemo.experiment.training import apply_choice, compare_variants, train_fin
 
 #: config fields that may differ between an evaluation and the model it calibrates: they change how a run is
 #: scheduled or which variant won, not the recipe
-_RECIPE_EXEMPT = {("model", "bias_init"), ("train", "seed"), ("train", "threads"), ("train", "epochs")}
+_RECIPE_EXEMPT = {("model", "bias_init"), ("train", "seed"), ("train", "epochs")}
 
 
 def calibration_from_evaluation(path: str | Path, config: Config) -> dict[str, Any]:
@@ -32,7 +32,7 @@ def calibration_from_evaluation(path: str | Path, config: Config) -> dict[str, A
     ------
     ConfigError
         The folder holds no evaluation with a temperature, or its recipe differs from ``config`` (other than in
-        seed, threads, epochs or the output-bias variant).
+        seed, epochs or the output-bias variant).
     """
     d = Path(path)
     try:
@@ -72,7 +72,8 @@ class TrainingSummary:
 
 
 def train_recipe(records: Sequence[Utterance], config: Config, out: str | Path, *,
-                 calibration_from: str | Path | None = None, jobs: int = 0, progress: bool = True) -> TrainingSummary:
+                 calibration_from: str | Path | None = None, jobs: int = 0, threads: int = 0,
+                 progress: bool = True) -> TrainingSummary:
     """Train the recipe on ``records`` and write a complete model folder (with ``model.onnx``) to ``out``.
 
     Both output-bias variants are trained on all but the validation speakers; the one with the lower best
@@ -84,11 +85,13 @@ def train_recipe(records: Sequence[Utterance], config: Config, out: str | Path, 
     records, specs, errors = load_features(records, config, jobs=jobs, progress=progress)
     labels = model_labels(records)
     aug = load_augmented(records, config, jobs=jobs, progress=progress)
-    variants = compare_variants(records, specs, config, labels=labels, aug_specs=aug, progress=progress)
+    variants = compare_variants(records, specs, config, labels=labels, aug_specs=aug, threads=threads,
+                                progress=progress)
     config, epochs = apply_choice(config, variants)
     if calibration:
         variants = replace(variants, calibration=calibration, calibration_validation=variants.calibration)
-    clf = train_final(records, specs, config, epochs, labels=labels, aug_specs=aug, progress=progress,
+    clf = train_final(records, specs, config, epochs, labels=labels, aug_specs=aug, threads=threads,
+                      progress=progress,
                       calibration=variants.calibration)
     corpora = dict(sorted(Counter(r.corpus for r in records).items()))
     clf.save(out, report={"variants": variants.to_dict(), "final_epochs": epochs, "n_clips": len(records),
