@@ -12,6 +12,7 @@ from typing import Any
 
 from voxemo.core.errors import VoxemoError
 from voxemo.core.extras import missing_extra_message, require
+from voxemo.core.reproducible import pin_cpu_kernels
 from voxemo.core.version import version
 
 BACKEND_HELP = ("inference runtime (default auto: the model folder's model.onnx with ONNX Runtime when it was "
@@ -47,7 +48,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     records = _records(args.data, args.progress, args.corpus)
     report = run_study(records, args.out, _config(args), random_protocol=args.with_random,
-                       jobs=args.jobs, threads=args.threads or 0, progress=args.progress)
+                       jobs=args.jobs, threads=args.threads or 1, progress=args.progress)
     ev = report.evaluations["actor-6fold"].summary
     print(f"actor-6fold accuracy {ev.accuracy.mean:.3f} ± {ev.accuracy.std:.3f}, "
           f"UAR {ev.uar.mean:.3f}; report: {Path(args.out) / 'report.md'}; model: {Path(args.out) / 'model'}")
@@ -78,7 +79,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     cfg = _config(args)
     s = train_recipe(_records_many(args.data, args.progress, args.corpus), cfg, args.out,
-                     calibration_from=args.calibration_from, jobs=args.jobs, threads=args.threads or 0,
+                     calibration_from=args.calibration_from, jobs=args.jobs, threads=args.threads or 1,
                      progress=args.progress)
     print(f"chose {s.chosen}; trained on {s.n_clips} clips ({', '.join(s.corpora)}) for {s.epochs} epochs, "
           f"{len(s.labels)} classes; saved {s.out}")
@@ -98,7 +99,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from voxemo.workflows.evaluation import run_evaluation
 
     result = run_evaluation(_records(args.data, args.progress, args.corpus), cfg, args.protocol, args.out,
-                            model=args.model, jobs=args.jobs, threads=args.threads or 0, progress=args.progress)
+                            model=args.model, jobs=args.jobs, threads=args.threads or 1, progress=args.progress)
     s = result.summary
     print(f"{args.protocol}: accuracy {s.accuracy.mean:.3f} ± {s.accuracy.std:.3f}, "
           f"UAR {s.uar.mean:.3f} ± {s.uar.std:.3f}, macro-F1 {s.macro_f1.mean:.3f}; "
@@ -113,7 +114,7 @@ def _cross_corpus(args: argparse.Namespace, cfg: Any) -> int:
     corpus = [args.corpus] if args.corpus else None
     result = run_cross_corpus(_records_many(args.train, args.progress, corpus),
                               _records_many(args.test, args.progress, corpus), cfg, args.out, jobs=args.jobs,
-                              threads=args.threads or 0,
+                              threads=args.threads or 1,
                               progress=args.progress)
     shared, four = result.shared, result.four_class
     extra = f"; 4 classes: UAR {four.uar:.3f}, accuracy {four.accuracy:.3f}" if four else ""
@@ -239,7 +240,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     def training_args(sp: argparse.ArgumentParser) -> None:
         sp.add_argument("--epochs", type=int, help="maximum epochs per training")
-        sp.add_argument("--threads", type=int, help="torch threads per training (default: all cores)")
+        sp.add_argument("--threads", type=int, help="torch threads per training (default 1: the same numbers on any "
+                        "machine; more is faster, and the results then differ in the last bits)")
         sp.add_argument("--set", action="append", metavar="SECTION.FIELD=VALUE",
                         help="override a config field, e.g. --set augment.copies=0 --set model.pooling=attention "
                              "(repeatable; sections: audio, features, model, train, augment)")
@@ -361,6 +363,7 @@ def _device(text: str) -> int | str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    pin_cpu_kernels()  # before numpy is imported: the same numbers on any x86-64 CPU
     args = build_parser().parse_args(argv)
     args.progress = not args.quiet and sys.stderr.isatty()
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO,

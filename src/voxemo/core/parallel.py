@@ -52,12 +52,10 @@ def pmap(fn: Callable[[A], R], items: Sequence[A], *, jobs: int = 0, desc: str =
     return results
 
 
-def split_cores(n_tasks: int, jobs: int = 0) -> tuple[int, int]:
-    """How many worker processes to run ``n_tasks`` torch trainings in, and torch threads for each.
+def worker_count(n_tasks: int, jobs: int = 0) -> int:
+    """How many worker processes to run ``n_tasks`` torch trainings in: one per core (``jobs=0``) or ``jobs``.
 
     Small CNNs use two single-threaded processes far better than one two-threaded one, so tasks run side by
-    side, one per core (``jobs=0``), and any spare cores become threads.
+    side; each keeps one torch thread, so that its numbers do not depend on the machine's core count.
     """
-    cores = os.cpu_count() or 1
-    workers = max(1, min(n_tasks, jobs or cores))
-    return workers, max(1, cores // workers)
+    return max(1, min(n_tasks, jobs or os.cpu_count() or 1))

@@ -151,7 +151,7 @@ def score_cross_corpus(test_records: Sequence[Utterance], probs: np.ndarray, lab
 def cross_corpus(train_records: Sequence[Utterance], train_specs: Sequence[np.ndarray],
                  test_records: Sequence[Utterance], test_specs: Sequence[np.ndarray], config: Config, *,
                  aug_specs: Sequence[Sequence[np.ndarray]] | None = None, fold: Mapping[str, str] | None = None,
-                 threads: int = 0, progress: bool = True) -> CrossCorpusResult:
+                 threads: int = 1, progress: bool = True) -> CrossCorpusResult:
     """Train one model on the training corpora and score it on the test corpus (see the module docstring).
 
     The model predicts the union of the training classes (:func:`~voxemo.experiment.multicorpus.model_labels`); several

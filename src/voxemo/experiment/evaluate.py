@@ -27,7 +27,7 @@ from sklearn.metrics import confusion_matrix
 
 from voxemo.core.config import Config
 from voxemo.core.labels import EMOTIONS
-from voxemo.core.parallel import pmap, split_cores
+from voxemo.core.parallel import pmap, worker_count
 from voxemo.core.records import Utterance
 from voxemo.dsp.scoring import window_probabilities
 from voxemo.experiment.calibration import evaluate_folds
@@ -67,13 +67,13 @@ def evaluate(
     labels: Sequence[str] = EMOTIONS,
     aug_specs: Sequence[Sequence[np.ndarray]] | None = None,
     jobs: int = 0,
-    threads: int = 0,
+    threads: int = 1,
     progress: bool = True,
     fit: Callable[[FoldJob], FoldResult] = fit_and_test,
 ) -> Evaluation:
     """Train and test one model per split; returns metrics per fold, mean ± std, the summed confusion
     matrix, per-clip predictions and calibration. Splits train side by side in ``jobs`` processes (0 = one per
-    core), each with ``threads`` torch threads (0: the cores left over, at least one). ``aug_specs`` (augmented
+    core), each with ``threads`` torch threads (1: the same numbers on any machine). ``aug_specs`` (augmented
     copies per record) are given to each split's training clips only.
     ``specs`` are the clips' spectrograms, or whatever ``fit`` takes in their place.
     ``fit`` trains and tests one split (a module-level function taking a :class:`FoldJob` and returning a
@@ -84,11 +84,11 @@ def evaluate(
     labels = list(labels)
     y = np.array([labels.index(r.emotion) for r in records])
     splits = make_splits(records, protocol, config)
-    workers, spare = split_cores(len(splits), jobs)
+    workers = worker_count(len(splits), jobs)
     take = lambda ix: [specs[i] for i in ix]  # noqa: E731
     work = [FoldJob(s.name, take(s.train), y[s.train], take(s.val), y[s.val], take(s.test), y[s.test], len(labels),
                     config, train_aug=[aug_specs[i] for i in s.train] if aug_specs else None,
-                    speakers=[records[i].speaker for i in s.train], threads=threads or spare)
+                    speakers=[records[i].speaker for i in s.train], threads=threads)
             for s in splits]
     outcomes = pmap(fit, work, jobs=workers, desc=protocol, progress=progress, chunksize=1, unit="fold",
                     start_method="spawn")

@@ -45,8 +45,8 @@ class FoldJob:
     train_aug: Sequence[Sequence[np.ndarray]] | None = None
     weights: np.ndarray | None = None
     speakers: Sequence[str] | None = None
-    #: torch threads for this job's training (a run setting; 0 = torch's default)
-    threads: int = 0
+    #: torch threads for this job's training (a run setting; 1 gives the same numbers on any machine)
+    threads: int = 1
 
 
 @dataclass(frozen=True, eq=False)

@@ -12,7 +12,7 @@ import numpy as np
 from voxemo.core.config import Config
 from voxemo.core.errors import CorpusError
 from voxemo.core.labels import EMOTIONS
-from voxemo.core.parallel import pmap, split_cores
+from voxemo.core.parallel import pmap, worker_count
 from voxemo.core.records import Utterance
 from voxemo.experiment.calibration import holdout_fit, window_logits
 from voxemo.experiment.evaluate import fit_and_test
@@ -24,7 +24,7 @@ from voxemo.nn.train import train_model
 
 def compare_variants(records: Sequence[Utterance], specs: Sequence[np.ndarray], config: Config, *,
                      labels: Sequence[str] = EMOTIONS, aug_specs: Sequence[Sequence[np.ndarray]] | None = None,
-                     jobs: int = 0, threads: int = 0, progress: bool = True) -> VariantComparison:
+                     jobs: int = 0, threads: int = 1, progress: bool = True) -> VariantComparison:
     """Train the CNN with and without output-bias initialisation on the same speaker split and compare first-epoch
     and best validation loss/accuracy. The better variant has the lower best validation loss. Both train side by
     side in ``jobs`` processes (0 = one per core).
@@ -45,13 +45,13 @@ def compare_variants(records: Sequence[Utterance], specs: Sequence[np.ndarray], 
     weights = corpus_weights(records)
     train_w = weights[~is_val] if weights is not None else None
     train_speakers = [r.speaker for r, m in zip(records, ~is_val) if m]
-    workers, spare = split_cores(2, jobs)
+    workers = worker_count(2, jobs)
     work = []
     for bias_init in (True, False):
         cfg = config.replace(model=config.model.replace(bias_init=bias_init))
         work.append(FoldJob("bias_init" if bias_init else "no_bias_init", take(~is_val), y[~is_val], take(is_val),
                             y[is_val], take(is_val), y[is_val], len(labels), cfg, train_aug=train_aug,
-                            weights=train_w, speakers=train_speakers, threads=threads or spare))
+                            weights=train_w, speakers=train_speakers, threads=threads))
     outcomes = pmap(fit_and_test, work, jobs=workers, desc="variants", progress=progress, chunksize=1,
                     unit="variant", start_method="spawn")
     variants, window_probs = {}, {}
@@ -82,7 +82,7 @@ def apply_choice(config: Config, variants: VariantComparison) -> tuple[Config, i
 
 def train_final(records: Sequence[Utterance], specs: Sequence[np.ndarray], config: Config, epochs: int, *,
                 labels: Sequence[str] = EMOTIONS, aug_specs: Sequence[Sequence[np.ndarray]] | None = None,
-                threads: int = 0, progress: bool = True,
+                threads: int = 1, progress: bool = True,
                 calibration: Mapping[str, Any] | None = None) -> EmotionClassifier:
     """Retrain on every clip for a fixed number of epochs (the best epoch found on held-out speakers); several
     corpora are sampled equally (:func:`~voxemo.experiment.multicorpus.corpus_weights`). ``calibration`` (from

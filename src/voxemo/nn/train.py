@@ -143,7 +143,7 @@ def train_model(
     aug_specs: Sequence[Sequence[np.ndarray]] | None = None,
     weights: np.ndarray | None = None,
     speakers: Sequence[str] | None = None,
-    threads: int = 0,
+    threads: int = 1,
     progress: bool = True,
     desc: str = "train",
 ) -> TrainResult:
@@ -170,8 +170,9 @@ def train_model(
     speakers : sequence of str, optional
         The speaker of each training clip; required when ``config.train.speaker_adversary`` > 0, unused otherwise.
     threads : int
-        Torch intra-op threads (0 = torch's default, all cores). A run setting, not part of the recipe: results
-        may differ between thread counts in the last bits.
+        Torch intra-op threads (0 = torch's default, all cores). A run setting, not part of the recipe; the
+        default 1 makes a run's numbers the same on any machine (with another thread count they differ in the
+        last bits, and a long training drifts apart).
 
     With ``config.model.members`` > 1 each member is trained this way in turn, with seed ``train.seed + i`` and
     its own architecture (:meth:`~voxemo.core.config.ModelConfig.member`; member 0 is the single model of the same

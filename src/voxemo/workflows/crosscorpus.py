@@ -15,7 +15,7 @@ from voxemo.reports.crosscorpus import write_cross_corpus
 
 def run_cross_corpus(train_records: Sequence[Utterance], test_records: Sequence[Utterance], config: Config,
                      out_dir: str | Path, *, fold: Mapping[str, str] | None = None, cache_dir: str | None = None,
-                     jobs: int = 0, threads: int = 0, progress: bool = True) -> CrossCorpusResult:
+                     jobs: int = 0, threads: int = 1, progress: bool = True) -> CrossCorpusResult:
     """Extract features (and the training clips' augmented copies), run :func:`cross_corpus` and write its
     report under ``out_dir`` (:func:`write_cross_corpus`). Clips whose audio fails are skipped and listed in
     ``skipped``."""

@@ -20,7 +20,7 @@ MODELS = ("cnn", "egemaps-svm")
 
 
 def run_evaluation(records: Sequence[Utterance], config: Config, protocol: str, out: str | Path, *,
-                   model: str = "cnn", jobs: int = 0, threads: int = 0, progress: bool = True) -> Evaluation:
+                   model: str = "cnn", jobs: int = 0, threads: int = 1, progress: bool = True) -> Evaluation:
     """Cross-validate ``model`` on ``records`` under ``protocol`` and write the report folder ``out``
     (:func:`~voxemo.reports.evaluation.write_evaluation`); returns the evaluation."""
     if model not in MODELS:

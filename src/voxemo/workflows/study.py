@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 
 
 def run_study(records: Sequence[Utterance], out_dir: str | Path, config: Config, *, analyze_audio: bool = True,
-              random_protocol: bool = False, cache_dir: str | None = None, jobs: int = 0, threads: int = 0,
+              random_protocol: bool = False, cache_dir: str | None = None, jobs: int = 0, threads: int = 1,
               progress: bool = True) -> StudySummary:
     """Run the whole study and write everything under ``out_dir``:
 

@@ -72,7 +72,7 @@ class TrainingSummary:
 
 
 def train_recipe(records: Sequence[Utterance], config: Config, out: str | Path, *,
-                 calibration_from: str | Path | None = None, jobs: int = 0, threads: int = 0,
+                 calibration_from: str | Path | None = None, jobs: int = 0, threads: int = 1,
                  progress: bool = True) -> TrainingSummary:
     """Train the recipe on ``records`` and write a complete model folder (with ``model.onnx``) to ``out``.
 
