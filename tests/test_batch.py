@@ -191,6 +191,14 @@ def test_resume_refuses_a_file_it_did_not_write(folder: Path, tiny_model_dir: Pa
     other.write_text("a,b\n1,2\n")
     code, _, err = run(capsys, "--model", str(tiny_model_dir), "--resume", "--output", str(other), clip)
     assert code == 2 and "is not this model's" in err and len(err.splitlines()) == 1
+    # a file whose last line has no newline is refused as it is: nothing of it is cut off first
+    for name, text in (("log.jsonl", "line one\nline two without newline"), ("one.jsonl", "no newline at all"),
+                       ("table.csv", "x,y\n1,2\n3,")):
+        target = tmp_path / name
+        target.write_text(text)
+        code, _, err = run(capsys, "--model", str(tiny_model_dir), "--resume", "--output", str(target), clip)
+        assert code == 2 and len(err.splitlines()) == 1 and err.startswith(f"voxemo: error: {target}")
+        assert target.read_text() == text
     code, _, err = run(capsys, "--model", str(tiny_model_dir), "--resume", clip)
     assert code == 2 and err == "voxemo: error: --resume needs --output FILE: it continues the results already " \
                                 "written there\n"
@@ -265,3 +273,52 @@ def test_output_needs_a_machine_format_and_jobs_must_be_valid(folder: Path, tiny
     writer = batch.ResultWriter(io.StringIO(), "json", EMOTIONS)
     writer.write(FileFailure("a.wav", "a.wav: broken"))
     assert json.loads(writer.out.getvalue()) == {"path": "a.wav", "error": "a.wav: broken"}
+
+
+def _descendants(pid: int) -> set[int]:
+    """Live (not zombie) processes below ``pid``, from /proc."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[0] != "Z":
+            children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = set(), [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.add(child)
+            todo.append(child)
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc to find the worker processes")
+def test_workers_exit_when_the_parent_is_killed(folder: Path, tiny_model_dir: Path, tmp_path: Path) -> None:
+    """``kill -9`` of ``voxemo predict --jobs 2``: its fork server and workers are gone within seconds."""
+    out = tmp_path / "killed.jsonl"
+    argv = [sys.executable, "-m", "voxemo", "predict", "--model", str(tiny_model_dir), "--jobs", "2",
+            "--output", str(out), str(folder)]
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while len(_descendants(proc.pid)) < 3 and proc.poll() is None:  # the fork server and two workers
+            assert time.monotonic() < deadline, "the workers did not start within 2 minutes"
+            time.sleep(0.05)
+        below = _descendants(proc.pid)
+        assert len(below) >= 3
+    finally:
+        proc.kill()
+        proc.wait()
+    deadline = time.monotonic() + 15
+    while (left := {p for p in below if _alive(p)}) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert left == set(), f"still running 15 s after the parent was killed: {sorted(left)}"

@@ -340,3 +340,12 @@ def test_listen_refuses_torn_samples_and_too_many_sessions(model: Any) -> None:
             while "done" not in first.receive_json():
                 pass
         assert listen(c, {"sample_rate": SR}, [np.zeros(1600, "<f4").tobytes()])[-1] == {"done": True}
+
+
+@pytest.mark.parametrize("endpoint", ["/predict", "/timeline"])
+def test_two_files_in_one_upload_are_refused(client: TestClient, endpoint: str) -> None:
+    """Several files in the field 'file' get a one-line 422 instead of one of them being used silently."""
+    clip = wav_bytes(speech())
+    r = client.post(endpoint, files=[("file", ("a.wav", clip, "audio/wav")), ("file", ("b.wav", clip, "audio/wav"))])
+    msg = assert_clean_error(r, 422)
+    assert "2 files sent" in msg and "one file per request" in msg

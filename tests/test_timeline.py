@@ -195,3 +195,12 @@ def test_real_clips_joined_by_pauses(model: Any, real_ravdess: Path, tmp_path: P
         longest = max(inside, key=lambda s: s["end"] - s["start"])
         assert longest["emotion"] == emotion, (emotion, inside)
     assert len(result["segments"]) >= len(spans)
+
+
+def test_a_sample_rate_the_stream_cannot_take_is_an_error_naming_the_file(make_wav, tmp_path) -> None:
+    """A 500 Hz file: the timeline's one-line error names the file and the cause."""
+    from voxemo.core.errors import AudioError
+
+    low = make_wav("low.wav", (0.1 * np.sin(np.arange(5000) / 3)).astype(np.float32), 500)
+    with pytest.raises(AudioError, match=r"low\.wav: sample rate 500 Hz is outside 1000\.\.384000 Hz"):
+        timeline(low)

@@ -49,9 +49,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     records = _records(args.data, args.progress, args.corpus)
     report = run_study(records, args.out, _config(args), random_protocol=args.with_random,
                        jobs=args.jobs, threads=args.threads or 1, progress=args.progress)
-    ev = report.evaluations["actor-6fold"].summary
-    print(f"actor-6fold accuracy {ev.accuracy.mean:.3f} ± {ev.accuracy.std:.3f}, "
-          f"UAR {ev.uar.mean:.3f}; report: {Path(args.out) / 'report.md'}; model: {Path(args.out) / 'model'}")
+    from voxemo.reports.study import headline
+
+    print(f"{headline(report.to_dict())}; report: {Path(args.out) / 'report.md'}; model: {Path(args.out) / 'model'}")
     return 0
 
 

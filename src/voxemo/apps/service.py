@@ -264,6 +264,13 @@ def _rename(message: str, path: Path, name: str) -> str:
     return message.replace(str(path), name).replace(str(path.parent) + os.sep, "").replace(str(path.parent), "")
 
 
+async def _one_file(request: Request) -> None:
+    """An upload holds one file: several in the field ``file`` are refused instead of silently using one."""
+    files = (await request.form()).getlist("file")  # the form FastAPI already parsed (cached by the request)
+    if len(files) > 1:
+        raise Rejected(422, f"file: {len(files)} files sent; send one file per request in the field 'file'")
+
+
 def page_html() -> str:
     """The single-page web client shipped in the package (``voxemo/apps/web/index.html``)."""
     return (resources.files("voxemo.apps") / "web" / "index.html").read_text(encoding="utf-8")
@@ -329,15 +336,17 @@ def create_app(model: Any = None, *, backend: str = "auto", max_upload_mb: float
     @app.post("/predict", summary="Emotion of one uploaded clip",
               responses={413: {"description": "upload too large"}, 415: {"description": "not audio"},
                          422: {"description": "unusable audio"}, 503: {"description": "busy, retry"}})
-    async def predict(file: AudioUpload) -> dict[str, Any]:
+    async def predict(request: Request, file: AudioUpload) -> dict[str, Any]:
         """The object `voxemo predict --json` prints: path (the uploaded name), emotion, confidence, probabilities."""
+        await _one_file(request)
         return await service.run(file, service.predict)
 
     @app.post("/timeline", summary="Emotion over time for one uploaded clip",
               responses={413: {"description": "upload too large"}, 415: {"description": "not audio"},
                          422: {"description": "unusable audio"}, 503: {"description": "busy, retry"}})
-    async def timeline(file: AudioUpload) -> dict[str, Any]:
+    async def timeline(request: Request, file: AudioUpload) -> dict[str, Any]:
         """Duration, merged segments (start, end, emotion, confidence, probabilities) and the raw windows."""
+        await _one_file(request)
         return await service.run(file, service.timeline)
 
     @app.websocket("/listen")

@@ -17,6 +17,8 @@ import json
 import os
 import signal
 import sys
+import threading
+import time
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
@@ -54,11 +56,25 @@ IN_FLIGHT_PER_JOB = 2
 _worker_model: Classifier | None = None
 
 
-def _init_worker(model: str | None, backend: str) -> None:
+def _init_worker(model: str | None, backend: str, parent: int) -> None:
     global _worker_model
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it stops the pool
+    threading.Thread(target=_exit_with, args=(parent,), daemon=True, name="voxemo-parent-watch").start()
     limit_threads()
     _worker_model = load_model(model, backend=backend)
+
+
+def _exit_with(parent: int, every: float = 0.5) -> None:
+    """End this worker as soon as the process that started the pool is gone, however it ended (``kill -9``
+    included): a worker's own parent is the fork server, which outlives it, so no signal would tell it."""
+    while True:
+        time.sleep(every)
+        try:
+            os.kill(parent, 0)
+        except ProcessLookupError:
+            os._exit(1)
+        except PermissionError:  # the pid was reused by another user's process: ours is gone too
+            os._exit(1)
 
 
 def _predict_in_worker(items: list[tuple[str, str | None]]) -> list[FileResult]:
@@ -104,7 +120,7 @@ def predict_stream(items: Iterable[tuple[str, str | None]], clf: Classifier, *, 
             yield _result_of(clf, path, error)
         return
     pool = ProcessPoolExecutor(max_workers=jobs, mp_context=_worker_context(clf.backend), initializer=_init_worker,
-                               initargs=(model, clf.backend or backend))
+                               initargs=(model, clf.backend or backend, os.getpid()))
     pending: deque[tuple[str, Future[list[FileResult]]]] = deque()
     window = IN_FLIGHT_PER_JOB * jobs
     rest = chain(head, it)
@@ -210,6 +226,9 @@ class ResultWriter:
 def read_finished(path: str | os.PathLike[str], fmt: str, header: list[str]) -> dict[str, bool]:
     """Inputs already in an output file, as ``{path: failed}``; drops a last line cut off by a kill.
 
+    The file is checked before anything in it changes: a file that is not a results file of this format is left
+    exactly as it was, and only a voxemo file loses its cut-off last line.
+
     Raises
     ------
     ConfigError
@@ -217,28 +236,40 @@ def read_finished(path: str | os.PathLike[str], fmt: str, header: list[str]) -> 
         would mix formats.
     """
     p = Path(path)
-    finished: dict[str, bool] = {}
     if not p.is_file() or p.stat().st_size == 0:
-        return finished
-    with open(p, "rb+") as f:
-        data = f.read()
-        cut = data.rfind(b"\n") + 1
-        if cut < len(data):  # an unterminated last line: written partly when the run was stopped
-            f.truncate(cut)
+        return {}
+    data = p.read_bytes()
+    cut = data.rfind(b"\n") + 1
     lines = data[:cut].decode("utf-8", errors="replace").splitlines()
-    if fmt == "csv":
-        rows = csv.reader(lines)
-        first = next(rows, None)
-        if first is None:
-            return finished
-        if first != header:
-            raise ConfigError(f"{p}: CSV header {first} is not this model's {header}; use a new --output file")
-        for row in rows:
-            if len(row) != len(header):
-                raise ConfigError(f"{p}: a CSV row has {len(row)} columns, not {len(header)}; not a voxemo results "
-                                  "file")
-            finished[row[0]] = bool(row[-1])
+    finished = _finished_csv(p, lines, header) if fmt == "csv" else _finished_json(p, lines)
+    if cut < len(data):  # an unterminated last line: written partly when the run was stopped
+        tail = data[cut:].decode("utf-8", errors="replace")
+        ours = tail.startswith('{"path": ') if fmt != "csv" else (lines != [] or ",".join(header).startswith(tail))
+        if not (lines or ours):
+            raise ConfigError(f"{p}: not a voxemo results file (no complete line, and the text is not a cut-off "
+                              "result); use a new --output file")
+        with open(p, "rb+") as f:
+            f.truncate(cut)
+    return finished
+
+
+def _finished_csv(p: Path, lines: list[str], header: list[str]) -> dict[str, bool]:
+    finished: dict[str, bool] = {}
+    rows = csv.reader(lines)
+    first = next(rows, None)
+    if first is None:
         return finished
+    if first != header:
+        raise ConfigError(f"{p}: CSV header {first} is not this model's {header}; use a new --output file")
+    for row in rows:
+        if len(row) != len(header):
+            raise ConfigError(f"{p}: a CSV row has {len(row)} columns, not {len(header)}; not a voxemo results file")
+        finished[row[0]] = bool(row[-1])
+    return finished
+
+
+def _finished_json(p: Path, lines: list[str]) -> dict[str, bool]:
+    finished: dict[str, bool] = {}
     for n, line in enumerate(lines, 1):
         if not line.strip():
             continue

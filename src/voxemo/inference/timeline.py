@@ -66,6 +66,9 @@ def timeline(path: str | os.PathLike[str], model: Classifier | None = None, *, w
     p = Path(path)
     updates: list[Update] = []
     with open_audio(p) as f:
+        if not 1000 <= f.samplerate <= 384000:
+            raise AudioError(f"{p}: sample rate {f.samplerate} Hz is outside 1000..384000 Hz; resample the file "
+                             "(e.g. sox IN -r 16000 OUT)")
         stream = EmotionStream(model, f.samplerate, window=window, hop=hop, vad=vad)
         total = f.frames / f.samplerate if f.frames > 0 else None
         with tqdm(total=total, unit="s", desc=p.name, disable=not progress, leave=False,

@@ -8,6 +8,21 @@ from typing import Any
 from voxemo.experiment.results import StudySummary
 
 
+def headline(summary: Mapping[str, Any]) -> str:
+    """The main job's result in one line, from ``summary.json`` (:meth:`StudySummary.to_dict`): what ``voxemo run``
+    prints, what README states, and what CI compares the two by.
+
+    >>> headline({"evaluation": {"actor-6fold": {"summary": {"accuracy": {"mean": 0.6875, "std": 0.0626},
+    ...           "uar": {"mean": 0.681}}}}, "chosen_variant": "bias_init", "final_epochs": 46,
+    ...           "calibration": {"temperature": 0.8003}})
+    'actor-6fold accuracy 0.688 ± 0.063, UAR 0.681; chose bias_init, 46 epochs, T = 0.80'
+    """
+    s = summary["evaluation"]["actor-6fold"]["summary"]
+    return (f"actor-6fold accuracy {s['accuracy']['mean']:.3f} ± {s['accuracy']['std']:.3f}, "
+            f"UAR {s['uar']['mean']:.3f}; chose {summary['chosen_variant']}, {summary['final_epochs']} epochs, "
+            f"T = {summary['calibration']['temperature']:.2f}")
+
+
 def study_report(report: StudySummary) -> str:
     """The top-level report.md of a study run."""
     lines = ["# voxemo study report\n", f"{report.n_clips} clips, {report.n_speakers} speakers"
