@@ -349,3 +349,13 @@ def test_two_files_in_one_upload_are_refused(client: TestClient, endpoint: str) 
     r = client.post(endpoint, files=[("file", ("a.wav", clip, "audio/wav")), ("file", ("b.wav", clip, "audio/wav"))])
     msg = assert_clean_error(r, 422)
     assert "2 files sent" in msg and "one file per request" in msg
+
+
+@pytest.mark.parametrize("endpoint", ["/predict", "/timeline"])
+def test_a_decompression_bomb_is_refused_from_its_header(client: TestClient, endpoint: str) -> None:
+    """A small FLAC that declares 8 s of 8 channels at 96 kHz (6.1 M samples, within the 20 s limit) decodes to
+    more than 20 s of 48 kHz stereo: 413 from the header, before anything is decoded."""
+    bomb = wav_bytes(np.zeros((8 * 96000, 8), np.int16), 96000, "FLAC")
+    assert len(bomb) < 200_000  # well under the 1 MiB upload limit
+    msg = assert_clean_error(client.post(endpoint, files={"file": ("bomb.flac", bomb, "audio/flac")}), 413)
+    assert "bomb.flac: decodes to too much audio" in msg and "6,144,000 samples" in msg

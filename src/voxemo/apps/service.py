@@ -82,6 +82,9 @@ class ServiceConfig:
         Threads running inference at the same time.
     queue : int
         Uploads allowed to wait for a worker; beyond ``workers + queue`` in flight, requests get 503.
+
+    An upload may also decode to at most :attr:`max_samples` samples (all channels; checked from the header before
+    decoding, 413 beyond): ``max_seconds`` of 48 kHz stereo.
     """
 
     max_upload_mb: float = 20.0
@@ -98,6 +101,11 @@ class ServiceConfig:
             raise ConfigError(f"ServiceConfig.workers={self.workers!r} must be an integer >= 1")
         if not isinstance(self.queue, int) or self.queue < 0:
             raise ConfigError(f"ServiceConfig.queue={self.queue!r} must be an integer >= 0")
+
+    @property
+    def max_samples(self) -> int:
+        """The most samples (frames × channels) an upload may decode to."""
+        return int(self.max_seconds * 48000 * 2)
 
     @property
     def max_upload_bytes(self) -> int:
@@ -165,6 +173,15 @@ class Service:
         if seconds > self.config.max_seconds:
             raise Rejected(422, f"{name}: too long ({seconds:.1f} s > limit {self.config.max_seconds:g} s); "
                                 "send a shorter clip")
+        # A small compressed file can declare hours of many channels at a high rate: bound what decoding would
+        # hold in memory (float32), from the header, before decoding anything.
+        samples = info.frames * info.channels
+        if info.frames <= 0 or samples > self.config.max_samples:
+            declared = (f"{info.frames} frames" if info.frames <= 0 else
+                        f"{seconds:.1f} s × {info.channels} channels × {info.samplerate} Hz = {samples:,} samples")
+            raise Rejected(413, f"{name}: decodes to too much audio ({declared}; the limit is "
+                                f"{self.config.max_samples:,} samples, {self.config.max_seconds:g} s of 48 kHz "
+                                "stereo); send a shorter, mono or lower-rate file")
 
     def predict(self, path: Path, name: str) -> dict[str, Any]:
         """``predict_file`` of the upload, reported under the client's file name."""
