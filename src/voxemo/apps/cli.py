@@ -152,7 +152,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from voxemo.apps.service import serve
 
     serve(args.host, args.port, model=args.model, backend=args.backend, workers=args.workers,
-          queue=args.queue, max_upload_mb=args.max_upload_mb, max_seconds=args.max_seconds)
+          queue=args.queue, max_upload_mb=args.max_upload_mb, max_seconds=args.max_seconds,
+          read_timeout=args.read_timeout, body_timeout=args.body_timeout, per_client=args.per_client)
     return 0
 
 
@@ -333,6 +334,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--queue", type=int, default=16, help="uploads that may wait for a worker before 503 (default 16)")
     s.add_argument("--max-upload-mb", type=float, default=20.0, help="largest upload in MB, else 413 (default 20)")
     s.add_argument("--max-seconds", type=float, default=300.0, help="longest audio in seconds, else 422 (default 300)")
+    s.add_argument("--read-timeout", type=float, default=10.0,
+                   help="seconds an upload may pause between two parts of its body, else 408 (default 10)")
+    s.add_argument("--body-timeout", type=float, default=60.0,
+                   help="seconds an upload's whole body may take, else 408 (default 60)")
+    s.add_argument("--per-client", type=int, default=4,
+                   help="uploads one client address may be sending at once, else 429 (default 4)")
     s.set_defaults(func=cmd_serve)
 
     def window_args(sp: argparse.ArgumentParser) -> None:

@@ -82,6 +82,11 @@ class ServiceConfig:
         Threads running inference at the same time.
     queue : int
         Uploads allowed to wait for a worker; beyond ``workers + queue`` in flight, requests get 503.
+    read_timeout, body_timeout : float
+        An upload's body must arrive with at most ``read_timeout`` seconds between two parts and within
+        ``body_timeout`` seconds in all, else 408 (it takes no worker slot while it arrives).
+    per_client : int
+        Uploads one client address may be sending at once; more get 429.
 
     An upload may also decode to at most :attr:`max_samples` samples (all channels; checked from the header before
     decoding, 413 beyond): ``max_seconds`` of 48 kHz stereo.
@@ -91,6 +96,9 @@ class ServiceConfig:
     max_seconds: float = 300.0
     workers: int = 2
     queue: int = 16
+    read_timeout: float = 10.0
+    body_timeout: float = 60.0
+    per_client: int = 4
 
     def __post_init__(self) -> None:
         if not self.max_upload_mb > 0:
@@ -101,6 +109,11 @@ class ServiceConfig:
             raise ConfigError(f"ServiceConfig.workers={self.workers!r} must be an integer >= 1")
         if not isinstance(self.queue, int) or self.queue < 0:
             raise ConfigError(f"ServiceConfig.queue={self.queue!r} must be an integer >= 0")
+        if not (self.read_timeout > 0 and self.body_timeout > 0):
+            raise ConfigError(f"ServiceConfig.read_timeout={self.read_timeout!r} and body_timeout="
+                              f"{self.body_timeout!r} must be positive (seconds)")
+        if not isinstance(self.per_client, int) or self.per_client < 1:
+            raise ConfigError(f"ServiceConfig.per_client={self.per_client!r} must be an integer >= 1")
 
     @property
     def max_samples(self) -> int:
@@ -294,7 +307,8 @@ def page_html() -> str:
 
 
 def create_app(model: Any = None, *, backend: str = "auto", max_upload_mb: float = 20.0, max_seconds: float = 300.0,
-               workers: int = 2, queue: int = 16) -> FastAPI:
+               workers: int = 2, queue: int = 16, read_timeout: float = 10.0, body_timeout: float = 60.0,
+               per_client: int = 4) -> FastAPI:
     """Build the FastAPI app.
 
     Parameters
@@ -303,10 +317,11 @@ def create_app(model: Any = None, *, backend: str = "auto", max_upload_mb: float
         A loaded classifier, a model folder, or None for the model shipped with voxemo.
     backend : {"auto", "torch", "onnx"}
         How to load ``model`` when it is a folder or None.
-    max_upload_mb, max_seconds, workers, queue
+    max_upload_mb, max_seconds, workers, queue, read_timeout, body_timeout, per_client
         See :class:`ServiceConfig`.
     """
-    config = ServiceConfig(max_upload_mb=max_upload_mb, max_seconds=max_seconds, workers=workers, queue=queue)
+    config = ServiceConfig(max_upload_mb=max_upload_mb, max_seconds=max_seconds, workers=workers, queue=queue,
+                           read_timeout=read_timeout, body_timeout=body_timeout, per_client=per_client)
     if model is None or isinstance(model, (str, os.PathLike)):
         model = load_model(model, backend=backend)
     service = Service(model, config)
@@ -371,7 +386,8 @@ def create_app(model: Any = None, *, backend: str = "auto", max_upload_mb: float
         """Live emotion: see :meth:`Service.listen`."""
         await service.listen(ws)
 
-    app.add_middleware(UploadGate, capacity=config.workers + config.queue, max_bytes=config.max_upload_bytes)
+    app.add_middleware(UploadGate, capacity=config.workers + config.queue, max_bytes=config.max_upload_bytes,
+                       read_timeout=config.read_timeout, body_timeout=config.body_timeout, per_client=config.per_client)
     return app
 
 
