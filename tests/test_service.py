@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -180,7 +181,13 @@ def test_page_and_docs_are_served(client: TestClient) -> None:
                    "/predict", "/timeline"):
         assert needle in page.text
     assert "http://" not in page.text.replace("http://www.w3.org", "")  # nothing fetched from elsewhere
-    assert client.get("/docs").status_code == 200
+    docs = client.get("/docs")
+    assert docs.status_code == 200 and "swagger-ui-bundle.js" in docs.text
+    # the docs page loads its script and style from this server, not from a CDN, so it works offline
+    assert "cdn." not in docs.text and "https://" not in docs.text
+    for asset in re.findall(r'(?:src|href)="(/[^"]+\.(?:js|css))"', docs.text):
+        assert client.get(asset).status_code == 200, asset
+    assert len(re.findall(r'(?:src|href)="(/[^"]+\.(?:js|css))"', docs.text)) >= 2
 
 
 class BlockingModel:

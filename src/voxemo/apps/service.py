@@ -46,6 +46,7 @@ import soundfile as sf
 from fastapi import FastAPI, File, Request, UploadFile, WebSocket, WebSocketDisconnect
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from voxemo.apps.upload_gate import Rejected, UploadGate, error_response
@@ -333,8 +334,10 @@ def create_app(model: Any = None, *, backend: str = "auto", max_upload_mb: float
         yield
         service.pool.shutdown(wait=False, cancel_futures=True)
 
-    app = FastAPI(title="voxemo", version=service.health()["version"], lifespan=lifespan,
-                  description="Speech emotion recognition: upload a clip, get the emotion and its probabilities.")
+    # /docs and /redoc with their scripts and styles served from the package, not a CDN: they work offline
+    app = FastAPIOffline(title="voxemo", version=service.health()["version"], lifespan=lifespan,
+                         description="Speech emotion recognition: upload a clip, get the emotion and its "
+                                     "probabilities.")
     app.state.service = service
 
     @app.exception_handler(Rejected)

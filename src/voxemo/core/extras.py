@@ -16,7 +16,8 @@ from voxemo.core.errors import VoxemoError
 EXTRA_OF: dict[str, str] = {
     "torch": "train", "onnx": "train", "onnxscript": "train", "sklearn": "train", "librosa": "train",
     "audiomentations": "train", "pyloudnorm": "train", "matplotlib": "train",
-    "fastapi": "serve", "starlette": "serve", "uvicorn": "serve", "multipart": "serve", "websockets": "serve",
+    "fastapi": "serve", "fastapi_offline": "serve", "starlette": "serve", "uvicorn": "serve", "multipart": "serve",
+    "websockets": "serve",
     "sounddevice": "live",
     "opensmile": "baseline",
 }
