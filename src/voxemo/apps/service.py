@@ -141,8 +141,19 @@ class Service:
     def __init__(self, model: Any, config: ServiceConfig) -> None:
         self.model = model
         self.config = config
-        self.pool = ThreadPoolExecutor(max_workers=config.workers, thread_name_prefix="voxemo-infer")
+        self.pool = self._new_pool()
         self.streams = 0  # open /listen sessions (touched from the event loop only)
+
+    def _new_pool(self) -> ThreadPoolExecutor:
+        return ThreadPoolExecutor(max_workers=self.config.workers, thread_name_prefix="voxemo-infer")
+
+    def start(self) -> None:
+        """A fresh worker pool when the app starts again after a shutdown (the same app object served twice)."""
+        if self.pool._shutdown:  # noqa: SLF001 - ThreadPoolExecutor offers no public way to ask
+            self.pool = self._new_pool()
+
+    def stop(self) -> None:
+        self.pool.shutdown(wait=False, cancel_futures=True)
 
     async def run(self, upload: UploadFile, work: Callable[[Path, str], dict[str, Any]]) -> dict[str, Any]:
         """Copy the upload to a private temporary file and run ``work(path, client_name)`` in the pool."""
@@ -329,10 +340,11 @@ def create_app(model: Any = None, *, backend: str = "auto", max_upload_mb: float
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        service.start()
         # The first prediction pays for lazy imports and allocator warm-up (~1-2 s); pay it before serving.
         await asyncio.get_running_loop().run_in_executor(service.pool, service.warm_up)
         yield
-        service.pool.shutdown(wait=False, cancel_futures=True)
+        service.stop()
 
     # /docs and /redoc with their scripts and styles served from the package, not a CDN: they work offline
     app = FastAPIOffline(title="voxemo", version=service.health()["version"], lifespan=lifespan,
