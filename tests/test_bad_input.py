@@ -126,7 +126,8 @@ def model(tiny_model_dir: Path) -> voxemo.EmotionClassifier:
 
 
 def check_prediction(res: dict[str, Any], path: Path) -> None:
-    assert set(res) == {"path", "emotion", "confidence", "probabilities"}, res
+    assert set(res) == {"path", "emotion", "confidence", "probabilities", "speech"}, res
+    assert res["speech"] is True
     assert res["path"] == str(path)
     probs = res["probabilities"]
     assert list(probs) == list(EMOTIONS)

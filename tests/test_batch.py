@@ -95,12 +95,14 @@ def test_csv_output_has_one_column_per_class(folder: Path, tiny_model_dir: Path,
     assert code == 1
     with open(out, newline="") as f:
         rows = list(csv.DictReader(f))
-    assert list(rows[0]) == ["path", "emotion", "confidence", *EMOTIONS, "error"]
+    assert list(rows[0]) == ["path", "emotion", "confidence", *EMOTIONS, "error", "speech", "reason"]
     assert len(rows) == N_GOOD // 2 + len(BAD)
     for r in rows:
         if r["error"]:
             assert r["emotion"] == "" and Path(r["path"]).name in BAD
+            assert r["speech"] == r["reason"] == ""
         else:
+            assert r["speech"] == "true" and r["reason"] == ""
             probs = {c: float(r[c]) for c in EMOTIONS}
             assert probs[r["emotion"]] == max(probs.values()) and float(r["confidence"]) == probs[r["emotion"]]
 

@@ -145,7 +145,7 @@ def test_cli_outputs(make_wav: Callable[..., Path], rng: np.random.Generator, tm
     path, _, _ = speech_file(make_wav, rng)
     assert main(["timeline", str(path), "--json", "--plot", str(tmp_path / "t.png")]) == 0
     doc = json.loads(capsys.readouterr().out)
-    assert set(doc) == {"path", "duration", "segments"} and doc["segments"]
+    assert set(doc) == {"path", "duration", "speech", "segments"} and doc["segments"] and doc["speech"] is True
     assert set(doc["segments"][0]) >= {"start", "end", "emotion", "probabilities"}
     assert (tmp_path / "t.png").stat().st_size > 10_000
     assert main(["timeline", str(path), "--csv"]) == 0

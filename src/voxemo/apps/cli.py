@@ -131,10 +131,13 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if fmt == "text" and args.output:
         fmt = "csv" if Path(args.output).suffix.lower() == ".csv" else "json"
     summary = predict_batch(args.paths, model=args.model, backend=args.backend, fmt=fmt, output=args.output,
-                            resume=args.resume, jobs=args.jobs, progress=args.progress)
+                            resume=args.resume, jobs=args.jobs, progress=args.progress,
+                            min_confidence=args.min_confidence)
     if args.output and not args.quiet:
         skipped = f"; skipped {summary.skipped} already there ({summary.skipped_failed} failed)" if args.resume else ""
-        print(f"predicted {summary.predicted} inputs ({summary.failed} failed) into {args.output}{skipped}",
+        unlabelled = (f"; {summary.no_speech} without speech, {summary.uncertain} uncertain"
+                      if summary.no_speech or summary.uncertain else "")
+        print(f"predicted {summary.predicted} inputs ({summary.failed} failed) into {args.output}{skipped}{unlabelled}",
               file=sys.stderr)
     return 1 if summary.any_failed else 0
 
@@ -173,7 +176,7 @@ def cmd_timeline(args: argparse.Namespace) -> int:
         except (OSError, ValueError) as exc:
             raise VoxemoError(f"{args.plot}: cannot write the plot ({exc})") from None
     if args.json:
-        print(json.dumps({k: result[k] for k in ("path", "duration", "segments")}))
+        print(json.dumps({k: result[k] for k in ("path", "duration", "speech", "reason", "segments") if k in result}))
     elif args.csv:
         write_csv(result, sys.stdout)
     elif not result["segments"]:
@@ -317,6 +320,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--resume", action="store_true",
                    help="append to --output FILE, skipping inputs already in it (recorded errors are not retried)")
     s.add_argument("--jobs", type=int, default=0, help="worker processes, one thread each (0 = all cores)")
+    s.add_argument("--min-confidence", type=float, default=0.0, metavar="P",
+                   help="report speech whose top probability is below P (0..1) as uncertain, with no emotion "
+                        "(default 0: always an emotion); inputs without speech are always reported as no speech")
     s.set_defaults(func=cmd_predict)
 
     s = sub.add_parser("export", help="export a model to ONNX (network, config and labels in one file)")

@@ -209,7 +209,8 @@ class Service:
                                 "stereo); send a shorter, mono or lower-rate file")
 
     def predict(self, path: Path, name: str) -> dict[str, Any]:
-        """``predict_file`` of the upload, reported under the client's file name."""
+        """``predict_file`` of the upload, reported under the client's file name: an emotion, or (200 as well)
+        ``{"path", "speech": false, "emotion": null, "reason"}`` for a clip without speech."""
         result = self.model.predict_file(path)
         if "error" in result:
             raise Rejected(422, _rename(result["error"], path, name))

@@ -187,3 +187,26 @@ class SpeechTracker:
     def _end(self, end: int) -> tuple[str, int]:
         self.active = False
         return ("drop" if end - self.start < self._min else "end", end)
+
+
+def voiced_frames(y: np.ndarray, config: VadConfig | None = None) -> np.ndarray:
+    """Frame decisions of the WebRTC VAD over a whole 16 kHz mono float signal, with :class:`SpeechTracker`'s
+    level gate (frames more than ``gate_db`` below the signal's loudest frame are not voiced).
+
+    Returns
+    -------
+    np.ndarray of bool, shape (len(y) // frame_length,): one per complete frame of ``config.frame_ms``.
+    """
+    c = config or VadConfig()
+    size = VAD_RATE * c.frame_ms // 1000
+    n = len(y) // size
+    if n == 0:
+        return np.zeros(0, bool)
+    frames = np.asarray(y[: n * size], np.float32)
+    pcm = to_pcm16(frames)
+    vad = webrtcvad.Vad(c.aggressiveness)
+    out = np.array([vad.is_speech(pcm[2 * size * i : 2 * size * (i + 1)], VAD_RATE) for i in range(n)], bool)
+    if c.gate_db > 0:
+        energy = 10 * np.log10(np.mean(np.square(frames.reshape(n, -1), dtype=np.float64), axis=1) + 1e-10)
+        out &= energy >= energy.max() - c.gate_db
+    return out

@@ -31,7 +31,7 @@ from typing import IO, TYPE_CHECKING, Any
 from voxemo.core.errors import ConfigError, VoxemoError
 from voxemo.core.parallel import limit_threads
 from voxemo.inference.loading import load_model
-from voxemo.inference.results import FileFailure, FileResult
+from voxemo.inference.results import FileFailure, FileResult, NoSpeech, Uncertain
 from voxemo.io.discovery import expand_inputs
 
 if TYPE_CHECKING:
@@ -56,12 +56,13 @@ IN_FLIGHT_PER_JOB = 2
 _worker_model: Classifier | None = None
 
 
-def _init_worker(model: str | None, backend: str, parent: int) -> None:
+def _init_worker(model: str | None, backend: str, parent: int, min_confidence: float = 0.0) -> None:
     global _worker_model
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it stops the pool
     threading.Thread(target=_exit_with, args=(parent,), daemon=True, name="voxemo-parent-watch").start()
     limit_threads()
     _worker_model = load_model(model, backend=backend)
+    _worker_model.min_confidence = min_confidence
 
 
 def _exit_with(parent: int, every: float = 0.5) -> None:
@@ -120,7 +121,7 @@ def predict_stream(items: Iterable[tuple[str, str | None]], clf: Classifier, *, 
             yield _result_of(clf, path, error)
         return
     pool = ProcessPoolExecutor(max_workers=jobs, mp_context=_worker_context(clf.backend), initializer=_init_worker,
-                               initargs=(model, clf.backend or backend, os.getpid()))
+                               initargs=(model, clf.backend or backend, os.getpid(), clf.min_confidence))
     pending: deque[tuple[str, Future[list[FileResult]]]] = deque()
     window = IN_FLIGHT_PER_JOB * jobs
     rest = chain(head, it)
@@ -183,8 +184,13 @@ def _died(path: str) -> VoxemoError:
 
 # ---- output ----------------------------------------------------------------------------------------------------
 def csv_header(classes: Iterable[str]) -> list[str]:
-    """CSV columns: path, emotion, confidence, one probability per class, error."""
-    return ["path", "emotion", "confidence", *map(str, classes), "error"]
+    """CSV columns: path, emotion, confidence, one probability per class, error, speech, reason.
+
+    ``speech`` is ``true``/``false`` (empty for an error); ``reason`` says why a row has no emotion (no speech, or
+    uncertain below ``--min-confidence``). Both came last so that a reader of the older columns finds them where
+    they were.
+    """
+    return ["path", "emotion", "confidence", *map(str, classes), "error", "speech", "reason"]
 
 
 class ResultWriter:
@@ -205,13 +211,20 @@ class ResultWriter:
             self.out.write(json.dumps(result.to_dict()) + "\n")
         elif self.fmt == "csv":
             if isinstance(result, FileFailure):
-                self._line([result.path, "", "", *([""] * len(self.classes)), result.error])
+                self._line([result.path, "", "", *([""] * len(self.classes)), result.error, "", ""])
+            elif isinstance(result, NoSpeech):
+                self._line([result.path, "", "", *([""] * len(self.classes)), "", "false", result.reason])
             else:
-                self._line([result.path, result.emotion, result.confidence,
-                            *(result.probabilities.get(c, "") for c in self.classes), ""])
+                reason = result.reason if isinstance(result, Uncertain) else ""
+                self._line([result.path, result.emotion or "", result.confidence,
+                            *(result.probabilities.get(c, "") for c in self.classes), "", "true", reason])
         elif isinstance(result, FileFailure):
             print(f"error: {result.error}", file=self.err, flush=True)
             return
+        elif isinstance(result, NoSpeech):
+            self.out.write(f"{result.path}\tno speech\t-\n")
+        elif isinstance(result, Uncertain):
+            self.out.write(f"{result.path}\tuncertain\t{result.confidence:.2f}\n")
         else:
             self.out.write(f"{result.path}\t{result.emotion}\t{result.confidence:.2f}\n")
         self.out.flush()
@@ -259,12 +272,13 @@ def _finished_csv(p: Path, lines: list[str], header: list[str]) -> dict[str, boo
     first = next(rows, None)
     if first is None:
         return finished
+    error = header.index("error")
     if first != header:
         raise ConfigError(f"{p}: CSV header {first} is not this model's {header}; use a new --output file")
     for row in rows:
         if len(row) != len(header):
             raise ConfigError(f"{p}: a CSV row has {len(row)} columns, not {len(header)}; not a voxemo results file")
-        finished[row[0]] = bool(row[-1])
+        finished[row[0]] = bool(row[error])
     return finished
 
 
@@ -289,6 +303,8 @@ class BatchSummary:
     failed: int = 0
     skipped: int = 0
     skipped_failed: int = 0
+    no_speech: int = 0
+    uncertain: int = 0
 
     @property
     def any_failed(self) -> bool:
@@ -298,7 +314,8 @@ class BatchSummary:
 
 def predict_batch(paths: Iterable[str | os.PathLike[str]], *, model: str | None = None, backend: str = "auto",
                   fmt: str = "json", output: str | os.PathLike[str] | None = None, resume: bool = False,
-                  jobs: int = 0, out: IO[str] | None = None, progress: bool = False) -> BatchSummary:
+                  jobs: int = 0, out: IO[str] | None = None, progress: bool = False,
+                  min_confidence: float = 0.0) -> BatchSummary:
     """Predict every input and write one line per input as it is done.
 
     Parameters
@@ -308,8 +325,9 @@ def predict_batch(paths: Iterable[str | os.PathLike[str]], *, model: str | None 
     model, backend :
         As for :func:`voxemo.inference.loading.load_model`.
     fmt : {"json", "csv", "text"}
-        JSON lines, CSV with a header (path, emotion, confidence, one column per class, error), or
-        ``path<TAB>emotion<TAB>confidence`` with errors on stderr.
+        JSON lines, CSV with a header (path, emotion, confidence, one column per class, error, speech, reason),
+        or ``path<TAB>emotion<TAB>confidence`` with errors on stderr (``no speech`` or ``uncertain`` in place
+        of the emotion).
     output : path-like, optional
         File to write (default: ``out``, i.e. stdout). Without ``resume`` it is overwritten.
     resume : bool
@@ -320,6 +338,10 @@ def predict_batch(paths: Iterable[str | os.PathLike[str]], *, model: str | None 
         Where to write without ``output`` (default ``sys.stdout``).
     progress : bool
         A progress bar on stderr (only when writing to a file).
+    min_confidence : float
+        Speech whose top probability is below this is reported as uncertain, with no emotion (0 = never).
+
+    Inputs without speech are results, not failures: ``{"path", "speech": false, "emotion": null, "reason"}``.
     """
     if resume and output is None:
         raise ConfigError("--resume needs --output FILE: it continues the results already written there")
@@ -327,7 +349,10 @@ def predict_batch(paths: Iterable[str | os.PathLike[str]], *, model: str | None 
         raise ConfigError("--output writes JSON lines or CSV: add --json or --csv")
     if jobs < 0:
         raise ConfigError(f"jobs={jobs} must be >= 0 (0 = all cores)")
+    if not 0.0 <= min_confidence <= 1.0:
+        raise ConfigError(f"min_confidence={min_confidence!r} must be between 0 and 1")
     clf = load_model(model, backend=backend)  # here first, so a bad model is one error before any work starts
+    clf.min_confidence = min_confidence
     summary = BatchSummary()
     finished: dict[str, bool] = {}
     stream = out or sys.stdout
@@ -352,6 +377,8 @@ def predict_batch(paths: Iterable[str | os.PathLike[str]], *, model: str | None 
         for result in predict_stream(items, clf, model=model, backend=backend, jobs=jobs):
             summary.predicted += 1
             summary.failed += result.failed
+            summary.no_speech += isinstance(result, NoSpeech)
+            summary.uncertain += isinstance(result, Uncertain)
             writer.write(result)
             bar.update()
         bar.close()

@@ -16,8 +16,9 @@ from voxemo.core.config import Config
 from voxemo.core.errors import AudioError, VoxemoError
 from voxemo.dsp.features import extract
 from voxemo.dsp.scoring import average_windows
+from voxemo.dsp.speech import SpeechConfig, speech_presence
 from voxemo.inference.calibration import temperature_scale
-from voxemo.inference.results import FileFailure, Prediction
+from voxemo.inference.results import FileFailure, FileResult, NoSpeech, Prediction, Uncertain
 from voxemo.io.audio import load_audio
 
 AudioInput = str | os.PathLike[str] | np.ndarray
@@ -39,6 +40,12 @@ class Classifier:
         prediction path (predict, the service, the stream and the timeline) goes through :meth:`predict_proba`.
     calibration : dict
         How the temperature was fitted (saved as ``calibration.json``); empty when uncalibrated.
+    min_confidence : float
+        :meth:`predict_result` reports a clip whose top probability is below this as
+        :class:`~voxemo.inference.results.Uncertain` (no emotion); 0 (the default) never does.
+    speech : SpeechConfig
+        Thresholds of the speech-or-not decision :meth:`predict_result` makes before the emotion
+        (:func:`voxemo.dsp.speech.speech_presence`).
     """
 
     #: the runtime that runs the network ("torch" or "onnx")
@@ -49,6 +56,8 @@ class Classifier:
         self.classes_ = np.asarray(list(classes))
         self.temperature = 1.0
         self.calibration: dict[str, Any] = {}
+        self.min_confidence = 0.0
+        self.speech = SpeechConfig()
 
     def segment_proba(self, x: np.ndarray) -> np.ndarray:
         """Probabilities for fixed-length log-mel segments: (n, n_mels, n_frames) -> (n, n_classes), float32."""
@@ -86,18 +95,36 @@ class Classifier:
         probs = self.predict_proba(x, sr)
         return self.classes_[probs.argmax(-1)] if probs.ndim == 2 else str(self.classes_[int(probs.argmax())])
 
-    def predict_result(self, path: str | os.PathLike[str]) -> Prediction | FileFailure:
-        """One file's typed result: a :class:`~voxemo.inference.results.Prediction`, or a
-        :class:`~voxemo.inference.results.FileFailure` with its one-line cause when voxemo cannot use the file."""
-        try:
-            probs = self.predict_proba(path)
-        except VoxemoError as exc:
-            return FileFailure(str(path), str(exc))
-        best = int(probs.argmax())
-        return Prediction(str(path), str(self.classes_[best]), round(float(probs[best]), 4),
-                          {str(c): round(float(p), 4) for c, p in zip(self.classes_, probs)})
+    def predict_result(self, path: str | os.PathLike[str], *, min_confidence: float | None = None) -> FileResult:
+        """One file's typed result (:mod:`voxemo.inference.results`).
 
-    def predict_file(self, path: str | os.PathLike[str]) -> dict[str, Any]:
-        """The JSON-ready result for one file: path, emotion, confidence and every class' probability; on
-        failure ``{"path": ..., "error": "<one line>"}`` (:meth:`predict_result` as a dict)."""
-        return self.predict_result(path).to_dict()
+        Speech first: a file without speech (:func:`voxemo.dsp.speech.speech_presence` on the decoded signal) is a
+        :class:`~voxemo.inference.results.NoSpeech`, with no emotion. Speech gives a
+        :class:`~voxemo.inference.results.Prediction`, or an :class:`~voxemo.inference.results.Uncertain` when its
+        top probability is below ``min_confidence`` (default :attr:`min_confidence`). A file voxemo cannot use
+        (unreadable, silent, too short) is a :class:`~voxemo.inference.results.FileFailure` with its one-line cause.
+        """
+        floor = self.min_confidence if min_confidence is None else float(min_confidence)
+        name = str(path)
+        try:
+            y, sr = load_audio(path, max_duration=self.config.audio.max_duration)
+            spec = extract(y, sr, self.config.audio, self.config.features, name=name)  # its checks come first
+            presence = speech_presence(y, sr, self.speech)
+            if not presence.speech:
+                return NoSpeech(name, presence.reason)
+            probs = average_windows([spec], self.config, self.calibrated_segment_proba, len(self.classes_))[0]
+        except VoxemoError as exc:
+            return FileFailure(name, str(exc))
+        best = int(probs.argmax())
+        confidence = round(float(probs[best]), 4)
+        probabilities = {str(c): round(float(p), 4) for c, p in zip(self.classes_, probs)}
+        if confidence < floor:  # the printed (rounded) confidence: 0.49 with --min-confidence 0.49 is a label
+            return Uncertain(name, confidence, probabilities, floor)
+        return Prediction(name, str(self.classes_[best]), confidence, probabilities)
+
+    def predict_file(self, path: str | os.PathLike[str], *, min_confidence: float | None = None) -> dict[str, Any]:
+        """The JSON-ready result for one file (:meth:`predict_result` as a dict): ``{"path", "emotion",
+        "confidence", "probabilities", "speech": true}``; ``{"path", "speech": false, "emotion": null, "reason"}``
+        without speech; with ``"emotion": null, "uncertain": true, "reason"`` below ``min_confidence``; on failure
+        ``{"path": ..., "error": "<one line>"}``."""
+        return self.predict_result(path, min_confidence=min_confidence).to_dict()

@@ -10,9 +10,12 @@ The voice-activity detector (:mod:`voxemo.dsp.vad`) splits the stream into utter
 is covered by windows of ``window`` seconds every ``hop`` seconds, starting at its first voiced frame, and a
 last window aligned with its end when more than :data:`MIN_TAIL` is left (the windowing
 :func:`voxemo.dsp.features.windows` applies to a clip); an
-utterance shorter than ``window`` is one window. Every window's samples go through the classifier's own
-``predict_proba`` (resample, trim, log-mel: the preprocessing of training and of ``voxemo predict``). Pauses
-are reported in pieces of at most ``hop`` seconds, so a listener hears from the stream while nobody speaks.
+utterance shorter than ``window`` is one window. The VAD alone takes noise, tones and music for speech, so each
+window must also pass the speech-or-not decision of ``voxemo predict`` (:func:`voxemo.dsp.speech.speech_presence`:
+a voice whose pitch moves); a window that fails it is reported as not speech. Every speech window's samples go
+through the classifier's own ``predict_proba`` (resample, trim, log-mel: the preprocessing of training and of
+``voxemo predict``). Pauses are reported in pieces of at most ``hop`` seconds, so a listener hears from the
+stream while nobody speaks.
 
 The updates do not depend on how the audio is cut into chunks: the resamplers, the VAD and the window grid
 all work on absolute sample positions.
@@ -29,6 +32,7 @@ import soxr
 
 from voxemo.core.errors import AudioError, ConfigError, VoxemoError
 from voxemo.dsp.signal import to_mono
+from voxemo.dsp.speech import SpeechConfig, speech_presence
 from voxemo.dsp.vad import VAD_RATE, SpeechTracker, VadConfig
 
 if TYPE_CHECKING:
@@ -59,6 +63,8 @@ class EmotionStream:
         Seconds between window starts within an utterance, and the longest pause update (default ``window / 2``).
     vad : VadConfig, optional
         Voice-activity detector settings.
+    speech : SpeechConfig, optional
+        Thresholds of the speech-or-not check every window passes (default: the model's, ``model.speech``).
 
     Examples
     --------
@@ -71,13 +77,14 @@ class EmotionStream:
     """
 
     def __init__(self, model: Classifier, sample_rate: int, *, window: float | None = None, hop: float | None = None,
-                 vad: VadConfig | None = None) -> None:
+                 vad: VadConfig | None = None, speech: SpeechConfig | None = None) -> None:
         audio = model.config.audio
         if not isinstance(sample_rate, (int, np.integer)) or not 1000 <= sample_rate <= 384000:
             raise ConfigError(f"sample_rate={sample_rate!r} must be an integer number of Hz in 1000..384000")
         self.model = model
         self.sample_rate = int(sample_rate)
         self.vad = vad or VadConfig()
+        self.speech = speech or getattr(model, "speech", None) or SpeechConfig()
         self.window = float(audio.duration if window is None else window)
         self.hop = float(self.window / 2 if hop is None else hop)
         if not math.isfinite(self.window) or not max(audio.min_duration, self.vad.min_speech) <= self.window <= 60:
@@ -230,19 +237,23 @@ class EmotionStream:
 
     def _classify(self, signals: list[np.ndarray]) -> list[np.ndarray | None]:
         """Probabilities per signal through the model's own preprocessing, in one batch; ``None`` for a
-        window that preprocessing rejects (e.g. less than ``min_duration`` of sound after trimming)."""
-        if not signals:
-            return []
+        window without speech (:func:`~voxemo.dsp.speech.speech_presence`) or that preprocessing rejects (e.g. less
+        than ``min_duration`` of sound after trimming)."""
+        speech = [i for i, s in enumerate(signals) if speech_presence(s, self.model_rate, self.speech, self.vad).speech]
+        out: list[np.ndarray | None] = [None] * len(signals)
+        if not speech:
+            return out
         try:
-            return list(self.model.predict_proba(signals, sr=self.model_rate))
+            for i, p in zip(speech, self.model.predict_proba([signals[i] for i in speech], sr=self.model_rate)):
+                out[i] = p
+            return out
         except AudioError:
             pass
-        out: list[np.ndarray | None] = []
-        for s in signals:
+        for i in speech:
             try:
-                out.append(self.model.predict_proba(s, sr=self.model_rate))
+                out[i] = self.model.predict_proba(signals[i], sr=self.model_rate)
             except AudioError:
-                out.append(None)
+                out[i] = None
         return out
 
     def _update(self, start: float, end: float, probs: np.ndarray | None) -> Update:

@@ -19,6 +19,7 @@ import soundfile as sf
 from tqdm import tqdm
 
 from voxemo.core.errors import AudioError, VoxemoError
+from voxemo.dsp.speech import NO_SPEECH
 from voxemo.dsp.vad import VadConfig
 from voxemo.inference.loading import load_model
 from voxemo.inference.stream import EmotionStream, Update
@@ -52,9 +53,10 @@ def timeline(path: str | os.PathLike[str], model: Classifier | None = None, *, w
     Returns
     -------
     dict
-        ``{"path", "duration" (s), "segments": [...], "windows": [...]}``: ``windows`` are the stream's
+        ``{"path", "duration" (s), "speech", "segments": [...], "windows": [...]}``: ``windows`` are the stream's
         updates (speech windows and pauses, in time order), ``segments`` come from :func:`merge_segments`.
-        A file without speech gives an empty ``segments`` list.
+        A file without speech (no window passes the VAD and :func:`voxemo.dsp.speech.speech_presence`) gives
+        ``"speech": false``, ``"reason": "no speech found"`` and an empty ``segments`` list.
 
     Raises
     ------
@@ -82,7 +84,9 @@ def timeline(path: str | os.PathLike[str], model: Classifier | None = None, *, w
         if stream.position == 0:
             raise AudioError(f"{p}: contains no audio samples (truncated or empty stream)")
         updates += stream.flush()
-    return {"path": str(p), "duration": round(stream.position, 3), "segments": merge_segments(updates),
+    segments = merge_segments(updates)
+    found = {"speech": True} if segments else {"speech": False, "reason": NO_SPEECH}
+    return {"path": str(p), "duration": round(stream.position, 3), **found, "segments": segments,
             "windows": updates}
 
 

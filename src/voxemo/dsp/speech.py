@@ -1,0 +1,231 @@
+"""Speech or not: whether a signal holds speech at all, decided before any emotion is predicted.
+
+:func:`speech_presence` runs at 16 kHz on 10 ms hops and combines
+
+- **level**: hops louder than ``floor_db`` dBFS and within ``range_db`` of the loudest hop are *active*
+  (silence, ±1 LSB dither and room tone are not);
+- **the WebRTC VAD** (:func:`voxemo.dsp.vad.voiced_frames`, the detector the stream and timeline use): active hops
+  it calls voiced;
+- **pitch**: the normalised square difference function (McLeod's NSDF) of a 40 ms frame; a hop is *pitched* when
+  its clarity (the NSDF's chosen peak, 0..1) reaches ``clarity`` at an f0 of 65-600 Hz after the NSDF's first
+  negative lobe (noise, clicks and brown noise have no such peak);
+- **pitch movement**: speech f0 glides, syllable after syllable; a tone, hum, DTMF digit, chord, plucked string or
+  synthesised note holds its f0 to within a few cents. Consecutive pitched hops are *continuous* when f0 changes by
+  less than ``max_jump`` semitones; over every run of five continuous hops the least-squares f0 slope is taken (the
+  estimate's jitter averages out, a glide does not), and ``movement`` is the share of those slopes of at least
+  ``min_move`` semitones per hop;
+- **spectral flatness** of the pitched hops (300-4000 Hz): noise with a stray periodic frame is flat.
+
+The signal is speech when the VAD and the pitch tracker agree on at least ``min_voiced`` seconds, its f0 moves
+(``movement >= min_movement``) and the pitched hops are not flat (median flatness below ``max_flatness``).
+Whispered speech (no f0) and sung notes with vibrato are outside what this decides: the first is called no speech,
+the second speech. Numpy only (plus soxr and webrtcvad), so the prediction path imports no scipy.signal.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from voxemo.core.config import _Config
+from voxemo.core.errors import ConfigError
+from voxemo.dsp.signal import resample, to_mono
+from voxemo.dsp.vad import VAD_RATE, VadConfig, voiced_frames
+
+#: Hop of the analysis, in samples at 16 kHz (10 ms).
+HOP = 160
+#: Pitch frame, in samples at 16 kHz (40 ms: two periods of a 50 Hz voice).
+FRAME = 640
+#: f0 range of the pitch tracker (Hz).
+F0_MIN, F0_MAX = 65.0, 600.0
+
+#: What :class:`SpeechPresence.reason` says when there is no speech; a detail follows after a colon.
+NO_SPEECH = "no speech found"
+
+
+@dataclass(frozen=True)
+class SpeechConfig(_Config):
+    """Thresholds of :func:`speech_presence`, chosen on the development half of ``benchmarks/speech_presence.py``
+    (docs/results.md, "Speech or not").
+
+    Attributes
+    ----------
+    floor_db : float
+        Hops quieter than this (dBFS, mean square) are silence.
+    range_db : float
+        Hops more than this many dB below the loudest hop are background.
+    clarity : float
+        NSDF peak a hop needs to count as pitched (0..1).
+    min_voiced : float
+        Seconds of hops both the VAD and the pitch tracker call voiced that speech needs.
+    max_jump : float
+        f0 change between consecutive pitched hops, in semitones, above which the pair is a break (a new note, an
+        octave error), not movement.
+    min_move : float
+        f0 slope (semitones per 10 ms hop, over five continuous hops) at or above which the pitch moves.
+    min_movement : float
+        Share of the five-hop slopes that move, for speech.
+    max_flatness : float
+        Median spectral flatness of the pitched hops above which the signal is noise.
+    """
+
+    floor_db: float = -60.0
+    range_db: float = 40.0
+    clarity: float = 0.6
+    min_voiced: float = 0.1
+    max_jump: float = 1.0
+    min_move: float = 0.05
+    min_movement: float = 0.1
+    max_flatness: float = 0.3
+
+    def __post_init__(self) -> None:
+        if not 0 < self.clarity < 1 or not 0 <= self.min_movement <= 1 or not 0 < self.max_flatness <= 1:
+            raise ConfigError("SpeechConfig.clarity, min_movement and max_flatness must be within (0, 1)")
+        if self.min_voiced < 0 or self.range_db <= 0 or not 0 <= self.min_move < self.max_jump:
+            raise ConfigError("SpeechConfig: min_voiced >= 0, range_db > 0 and 0 <= min_move < max_jump")
+
+
+@dataclass(frozen=True)
+class SpeechPresence:
+    """The decision and the measurements behind it.
+
+    Attributes
+    ----------
+    speech : bool
+        Whether the signal holds speech.
+    speech_seconds : float
+        Seconds the VAD and the pitch tracker both call voiced.
+    active_seconds : float
+        Seconds above the level floor.
+    movement : float
+        Share of five-hop runs of continuous pitch whose f0 slope reaches ``min_move`` (0 for a steady tone).
+    flatness : float
+        Median spectral flatness of the pitched hops (1 = white noise, 0 = pure tones).
+    reason : str
+        ``""`` for speech; otherwise ``"no speech found: <why>"``.
+    """
+
+    speech: bool
+    speech_seconds: float
+    active_seconds: float
+    movement: float
+    flatness: float
+    reason: str = ""
+
+    def to_dict(self) -> dict[str, object]:
+        return {"speech": self.speech, "speech_seconds": self.speech_seconds, "active_seconds": self.active_seconds,
+                "movement": self.movement, "flatness": self.flatness, "reason": self.reason}
+
+
+def _frames(y: np.ndarray, n_hops: int) -> np.ndarray:
+    """(n_hops, FRAME) frames centred on every hop's middle (zero padded)."""
+    padded = np.pad(y, (FRAME // 2, FRAME))
+    starts = np.arange(n_hops) * HOP + HOP // 2
+    return np.lib.stride_tricks.sliding_window_view(padded, FRAME)[starts]
+
+
+def pitch_track(frames: np.ndarray, sr: int = VAD_RATE) -> tuple[np.ndarray, np.ndarray]:
+    """f0 (Hz) and clarity (0..1) of every frame by McLeod's NSDF: the first local maximum within 0.9 of the
+    highest one, after the NSDF first goes negative, in the f0 range; clarity 0 where there is none."""
+    n, w = frames.shape
+    x = frames - frames.mean(axis=1, keepdims=True)
+    spec = np.fft.rfft(x, 2 * w, axis=1)
+    acf = np.fft.irfft(np.abs(spec) ** 2, axis=1)[:, :w]
+    sq = np.cumsum(x**2, axis=1)
+    total = sq[:, -1:]
+    lags = np.arange(w)
+    # m(tau) = sum_{j < w - tau} x_j^2 + x_{j + tau}^2
+    head = np.concatenate([total, total - sq[:, :-1]], axis=1)  # sum from tau to the end
+    tail = np.concatenate([total, sq[:, ::-1][:, 1:]], axis=1)  # sum up to w - tau
+    m = head + tail
+    nsdf = 2 * acf / np.maximum(m, 1e-12)
+    lo, hi = int(sr / F0_MAX), min(int(sr / F0_MIN) + 1, w - 2)
+    negative = nsdf < 0
+    first_neg = np.where(negative.any(axis=1), negative.argmax(axis=1), w)
+    seg = nsdf[:, lo - 1 : hi + 2]
+    peak = (seg[:, 1:-1] >= seg[:, :-2]) & (seg[:, 1:-1] > seg[:, 2:])
+    tau = lags[lo : hi + 1]
+    valid = peak & (tau[None, :] > first_neg[:, None]) & (seg[:, 1:-1] > 0)
+    values = np.where(valid, seg[:, 1:-1], -np.inf)
+    best = values.max(axis=1)
+    chosen = valid & (values >= 0.9 * best[:, None])
+    has = chosen.any(axis=1)
+    idx = chosen.argmax(axis=1)
+    k = tau[idx]
+    rows = np.arange(n)
+    a, b, c = nsdf[rows, k - 1], nsdf[rows, k], nsdf[rows, k + 1]
+    denom = a - 2 * b + c
+    shift = np.where(np.abs(denom) > 1e-12, 0.5 * (a - c) / np.where(denom == 0, 1, denom), 0.0)
+    shift = np.clip(shift, -0.5, 0.5)
+    clarity = np.where(has, np.clip(b - 0.25 * (a - c) * shift, 0, 1), 0.0)
+    f0 = np.where(has, sr / (k + shift), 0.0)
+    return f0, clarity
+
+
+def _flatness(frames: np.ndarray, sr: int = VAD_RATE) -> np.ndarray:
+    """Spectral flatness (geometric / arithmetic mean of the power spectrum, 300-4000 Hz) of every frame."""
+    power = np.abs(np.fft.rfft(frames * np.hanning(frames.shape[1]), axis=1)) ** 2
+    freqs = np.fft.rfftfreq(frames.shape[1], 1 / sr)
+    band = power[:, (freqs >= 300) & (freqs <= 4000)] + 1e-20
+    return np.asarray(np.exp(np.mean(np.log(band), axis=1)) / np.mean(band, axis=1))
+
+
+def _movement(f0: np.ndarray, pitched: np.ndarray, c: SpeechConfig) -> float:
+    """Share of the hops, among those with a continuous pitch track from two hops before to two after, whose f0
+    slope (least squares over the five hops) is at least ``min_move`` semitones per hop: jitter of a steady
+    tone's estimate averages out, a glide does not."""
+    semis = 12 * np.log2(np.maximum(f0, 1.0))
+    n = len(semis)
+    if n < 5:
+        return 0.0
+    step = np.abs(np.diff(semis))
+    link = pitched[1:] & pitched[:-1] & (step < c.max_jump)  # hop i and i + 1 are continuous
+    run = link[:-3] & link[1:-2] & link[2:-1] & link[3:]  # hops i .. i + 4 continuous
+    if not run.any():
+        return 0.0
+    win = np.lib.stride_tricks.sliding_window_view(semis, 5)
+    slope = np.abs(win @ np.arange(-2.0, 3.0)) / 10.0
+    return float((run & (slope >= c.min_move)).sum() / run.sum())
+
+
+def speech_presence(y: np.ndarray, sr: int, config: SpeechConfig | None = None,
+                    vad: VadConfig | None = None) -> SpeechPresence:
+    """Whether ``y`` (shape (n,) or (n, channels), float in [-1, 1], at ``sr`` Hz) holds speech.
+
+    Pure: the same array gives the same decision. See the module's description for the features.
+    """
+    c = config or SpeechConfig()
+    mono = to_mono(np.asarray(y))
+    if mono.size == 0 or not np.all(np.isfinite(mono)):
+        return SpeechPresence(False, 0.0, 0.0, 0.0, 0.0, f"{NO_SPEECH}: no usable samples")
+    x = resample(mono, int(sr), VAD_RATE) if int(sr) != VAD_RATE else mono.astype(np.float32)
+    n_hops = len(x) // HOP
+    if n_hops < 3:
+        return SpeechPresence(False, 0.0, 0.0, 0.0, 0.0, f"{NO_SPEECH}: too short")
+    x64 = x[: n_hops * HOP].astype(np.float64)
+    db = 10 * np.log10(np.mean(x64.reshape(n_hops, HOP) ** 2, axis=1) + 1e-12)
+    active = (db >= c.floor_db) & (db >= db.max() - c.range_db)
+    active_s = round(float(active.sum()) * HOP / VAD_RATE, 3)
+    if not active.any():
+        return SpeechPresence(False, 0.0, 0.0, 0.0, 0.0, f"{NO_SPEECH}: silence")
+    vad_cfg = vad or VadConfig()
+    per = vad_cfg.frame_ms * VAD_RATE // 1000 // HOP
+    vad_hops = np.repeat(voiced_frames(x, vad_cfg), per)[:n_hops]
+    vad_hops = np.concatenate([vad_hops, np.zeros(n_hops - len(vad_hops), bool)])
+    frames = _frames(x.astype(np.float64), n_hops)
+    f0, clarity = pitch_track(frames)
+    pitched = active & (clarity >= c.clarity)
+    voiced = pitched & vad_hops
+    speech_s = round(float(voiced.sum()) * HOP / VAD_RATE, 3)
+    movement = round(_movement(f0, pitched, c), 4)
+    flat = round(float(np.median(_flatness(frames[pitched]))) if pitched.any() else 1.0, 4)
+    if speech_s < c.min_voiced:
+        why = "no voice (noise, clicks or silence)" if not pitched.any() else "too little voice"
+    elif flat > c.max_flatness:
+        why = "noise"
+    elif movement < c.min_movement:
+        why = "steady pitch (a tone, hum or music)"
+    else:
+        return SpeechPresence(True, speech_s, active_s, movement, flat)
+    return SpeechPresence(False, speech_s, active_s, movement, flat, f"{NO_SPEECH}: {why}")
