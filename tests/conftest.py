@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pytest
@@ -133,3 +134,15 @@ def voxemo_records(n_speakers: int, clips_per_speaker: int):
     return [Utterance(path=f"s{s:02d}_{i}.wav", corpus="fake", speaker=f"{s:02d}",
                       emotion=EMOTIONS[i % len(EMOTIONS)], gender="male" if s % 2 else "female")
             for s in range(1, n_speakers + 1) for i in range(clips_per_speaker)]
+
+
+def load_benchmark(name: str) -> ModuleType:
+    """A script of ``benchmarks/`` imported as a module (its helpers, e.g. the load test's ``running_server``)."""
+    import importlib.util
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"voxemo_bench_{name}", script)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

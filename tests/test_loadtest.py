@@ -6,29 +6,16 @@ uploads mixed in; speed is only printed, never asserted.
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 
 import httpx2 as httpx
 import numpy as np
 import pytest
 
-from conftest import voiced
+from conftest import load_benchmark, voiced
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "loadtest.py"
-
-
-def _load() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("voxemo_loadtest", SCRIPT)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-loadtest = _load()
+loadtest = load_benchmark("loadtest")
 
 
 @pytest.fixture(scope="module")

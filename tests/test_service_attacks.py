@@ -4,36 +4,24 @@ being served. Request loops are bounded and go to 127.0.0.x only."""
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import socket
 import statistics
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
-from types import ModuleType
 
 import httpx2 as httpx
 import numpy as np
 import pytest
 import soundfile as sf
 
-from conftest import voiced
+from conftest import load_benchmark, voiced
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "loadtest.py"
 READ_TIMEOUT = 2.0
 
 
-def _load() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("voxemo_loadtest_attacks", SCRIPT)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-loadtest = _load()
+loadtest = load_benchmark("loadtest")
 
 
 @pytest.fixture(scope="module")

@@ -34,14 +34,10 @@ def average_windows(specs: Sequence[np.ndarray], config: Config, segment_proba: 
     -------
     np.ndarray, shape (n_clips, n_classes)
     """
-    n_frames = segment_frames(config.audio, config.features)
-    fill = pad_value(config.features)
-    wins = [windows(s, n_frames, fill=fill) for s in specs]
-    if not wins:
+    per_clip = window_probabilities(specs, config, segment_proba)
+    if not per_clip:
         return np.zeros((0, n_classes), np.float32)
-    probs = segment_proba(np.concatenate(wins))
-    bounds = np.cumsum([0] + [len(w) for w in wins])
-    return np.stack([probs[a:b].mean(axis=0) for a, b in zip(bounds[:-1], bounds[1:])])
+    return np.stack([w.mean(axis=0) for w in per_clip])
 
 
 def window_probabilities(specs: Sequence[np.ndarray], config: Config,
