@@ -307,16 +307,20 @@ def _alive(pid: int) -> bool:
 def test_workers_exit_when_the_parent_is_killed(folder: Path, tiny_model_dir: Path, tmp_path: Path) -> None:
     """``kill -9`` of ``voxemo predict --jobs 2``: its fork server and workers are gone within seconds."""
     out = tmp_path / "killed.jsonl"
+    # enough inputs (each clip 20 times) that the run lasts well past the workers' start on any machine
+    clips = [p for p, error in expand_inputs([folder]) if error is None]
+    manifest = tmp_path / "many.csv"
+    manifest.write_text("path\n" + "".join(f"{c}\n" for c in clips * 20))
     argv = [sys.executable, "-m", "voxemo", "predict", "--model", str(tiny_model_dir), "--jobs", "2",
-            "--output", str(out), str(folder)]
+            "--output", str(out), str(manifest)]
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 120
-        while len(_descendants(proc.pid)) < 3 and proc.poll() is None:  # the fork server and two workers
+        while len(_descendants(proc.pid)) < 3:  # the fork server and two workers
+            assert proc.poll() is None, "the run ended before its workers were seen"
             assert time.monotonic() < deadline, "the workers did not start within 2 minutes"
             time.sleep(0.05)
         below = _descendants(proc.pid)
-        assert len(below) >= 3
     finally:
         proc.kill()
         proc.wait()
