@@ -451,3 +451,39 @@ def test_manifest_that_is_not_utf8_is_a_one_line_error(tmp_path: Path) -> None:
     (tmp_path / "m.csv").write_bytes(b"path,label,speaker\nx1.wav,angry,s1\n" + b"\xff\xfe\x00bad" * 3000)
     with pytest.raises(CorpusError, match=r"m.csv: cannot read the manifest"):
         load_corpus(tmp_path / "m.csv")
+
+
+# --- TurEV-DB ------------------------------------------------------------------------------------------------------
+
+def test_turevdb_layout_is_detected_with_speakers_from_the_names(tmp_path: Path) -> None:
+    root = write_clips(tmp_path / "turev", ["Angry/1157_kz_acik.wav", "Calm/1358_sk_beste.wav",
+                                            "Happy/6783_mt_elma.wav", "Sad/7895_hl_kitap.wav"])
+    assert detect_corpus(root) == "turevdb"  # not the generic folder-per-label layout: the names hold speakers
+    recs = load_corpus(root)
+    assert fields(recs, "corpus", "speaker", "emotion", "statement") == [
+        ("turevdb", "1157", "angry", "acik"), ("turevdb", "1358", "calm", "beste"),
+        ("turevdb", "6783", "happy", "elma"), ("turevdb", "7895", "sad", "kitap")]
+
+
+@pytest.mark.parametrize(("name", "cause"), [
+    ("Angry/1358_sk_beste.wav", "disagrees with its folder"),
+    ("Calm/9999_sk_beste.wav", "speaker"),
+    ("Calm/1358_xx_beste.wav", "emotion"),
+    ("Calm/beste.wav", "not a TurEV-DB file name"),
+])
+def test_turevdb_bad_names_are_one_line_errors(tmp_path: Path, name: str, cause: str) -> None:
+    root = write_clips(tmp_path / "turev", ["Sad/7895_hl_kitap.wav", name])
+    with pytest.raises(CorpusError, match=cause) as err:
+        load_corpus(root, "turevdb")
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.data
+def test_real_turevdb() -> None:
+    root = SHARED_EMODB.parent / "turevdb"
+    if not root.is_dir():
+        pytest.skip("real TurEV-DB not found in ../shared/data/turevdb")
+    assert detect_corpus(root) == "turevdb"
+    recs = load_corpus(root)
+    assert Counter(r.emotion for r in recs) == {"angry": 487, "sad": 483, "calm": 408, "happy": 357}
+    assert sorted({r.speaker for r in recs}) == ["1157", "1234", "1358", "1984", "6783", "7895"]

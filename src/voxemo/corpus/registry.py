@@ -17,7 +17,7 @@ from pathlib import Path
 
 from voxemo.core.errors import CorpusError
 from voxemo.core.records import Utterance
-from voxemo.corpus import cremad, emodb, emovo, folders, manifest, nemo, ravdess, savee, tess
+from voxemo.corpus import cremad, emodb, emovo, folders, manifest, nemo, ravdess, savee, tess, turevdb
 from voxemo.corpus.base import unpack_zip
 from voxemo.io.discovery import find_audio
 
@@ -33,6 +33,7 @@ LOADERS: dict[str, Callable[[str | os.PathLike[str]], list[Utterance]]] = {
     "emodb": emodb.load_emodb,
     "emovo": emovo.load_emovo,
     "nemo": nemo.load_nemo,
+    "turevdb": turevdb.load_turevdb,
     "folders": folders.load_folders,
     "manifest": manifest.load_manifest,
 }
@@ -48,6 +49,7 @@ _NAMING: dict[str, Callable[[Path], bool]] = {
     "emodb": emodb.looks_like_emodb,
     "emovo": emovo.looks_like_emovo,
     "nemo": nemo.looks_like_nemo,
+    "turevdb": turevdb.looks_like_turevdb,
 }
 
 
@@ -60,6 +62,7 @@ DESCRIPTIONS: dict[str, str] = {
     "emodb": "Emo-DB, 03a01Fa.wav",
     "emovo": "EMOVO, f1/dis-f1-b1.wav",
     "nemo": "nEMO, data.tsv with samples/EB0_anger_12.wav",
+    "turevdb": "TurEV-DB, Calm/1358_sk_beste.wav",
     "folders": "one folder per emotion, angry/clip.wav or speaker/angry/clip.wav",
     "manifest": "a CSV with path,label,speaker columns",
 }
@@ -95,6 +98,8 @@ def detect_corpus(path: str | os.PathLike[str]) -> str:
     counts = {name: sum(looks(f) for f in files) for name, looks in _NAMING.items()}
     counts["folders"] = sum(folders.looks_like_folders(f, root) for f in files)
     complete = [name for name, n in counts.items() if n == len(files)]
+    if set(complete) == {"turevdb", "folders"}:  # TurEV-DB's own layout is a folder per emotion with named clips
+        complete = ["turevdb"]
     if len(complete) == 1:
         log.info("%s: detected corpus %s (%d clips)", root, complete[0], len(files))
         return complete[0]
