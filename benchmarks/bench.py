@@ -50,6 +50,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from bench_startup import met  # the scripts sit side by side in benchmarks/
 
 #: Targets from the performance issue.
 TARGET_COLD_VS_NAIVE = 3.0
@@ -400,10 +401,6 @@ def render_timeline(tl: dict[str, Any]) -> list[str]:
 
 
 # ---- report --------------------------------------------------------------------------------------------------
-def _yes(ok: bool) -> str:
-    return "**met**" if ok else "**missed**"
-
-
 def render(result: dict[str, Any]) -> str:
     m = result["machine"]
     lines = [
@@ -482,12 +479,12 @@ def render(result: dict[str, Any]) -> str:
     t = result["targets"]
     lines += ["## Targets", "", "| target | measured | status |", "|---|---:|---|"]
     lines.append(f"| cold voxemo >= {TARGET_COLD_VS_NAIVE:g}x naive clips/s | {t['cold_vs_naive']:.2f}x | "
-                 f"{_yes(t['cold_vs_naive'] >= TARGET_COLD_VS_NAIVE)} |")
+                 f"{met(t['cold_vs_naive'] >= TARGET_COLD_VS_NAIVE)} |")
     lines.append(f"| same, against the naive loop on 1 BLAS thread | {t['cold_vs_naive_1blas']:.2f}x | "
-                 f"{_yes(t['cold_vs_naive_1blas'] >= TARGET_COLD_VS_NAIVE)} |")
+                 f"{met(t['cold_vs_naive_1blas'] >= TARGET_COLD_VS_NAIVE)} |")
     for key, ratio in t.get("predict_vs_floor", {}).items():
         lines.append(f"| `predict_proba` <= {TARGET_PREDICT_VS_FLOOR:g}x floor, {key} | "
-                     f"{ratio:.2f}x | {_yes(ratio <= TARGET_PREDICT_VS_FLOOR)} |")
+                     f"{ratio:.2f}x | {met(ratio <= TARGET_PREDICT_VS_FLOOR)} |")
     if "main_job_total_s" in t:
         lines.append(f"| main job wall time | {t['main_job_total_s']:.0f} s | measured |")
     lines += timeline_targets(t)
@@ -501,9 +498,9 @@ def timeline_targets(t: dict[str, Any]) -> list[str]:
     if "timeline_rtf" not in t:
         return []
     return [f"| timeline faster than {TARGET_TIMELINE_RTF:g}x real time | {t['timeline_rtf']:.0f}x | "
-            f"{_yes(t['timeline_rtf'] >= TARGET_TIMELINE_RTF)} |",
+            f"{met(t['timeline_rtf'] >= TARGET_TIMELINE_RTF)} |",
             f"| timeline peak memory under {TARGET_TIMELINE_PEAK_MB:g} MB | {t['timeline_peak_mb']:.0f} MB | "
-            f"{_yes(t['timeline_peak_mb'] < TARGET_TIMELINE_PEAK_MB)} |"]
+            f"{met(t['timeline_peak_mb'] < TARGET_TIMELINE_PEAK_MB)} |"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -190,7 +190,8 @@ def startup_targets(st: dict[str, Any]) -> dict[str, float]:
     return {"startup_predict_s": p["median_wall_s"], "startup_predict_peak_mb": p["peak_mb"]}
 
 
-def _met(ok: bool) -> str:
+def met(ok: bool) -> str:
+    """A target's verdict cell."""
     return "**met**" if ok else "**missed**"
 
 
@@ -216,8 +217,8 @@ def render_startup(st: dict[str, Any]) -> list[str]:
         heavy = ("probe failed: " + mods["error"]) if "error" in mods else (", ".join(mods["heavy"]) or "none")
         third = "" if "error" in mods else (", ".join(mods["third_party"]) or "none") + f" ({mods['modules']} modules)"
         lines.append(f"| {r['label']} | {r['median_wall_s']:.2f} | {r['min_wall_s']:.2f} | {r['median_cpu_s']:.2f} "
-                     f"| {r['peak_mb']:.0f} | {_met(r['median_wall_s'] < TARGET_STARTUP_S)} | "
-                     f"{_met(r['peak_mb'] < TARGET_STARTUP_PEAK_MB)} | {heavy} | {third} |")
+                     f"| {r['peak_mb']:.0f} | {met(r['median_wall_s'] < TARGET_STARTUP_S)} | "
+                     f"{met(r['peak_mb'] < TARGET_STARTUP_PEAK_MB)} | {heavy} | {third} |")
     return [*lines, ""]
 
 
@@ -225,6 +226,6 @@ def startup_target_rows(t: dict[str, Any]) -> list[str]:
     if "startup_predict_s" not in t:
         return []
     return [f"| `voxemo predict CLIP` under {TARGET_STARTUP_S:g} s wall (median, whole process) | "
-            f"{t['startup_predict_s']:.2f} s | {_met(t['startup_predict_s'] < TARGET_STARTUP_S)} |",
+            f"{t['startup_predict_s']:.2f} s | {met(t['startup_predict_s'] < TARGET_STARTUP_S)} |",
             f"| `voxemo predict CLIP` under {TARGET_STARTUP_PEAK_MB:g} MB peak RSS (largest run) | "
-            f"{t['startup_predict_peak_mb']:.0f} MB | {_met(t['startup_predict_peak_mb'] < TARGET_STARTUP_PEAK_MB)} |"]
+            f"{t['startup_predict_peak_mb']:.0f} MB | {met(t['startup_predict_peak_mb'] < TARGET_STARTUP_PEAK_MB)} |"]

@@ -366,3 +366,10 @@ def test_a_decompression_bomb_is_refused_from_its_header(client: TestClient, end
     assert len(bomb) < 200_000  # well under the 1 MiB upload limit
     msg = assert_clean_error(client.post(endpoint, files={"file": ("bomb.flac", bomb, "audio/flac")}), 413)
     assert "bomb.flac: decodes to too much audio" in msg and "6,144,000 samples" in msg
+
+
+def test_a_header_with_no_samples_is_an_empty_stream_not_a_bomb(client: TestClient) -> None:
+    """0 frames is a 422 naming the cause, not the 413 for too much audio."""
+    msg = assert_clean_error(client.post("/predict", files={"file": ("zero.wav", wav_bytes(np.zeros(0, np.int16)),
+                                                                   "audio/wav")}), 422)
+    assert msg == "zero.wav: contains no audio samples (truncated or empty stream)"

@@ -55,6 +55,7 @@ from voxemo.core.version import version
 from voxemo.inference.loading import load_model
 from voxemo.inference.stream import EmotionStream
 from voxemo.inference.timeline import timeline
+from voxemo.io.audio import libsndfile_cause
 
 log = logging.getLogger(__name__)
 
@@ -191,8 +192,7 @@ class Service:
         try:
             info = sf.info(str(path))
         except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
-            text = getattr(exc, "error_string", None) or str(exc)
-            cause = _rename(text.strip().splitlines()[0], path, name) if text.strip() else type(exc).__name__
+            cause = _rename(libsndfile_cause(exc), path, name)
             raise Rejected(415, f"{name}: not a readable audio file ({cause})") from None
         seconds = info.frames / info.samplerate if info.samplerate > 0 else 0.0
         if seconds > self.config.max_seconds:
@@ -201,8 +201,8 @@ class Service:
         # A small compressed file can declare hours of many channels at a high rate: bound what decoding would
         # hold in memory (float32), from the header, before decoding anything.
         samples = info.frames * info.channels
-        if info.frames <= 0 or samples > self.config.max_samples:
-            declared = (f"{info.frames} frames" if info.frames <= 0 else
+        if info.frames < 0 or samples > self.config.max_samples:  # 0 frames is an empty stream: 422 further on
+            declared = ("an unknown length" if info.frames < 0 else
                         f"{seconds:.1f} s × {info.channels} channels × {info.samplerate} Hz = {samples:,} samples")
             raise Rejected(413, f"{name}: decodes to too much audio ({declared}; the limit is "
                                 f"{self.config.max_samples:,} samples, {self.config.max_seconds:g} s of 48 kHz "
