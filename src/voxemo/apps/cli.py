@@ -130,9 +130,20 @@ def cmd_predict(args: argparse.Namespace) -> int:
     fmt = "json" if args.json else "csv" if args.csv else "text"
     if fmt == "text" and args.output:
         fmt = "csv" if Path(args.output).suffix.lower() == ".csv" else "json"
-    summary = predict_batch(args.paths, model=args.model, backend=args.backend, fmt=fmt, output=args.output,
-                            resume=args.resume, jobs=args.jobs, progress=args.progress,
-                            min_confidence=args.min_confidence)
+    if args.adapt:
+        from voxemo.core.errors import ConfigError
+        from voxemo.inference.adapted_batch import predict_adapted
+
+        if args.resume:
+            raise ConfigError("--adapt adapts on all the inputs at once and cannot --resume; adapt once with "
+                              "`voxemo adapt` and predict with --model instead")
+        summary = predict_adapted(args.paths, model=args.model, backend=args.backend, fmt=fmt, output=args.output,
+                                  jobs=args.jobs, progress=args.progress, min_confidence=args.min_confidence,
+                                  prior_seconds=args.prior_seconds, min_seconds=args.min_seconds)
+    else:
+        summary = predict_batch(args.paths, model=args.model, backend=args.backend, fmt=fmt, output=args.output,
+                                resume=args.resume, jobs=args.jobs, progress=args.progress,
+                                min_confidence=args.min_confidence)
     if args.output and not args.quiet:
         skipped = f"; skipped {summary.skipped} already there ({summary.skipped_failed} failed)" if args.resume else ""
         unlabelled = (f"; {summary.no_speech} without speech, {summary.uncertain} uncertain"
@@ -217,6 +228,7 @@ def cmd_corpus(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from voxemo.apps.adapt_cli import ADAPT_HELP, add_adapt_parser, prior_args
     from voxemo.experiment.splits import PROTOCOLS
 
     p = argparse.ArgumentParser(prog="voxemo", description="Speech emotion recognition: train, evaluate, predict.")
@@ -323,7 +335,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--min-confidence", type=float, default=0.0, metavar="P",
                    help="report speech whose top probability is below P (0..1) as uncertain, with no emotion "
                         "(default 0: always an emotion); inputs without speech are always reported as no speech")
+    s.add_argument("--adapt", action="store_true", help=ADAPT_HELP)
+    prior_args(s)
     s.set_defaults(func=cmd_predict)
+
+    add_adapt_parser(sub)
 
     s = sub.add_parser("export", help="export a model to ONNX (network, config and labels in one file)")
     s.add_argument("--onnx", required=True, metavar="FILE", help="the .onnx file to write")

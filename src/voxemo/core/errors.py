@@ -27,6 +27,10 @@ class ModelError(VoxemoError):
     """A model directory is missing, incomplete or incompatible."""
 
 
+class AdaptationError(VoxemoError):
+    """A set of recordings to adapt a model to cannot be used (empty, no speech, too little, unreadable)."""
+
+
 class DownloadError(VoxemoError):
     """A download failed or its result did not verify."""
 

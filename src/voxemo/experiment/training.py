@@ -19,6 +19,7 @@ from voxemo.experiment.evaluate import fit_and_test
 from voxemo.experiment.multicorpus import corpus_weights, unique_speakers, validation_speakers
 from voxemo.experiment.results import FoldJob, VariantComparison, VariantResult
 from voxemo.inference.torch_backend import EmotionClassifier
+from voxemo.nn.adapt import measure_source
 from voxemo.nn.train import train_model
 
 
@@ -86,13 +87,15 @@ def train_final(records: Sequence[Utterance], specs: Sequence[np.ndarray], confi
                 calibration: Mapping[str, Any] | None = None) -> EmotionClassifier:
     """Retrain on every clip for a fixed number of epochs (the best epoch found on held-out speakers); several
     corpora are sampled equally (:func:`~voxemo.experiment.multicorpus.corpus_weights`). ``calibration`` (from
-    :func:`compare_variants`) gives the model its softmax temperature, saved as ``calibration.json``."""
+    :func:`compare_variants`) gives the model its softmax temperature, saved as ``calibration.json``. The model keeps
+    its training speech's normalisation moments (:func:`~voxemo.nn.adapt.measure_source`) for adaptation."""
     labels = list(labels)
     y = np.array([labels.index(r.emotion) for r in records])
     res = train_model(specs, y, len(labels), config, epochs=epochs, aug_specs=aug_specs,
                       weights=corpus_weights(records), speakers=[r.speaker for r in unique_speakers(records)],
                       threads=threads, progress=progress, desc="final")
     clf = EmotionClassifier(res.model, config, labels)
+    clf.source_stats = measure_source(res.model, specs)  # what adaptation compares a new domain with
     if calibration:
         clf.temperature, clf.calibration = float(calibration["temperature"]), dict(calibration)
     return clf

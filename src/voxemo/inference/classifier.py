@@ -7,7 +7,8 @@ fixed-length segments into probabilities: :class:`~voxemo.inference.torch_backen
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -16,9 +17,10 @@ from voxemo.core.config import Config
 from voxemo.core.errors import AudioError, VoxemoError
 from voxemo.dsp.features import extract
 from voxemo.dsp.scoring import average_windows
-from voxemo.dsp.speech import SpeechConfig, speech_presence
+from voxemo.dsp.speech import SpeechConfig
+from voxemo.inference.adaptset import AdaptationSet, analyse_file, collect_adaptation_set
 from voxemo.inference.calibration import temperature_scale
-from voxemo.inference.results import FileFailure, FileResult, NoSpeech, Prediction, Uncertain
+from voxemo.inference.results import FileFailure, FileResult, Prediction, Uncertain
 from voxemo.io.audio import load_audio
 
 AudioInput = str | os.PathLike[str] | np.ndarray
@@ -58,6 +60,43 @@ class Classifier:
         self.calibration: dict[str, Any] = {}
         self.min_confidence = 0.0
         self.speech = SpeechConfig()
+        #: the model folder this was loaded from (None: built in memory or a standalone .onnx file)
+        self.model_dir: Path | None = None
+        #: what it was adapted on (:meth:`AdaptationSet.record`); None for a model as trained
+        self.adaptation: dict[str, Any] | None = None
+
+    def copy_settings(self, other: Classifier) -> None:
+        """Give ``other`` this classifier's temperature, calibration, confidence floor, speech thresholds and
+        adaptation record."""
+        other.temperature, other.calibration = self.temperature, dict(self.calibration)
+        other.min_confidence, other.speech = self.min_confidence, self.speech
+        other.adaptation = self.adaptation
+
+    # ---- adaptation ---------------------------------------------------------------------------------------
+    def adapt(self, inputs: Iterable[str | os.PathLike[str]], *, jobs: int = 1, prior_seconds: float | None = None,
+              min_seconds: float | None = None, progress: bool = False) -> Classifier:
+        """A new classifier adapted, without labels, to the recordings ``inputs``; this one is not changed.
+
+        Every member's input standardisation and batch-norm statistics are re-measured on the speech of the
+        inputs (files, folders or manifests, as :func:`voxemo.io.discovery.expand_inputs` takes them; unreadable
+        files and files without speech are skipped and counted) and shrunk towards the training statistics when
+        there is little audio (:meth:`~voxemo.inference.adaptset.AdaptationSet.weight`). The result runs on the
+        same backend as this one.
+
+        Raises
+        ------
+        AdaptationError
+            No inputs, or too little usable speech in them (one line naming the cause).
+        ModelError
+            The model cannot be adapted (no training statistics, or an ONNX file without its model folder).
+        """
+        aset = collect_adaptation_set(inputs, self.config, speech=self.speech, jobs=jobs, progress=progress,
+                                      min_seconds=min_seconds)
+        return self.adapted(aset, prior_seconds=prior_seconds)
+
+    def adapted(self, adaptation_set: AdaptationSet, *, prior_seconds: float | None = None) -> Classifier:
+        """This model adapted to an :class:`~voxemo.inference.adaptset.AdaptationSet` (see :meth:`adapt`)."""
+        raise NotImplementedError
 
     def segment_proba(self, x: np.ndarray) -> np.ndarray:
         """Probabilities for fixed-length log-mel segments: (n, n_mels, n_frames) -> (n, n_classes), float32."""
@@ -105,16 +144,17 @@ class Classifier:
         (unreadable, silent, too short) is a :class:`~voxemo.inference.results.FileFailure` with its one-line cause.
         """
         floor = self.min_confidence if min_confidence is None else float(min_confidence)
-        name = str(path)
+        checked = analyse_file(path, self.config, self.speech)
+        if not isinstance(checked, np.ndarray):
+            return checked
         try:
-            y, sr = load_audio(path, max_duration=self.config.audio.max_duration)
-            spec = extract(y, sr, self.config.audio, self.config.features, name=name)  # its checks come first
-            presence = speech_presence(y, sr, self.speech)
-            if not presence.speech:
-                return NoSpeech(name, presence.reason)
-            probs = average_windows([spec], self.config, self.calibrated_segment_proba, len(self.classes_))[0]
+            probs = average_windows([checked], self.config, self.calibrated_segment_proba, len(self.classes_))[0]
         except VoxemoError as exc:
-            return FileFailure(name, str(exc))
+            return FileFailure(str(path), str(exc))
+        return self.labelled(str(path), probs, floor)
+
+    def labelled(self, name: str, probs: np.ndarray, floor: float) -> Prediction | Uncertain:
+        """The result for speech whose clip probabilities are ``probs``: a label, or uncertain below ``floor``."""
         best = int(probs.argmax())
         confidence = round(float(probs[best]), 4)
         probabilities = {str(c): round(float(p), 4) for c, p in zip(self.classes_, probs)}

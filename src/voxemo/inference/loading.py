@@ -7,6 +7,7 @@ and prediction never imports torch.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from collections.abc import Iterable, Iterator
@@ -19,7 +20,7 @@ from voxemo.inference.results import FileFailure, FileResult
 from voxemo.inference.torch_backend import EmotionClassifier
 from voxemo.io.discovery import expand_inputs
 from voxemo.io.files import file_digest
-from voxemo.io.modelfile import ONNX_FILE, WEIGHTS, folder_calibration
+from voxemo.io.modelfile import ADAPTATION, ONNX_FILE, WEIGHTS, folder_calibration
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,16 @@ def load_model(path: str | os.PathLike[str] | None = None, backend: str = "auto"
     if backend not in BACKENDS:
         raise ModelError(f"backend={backend!r} is not one of {', '.join(BACKENDS)}")
     p = default_model_dir() if path is None else Path(path)
+    clf = _load(p, backend)
+    if clf.model_dir is not None and (clf.model_dir / ADAPTATION).is_file():
+        try:
+            clf.adaptation = json.loads((clf.model_dir / ADAPTATION).read_text())
+        except (OSError, ValueError) as exc:
+            raise ModelError(f"{clf.model_dir / ADAPTATION}: unreadable ({exc})") from None
+    return clf
+
+
+def _load(p: Path, backend: str) -> Classifier:
     is_onnx_file = p.suffix.lower() == ".onnx"
     if backend == "torch":
         if is_onnx_file:
@@ -65,7 +76,9 @@ def load_model(path: str | os.PathLike[str] | None = None, backend: str = "auto"
     if backend == "onnx":
         if p.is_dir() and not (p / ONNX_FILE).is_file():
             raise ModelError(f"{p}: holds no {ONNX_FILE}; write one with `voxemo export --onnx {p / ONNX_FILE}`")
-        return OnnxClassifier.load(p / ONNX_FILE if p.is_dir() else p)
+        clf = OnnxClassifier.load(p / ONNX_FILE if p.is_dir() else p)
+        clf.model_dir = p if p.is_dir() else None
+        return clf
     if (p / ONNX_FILE).is_file() and (p / WEIGHTS).is_file():
         try:
             clf = OnnxClassifier.load(p / ONNX_FILE)
@@ -74,6 +87,7 @@ def load_model(path: str | os.PathLike[str] | None = None, backend: str = "auto"
         else:
             if clf.weights_digest == file_digest(p / WEIGHTS):
                 clf.temperature, clf.calibration = folder_calibration(p)  # the folder's file rules, as for torch
+                clf.model_dir = p
                 return clf
             log.warning("running %s with torch: %s was not exported from its %s", p, ONNX_FILE, WEIGHTS)
     return EmotionClassifier.load(p)

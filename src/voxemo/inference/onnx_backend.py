@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -20,6 +20,9 @@ from voxemo.core.config import Config
 from voxemo.core.errors import ModelError, VoxemoError, first_line
 from voxemo.dsp.features import segment_frames
 from voxemo.inference.classifier import Classifier
+
+if TYPE_CHECKING:
+    from voxemo.inference.adaptset import AdaptationSet
 from voxemo.io.modelfile import (
     FORMAT,
     INPUT,
@@ -54,6 +57,8 @@ class OnnxClassifier(Classifier):
         self.session = session
         self.threads = threads
         self.weights_digest: str | None = None
+        #: the torch classifier an adapted ONNX classifier was exported from (saving writes its weights)
+        self.torch_model: Any = None
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], *, threads: int = 1) -> OnnxClassifier:
@@ -90,6 +95,26 @@ class OnnxClassifier(Classifier):
         clf = cls(session, config, classes, threads=threads)
         clf.temperature = temperature
         clf.weights_digest = meta.get(META_WEIGHTS)
+        return clf
+
+    def adapted(self, adaptation_set: AdaptationSet, *, prior_seconds: float | None = None) -> OnnxClassifier:
+        """A new ONNX classifier adapted to ``adaptation_set`` (see :meth:`Classifier.adapt`): the model folder's
+        torch weights are adapted (:meth:`EmotionClassifier.adapted`) and exported to an in-memory network. Needs
+        the folder this was loaded from and torch (``voxemo[train]``)."""
+        import tempfile
+
+        from voxemo.inference.torch_backend import EmotionClassifier, export_onnx
+
+        if self.model_dir is None:
+            raise ModelError("adapting needs the model folder (weights.pt), not a standalone .onnx file: load the "
+                             "folder instead")
+        torch_clf = getattr(self, "torch_model", None) or EmotionClassifier.load(self.model_dir)
+        self.copy_settings(torch_clf)
+        adapted = torch_clf.adapted(adaptation_set, prior_seconds=prior_seconds)
+        with tempfile.TemporaryDirectory(prefix="voxemo-adapt-") as tmp:
+            clf = OnnxClassifier.load(export_onnx(adapted, Path(tmp) / "model.onnx"), threads=self.threads)
+        adapted.copy_settings(clf)
+        clf.torch_model = adapted  # what saving the adapted model writes
         return clf
 
     def segment_proba(self, x: np.ndarray, batch_size: int = 256) -> np.ndarray:

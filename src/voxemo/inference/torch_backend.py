@@ -25,9 +25,20 @@ from voxemo.core.errors import ModelError, VoxemoError, first_line
 from voxemo.core.extras import require
 from voxemo.inference.classifier import Classifier
 from voxemo.io.files import atomic_write, file_digest
-from voxemo.io.modelfile import CALIBRATION, CONFIG, LABELS, ONNX_FILE, WEIGHTS, folder_calibration, save_calibration
+from voxemo.io.modelfile import (
+    CALIBRATION,
+    CONFIG,
+    LABELS,
+    ONNX_FILE,
+    SOURCE_STATS,
+    WEIGHTS,
+    folder_calibration,
+    save_calibration,
+)
 
 if TYPE_CHECKING:
+    from voxemo.inference.adaptset import AdaptationSet
+    from voxemo.nn.adapt import SourceStats
     from voxemo.nn.model import EmotionCNN, EmotionEnsemble
 
 log = logging.getLogger(__name__)
@@ -55,6 +66,8 @@ class EmotionClassifier(Classifier):
         super().__init__(config, classes)
         self.model = model.eval()
         self.threads = threads
+        #: each member's training-speech moments (:func:`voxemo.nn.adapt.measure_source`); None: cannot adapt
+        self.source_stats: list[SourceStats] | None = None
 
     # ---- persistence -------------------------------------------------------------------------------------
     def save(self, path: str | os.PathLike[str], *, report: dict[str, Any] | None = None, onnx: bool = False) -> Path:
@@ -77,6 +90,13 @@ class EmotionClassifier(Classifier):
             save_calibration(out, {**self.calibration, "temperature": float(self.temperature)})
         else:
             (out / CALIBRATION).unlink(missing_ok=True)  # an uncalibrated model over an old folder
+        if self.source_stats is not None:
+            from voxemo.nn.adapt import stats_arrays
+
+            arrays = stats_arrays(self.source_stats)
+            atomic_write(out / SOURCE_STATS, lambda f: np.savez(f, **arrays))  # type: ignore[arg-type]
+        else:
+            (out / SOURCE_STATS).unlink(missing_ok=True)
         (out / ONNX_FILE).unlink(missing_ok=True)
         if onnx:
             try:
@@ -105,10 +125,37 @@ class EmotionClassifier(Classifier):
             model = build_model(config, len(classes))
             model.load_state_dict(state)
             temperature, calibration = folder_calibration(d)
+            source = None
+            if (d / SOURCE_STATS).is_file():
+                from voxemo.nn.adapt import stats_from_arrays
+
+                with np.load(d / SOURCE_STATS, allow_pickle=False) as z:
+                    source = stats_from_arrays({k: z[k] for k in z.files})
         except (VoxemoError, ValueError, RuntimeError, KeyError, TypeError, OSError, pickle.UnpicklingError) as exc:
             raise ModelError(f"{d}: cannot load model ({first_line(exc)})") from None
         clf = cls(model, config, classes)
-        clf.temperature, clf.calibration = temperature, calibration
+        clf.temperature, clf.calibration, clf.source_stats, clf.model_dir = temperature, calibration, source, d
+        return clf
+
+    def adapted(self, adaptation_set: AdaptationSet, *, prior_seconds: float | None = None) -> EmotionClassifier:
+        """A new classifier whose normalisation statistics are adapted to ``adaptation_set``
+        (:func:`voxemo.nn.adapt.adapt_norm_stats`); this one is not changed. See :meth:`Classifier.adapt`."""
+        import copy
+
+        from voxemo.inference.adaptset import PRIOR_SECONDS
+        from voxemo.nn.adapt import adapt_norm_stats
+
+        if self.source_stats is None:
+            raise ModelError(f"{self.model_dir or 'this model'}: has no {SOURCE_STATS} (the training speech's "
+                             "statistics that adaptation compares with); retrain it with this version of voxemo")
+        weight = adaptation_set.weight(PRIOR_SECONDS if prior_seconds is None else prior_seconds)
+        model = copy.deepcopy(self.model)
+        shifts = adapt_norm_stats(model, adaptation_set.specs, self.source_stats, weight)
+        clf = EmotionClassifier(model, self.config, [str(c) for c in self.classes_], threads=self.threads)
+        self.copy_settings(clf)
+        clf.source_stats = self.source_stats
+        clf.adaptation = adaptation_set.record(weight, [[s.to_dict() for s in m] for m in shifts],
+                                               base=str(self.model_dir or "unsaved model"), previous=self.adaptation)
         return clf
 
     def segment_proba(self, x: np.ndarray) -> np.ndarray:

@@ -2,8 +2,10 @@
 
 A model folder holds ``weights.pt`` (a torch state dict), ``config.json`` (the full
 :class:`~voxemo.core.config.Config`), ``labels.json``, from training ``training.json``, optionally
-``calibration.json`` (the softmax temperature; absent means T = 1) and ``model.onnx`` (the same network for ONNX
-Runtime, stamped with the SHA-256 of the ``weights.pt`` it was exported from). A standalone ``.onnx`` file carries
+``calibration.json`` (the softmax temperature; absent means T = 1), ``model.onnx`` (the same network for ONNX
+Runtime, stamped with the SHA-256 of the ``weights.pt`` it was exported from), ``source_stats.npz`` (the training
+speech's normalisation moments, which adaptation needs) and, for an adapted model, ``adaptation.json`` and
+``MODEL_CARD.md``. A standalone ``.onnx`` file carries
 the config, labels and temperature in its metadata, so that file alone is a model.
 """
 
@@ -18,6 +20,12 @@ from voxemo.core.errors import ModelError
 from voxemo.io.files import atomic_write_text
 
 WEIGHTS, CONFIG, LABELS, ONNX_FILE = "weights.pt", "config.json", "labels.json", "model.onnx"
+
+#: the training speech's normalisation moments, per member and layer (:mod:`voxemo.nn.adapt`), for adaptation
+SOURCE_STATS = "source_stats.npz"
+
+#: what an adapted model was adapted on (clips, hours, a digest of the list, date), and its model card
+ADAPTATION, MODEL_CARD = "adaptation.json", "MODEL_CARD.md"
 
 
 def folder_calibration(d: Path) -> tuple[float, dict[str, Any]]:

@@ -1,0 +1,43 @@
+"""``voxemo adapt``: its arguments, and the one library call it makes (kept beside :mod:`voxemo.apps.cli`, which
+registers it)."""
+
+from __future__ import annotations
+
+import argparse
+
+ADAPT_HELP = ("adapt the model to the recordings being predicted first, without labels (normalisation statistics "
+              "re-measured on their speech; see voxemo adapt)")
+
+
+def add_adapt_parser(sub: argparse._SubParsersAction) -> None:
+    s = sub.add_parser("adapt", help="adapt a model to your own recordings (no labels needed) and save it as a new "
+                                     "model folder")
+    s.add_argument("paths", nargs="+", metavar="AUDIO",
+                   help="recordings of the setting to adapt to: files, folders (walked recursively) or manifests")
+    s.add_argument("--model", help="model folder to adapt (default: the pretrained model shipped with voxemo)")
+    s.add_argument("--out", required=True, help="folder to write the adapted model to (a complete model folder)")
+    s.add_argument("--jobs", type=int, default=0, help="processes reading the recordings (0 = all cores)")
+    prior_args(s)
+    s.set_defaults(func=cmd_adapt)
+
+
+def prior_args(s: argparse.ArgumentParser) -> None:
+    """The shrinkage and minimum options, shared by every command that adapts."""
+    from voxemo.inference.adaptset import MIN_SECONDS, PRIOR_SECONDS
+
+    s.add_argument("--prior-seconds", type=float, metavar="S",
+                   help=f"seconds of speech at which the recordings and the training data weigh equally "
+                        f"(default {PRIOR_SECONDS:g}; 0 = the recordings alone)")
+    s.add_argument("--min-seconds", type=float, metavar="S",
+                   help=f"refuse to adapt on less speech than this (default {MIN_SECONDS:g})")
+
+
+def cmd_adapt(args: argparse.Namespace) -> int:
+    from voxemo.workflows.adaptation import adapt_model
+
+    clf = adapt_model(args.paths, args.out, model=args.model, jobs=args.jobs, prior_seconds=args.prior_seconds,
+                      min_seconds=args.min_seconds, progress=args.progress)
+    a = clf.adaptation or {}
+    print(f"adapted on {a.get('clips')} clips ({a.get('speech_seconds', 0) / 60:.1f} min of speech; "
+          f"{a.get('skipped')} skipped), weight {a.get('weight', 0):.2f}; saved {args.out}")
+    return 0

@@ -1,0 +1,154 @@
+"""The audio a model adapts to: :class:`AdaptationSet` holds the log-mels of the usable speech among some inputs, and
+how much of it there is; :func:`collect_adaptation_set` builds one from files, folders and manifests.
+
+A file counts when it decodes, has speech (:func:`voxemo.dsp.speech.speech_presence`) and keeps at least
+``min_duration`` seconds after trimming; any other is skipped with its one-line cause. The amount decides how far
+the model moves: the target's share of each statistic is ``s / (s + prior_seconds)`` for ``s`` seconds of speech
+(shrinkage towards the training statistics), and below ``min_seconds`` the set is refused.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import logging
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from voxemo.core.config import Config
+from voxemo.core.errors import AdaptationError, VoxemoError
+from voxemo.core.parallel import pmap
+from voxemo.dsp.features import extract
+from voxemo.dsp.speech import SpeechConfig, speech_presence
+from voxemo.inference.results import FileFailure, NoSpeech
+from voxemo.io.audio import load_audio
+from voxemo.io.discovery import expand_inputs
+
+log = logging.getLogger(__name__)
+
+#: seconds of speech below which an adaptation set is refused (docs/results.md, "Adaptation")
+MIN_SECONDS = 30.0
+
+#: seconds of speech at which the target's statistics and the training statistics weigh equally
+PRIOR_SECONDS = 1000.0
+
+
+@dataclass(frozen=True)
+class AdaptationSet:
+    """Usable speech for adaptation.
+
+    Attributes
+    ----------
+    specs : tuple of np.ndarray, each (n_mels, n_frames_i)
+        Log-mels of the trimmed speech of each usable file (real frames only).
+    paths : tuple of str
+        The usable files, in input order.
+    skipped : tuple of str
+        One line per input that was not used (unreadable, no speech, too short).
+    seconds : float
+        Seconds of speech in ``specs``.
+    """
+
+    specs: tuple[np.ndarray, ...]
+    paths: tuple[str, ...]
+    skipped: tuple[str, ...]
+    seconds: float
+
+    @property
+    def digest(self) -> str:
+        """SHA-256 of the usable files' paths, one per line: which list a model was adapted on."""
+        return hashlib.sha256("\n".join(self.paths).encode()).hexdigest()
+
+    def weight(self, prior_seconds: float = PRIOR_SECONDS) -> float:
+        """The target's share of each statistic: ``seconds / (seconds + prior_seconds)`` (1 when the prior is 0)."""
+        if prior_seconds < 0:
+            raise AdaptationError(f"prior_seconds={prior_seconds!r} must be 0 or more")
+        return 1.0 if prior_seconds == 0 else self.seconds / (self.seconds + prior_seconds)
+
+    def record(self, weight: float, layers: list[list[dict[str, Any]]], *, base: str,
+               previous: dict[str, Any] | None = None) -> dict[str, Any]:
+        """What a model adapted on this set says about it (``adaptation.json`` and the model card)."""
+        return {"method": "normalisation statistics (input standardisation and batch norm, every member)",
+                "base_model": base, "clips": len(self.paths), "skipped": len(self.skipped),
+                "speech_seconds": round(self.seconds, 2), "speech_hours": round(self.seconds / 3600, 4),
+                "list_sha256": self.digest, "weight": round(weight, 4),
+                "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "layers": layers, **({"previous": previous} if previous else {})}
+
+
+def analyse_file(path: str | os.PathLike[str], config: Config,
+                 speech: SpeechConfig) -> np.ndarray | NoSpeech | FileFailure:
+    """One file as every prediction path first sees it: the log-mel of its trimmed speech, or a
+    :class:`~voxemo.inference.results.NoSpeech` (:func:`~voxemo.dsp.speech.speech_presence` on the decoded signal),
+    or a :class:`~voxemo.inference.results.FileFailure` with the one-line cause (unreadable, silent, too short)."""
+    name = str(path)
+    try:
+        y, sr = load_audio(path, max_duration=config.audio.max_duration)
+        spec = extract(y, sr, config.audio, config.features, name=name)  # its checks come first
+        presence = speech_presence(y, sr, speech)
+    except VoxemoError as exc:
+        return FileFailure(name, str(exc))
+    except OSError as exc:
+        return FileFailure(name, f"{name}: {exc.strerror or exc}")
+    return spec if presence.speech else NoSpeech(name, presence.reason)
+
+
+def _analyse(job: tuple[str, Config, SpeechConfig]) -> np.ndarray | NoSpeech | FileFailure:
+    return analyse_file(*job)
+
+
+def why_unused(result: NoSpeech | FileFailure) -> str:
+    """One line saying why an input is not in an adaptation set."""
+    return f"{result.path}: {result.reason}" if isinstance(result, NoSpeech) else result.error
+
+
+def adaptation_set(paths: Sequence[str], specs: Sequence[np.ndarray], config: Config, *,
+                   skipped: Sequence[str] = (), min_seconds: float | None = None) -> AdaptationSet:
+    """An :class:`AdaptationSet` from log-mels computed elsewhere (a prediction run's, an experiment's);
+    refused with :class:`~voxemo.core.errors.AdaptationError` below ``min_seconds`` of speech."""
+    floor = MIN_SECONDS if min_seconds is None else float(min_seconds)
+    frames = sum(int(s.shape[1]) for s in specs)
+    seconds = frames * config.features.hop_length / config.audio.sample_rate
+    if not specs:
+        example = f" (e.g. {skipped[0]})" if skipped else ""
+        raise AdaptationError(f"no usable speech to adapt on: {len(skipped)} input(s), all skipped{example}")
+    if seconds < floor:
+        raise AdaptationError(f"too little speech to adapt on: {seconds:.1f} s in {len(specs)} file(s) "
+                              f"({len(skipped)} skipped), need at least {floor:g} s")
+    return AdaptationSet(tuple(specs), tuple(paths), tuple(skipped), seconds)
+
+
+def collect_adaptation_set(inputs: Iterable[str | os.PathLike[str]], config: Config, *,
+                           speech: SpeechConfig | None = None, jobs: int = 1, progress: bool = False,
+                           min_seconds: float | None = None) -> AdaptationSet:
+    """The usable speech among ``inputs`` (files, folders, manifests), in ``jobs`` processes (0 = all cores).
+
+    Raises
+    ------
+    AdaptationError
+        No inputs, none usable, or less than ``min_seconds`` (default :data:`MIN_SECONDS`) of speech.
+    """
+    files, skipped = [], []
+    for path, error in expand_inputs(inputs):
+        if error:
+            skipped.append(error)
+        else:
+            files.append(path)
+    if not files and not skipped:
+        raise AdaptationError("nothing to adapt on: no input files given")
+    results = pmap(_analyse, [(p, config, speech or SpeechConfig()) for p in files], jobs=jobs,
+                   desc="adaptation set", progress=progress)
+    paths, specs = [], []
+    for path, res in zip(files, results):
+        if isinstance(res, np.ndarray):
+            paths.append(path)
+            specs.append(res)
+        else:
+            skipped.append(why_unused(res))
+    for line in skipped:
+        log.warning("not adapting on %s", line)
+    return adaptation_set(paths, specs, config, skipped=skipped, min_seconds=min_seconds)

@@ -1,0 +1,82 @@
+"""``voxemo adapt``: a model adapted to a user's own recordings, written as a complete model folder (weights,
+``model.onnx``, calibration, config, ``adaptation.json`` and a model card saying what it was adapted on)."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from voxemo.core.errors import ModelError
+from voxemo.inference.classifier import Classifier
+from voxemo.inference.loading import load_model
+from voxemo.inference.torch_backend import EmotionClassifier
+from voxemo.io.files import atomic_write_text
+from voxemo.io.modelfile import ADAPTATION, MODEL_CARD
+
+
+def save_adapted(clf: Classifier, out: str | os.PathLike[str]) -> Path:
+    """Write an adapted classifier (torch or ONNX) as a model folder with ``model.onnx``, ``adaptation.json`` and
+    ``MODEL_CARD.md``; every command loads it like any other model."""
+    torch_clf = clf if isinstance(clf, EmotionClassifier) else getattr(clf, "torch_model", None)
+    if not isinstance(torch_clf, EmotionClassifier) or clf.adaptation is None:
+        raise ModelError("only a classifier returned by adapt() can be saved as an adapted model")
+    folder = torch_clf.save(out, onnx=True)
+    atomic_write_text(folder / ADAPTATION, json.dumps(clf.adaptation, indent=2))
+    atomic_write_text(folder / MODEL_CARD, model_card(clf.adaptation, [str(c) for c in clf.classes_]))
+    return folder
+
+
+def model_card(record: dict[str, Any], classes: Sequence[str]) -> str:
+    """The markdown model card of an adapted model, from its ``adaptation.json`` record."""
+    layers = record.get("layers") or [[]]
+    rows = "\n".join(f"| {s['layer']} | {s['mean_shift']:.3f} | {s['std_ratio']:.3f} |" for s in layers[0])
+    earlier = record.get("previous")
+    before = (f"\nIt was adapted before, on {earlier.get('clips')} clips ({earlier.get('date')}); this adaptation "
+              "started from that model.\n" if earlier else "")
+    return f"""# Adapted voxemo model
+
+Adapted without labels from **{record['base_model']}** on {record['date']}.
+
+| | |
+|---|---|
+| clips used | {record['clips']} ({record['skipped']} skipped: unreadable, no speech or too short) |
+| speech | {record['speech_seconds']:.1f} s ({record['speech_hours']:.3f} h) |
+| list of files (SHA-256 of the paths, one per line) | `{record['list_sha256']}` |
+| target's share of each statistic | {record['weight']:.3f} |
+| classes | {', '.join(classes)} |
+{before}
+## What changed
+
+Only normalisation statistics: every member's input standardisation and batch-norm means and variances, re-measured
+on the speech of the clips above (real frames, never padding) and shrunk towards the training statistics; the
+weights, labels and softmax temperature are the base model's. Shift of the first member's layers (mean change in
+training standard deviations; new/old standard deviation):
+
+| layer | mean shift | std ratio |
+|---|---:|---:|
+{rows}
+
+## Limits
+
+Adaptation assumes the recordings come from one setting (language, microphone, room, channel) and hold speech.
+It changes what the model is sure of; it does not make it right: judge the adapted model on a few labelled clips
+of your own (docs/usage.md, "On your own recordings"). The temperature was fitted on the training corpus.
+"""
+
+
+def adapt_model(inputs: Sequence[str], out: str | os.PathLike[str], *, model: str | None = None,
+                backend: str = "auto", jobs: int = 0, prior_seconds: float | None = None,
+                min_seconds: float | None = None, progress: bool = True) -> Classifier:
+    """Load ``model`` (default: the shipped one), adapt it to ``inputs`` (:meth:`Classifier.adapt`) and write the
+    adapted model folder ``out``; returns the adapted classifier. The model loaded is never modified, and ``out``
+    may not be its folder."""
+    clf = load_model(model, backend=backend)
+    target = Path(out).resolve()
+    if clf.model_dir is not None and clf.model_dir.resolve() == target:
+        raise ModelError(f"{out}: is the model being adapted; write the adapted model to another folder")
+    adapted = clf.adapt(inputs, jobs=jobs, prior_seconds=prior_seconds, min_seconds=min_seconds, progress=progress)
+    save_adapted(adapted, out)
+    return adapted
