@@ -124,6 +124,12 @@ class ModelConfig(_Config):
     the block's output resolution with an identity shortcut around it (a small residual network; about 1.3x a
     training step).
 
+    Two domain-generalisation options act after each of the first two blocks (both off by default):
+    ``freq_norm`` in (0, 1] mixes in relaxed instance frequency-wise normalisation (RFN: each clip's feature maps
+    normalised per mel band, weighted ``freq_norm``, plus their layer normalisation, weighted ``1 - freq_norm``; at
+    prediction too), so a corpus' spectral colour counts less; ``mixstyle`` in (0, 1] is the probability per training
+    batch of MixStyle (each clip's channel means and deviations mixed with another clip's; nothing at prediction).
+
     ``members`` > 1 trains that many such CNNs, member i with seed ``train.seed + i``, and averages their
     probabilities (:class:`~voxemo.nn.model.EmotionEnsemble`): one model file, one ONNX graph, ``members`` times the
     training and network time. ``member_options``, one dict of this section's fields per member (e.g.
@@ -138,6 +144,8 @@ class ModelConfig(_Config):
     freq_pooling: str = "mean"
     recurrent: int = 0
     residual: bool = False
+    freq_norm: float = 0.0
+    mixstyle: float = 0.0
     members: int = 1
     member_options: tuple[dict[str, Any], ...] = ()
 
@@ -154,6 +162,9 @@ class ModelConfig(_Config):
             raise ConfigError(f"ModelConfig.recurrent={self.recurrent!r} must be a non-negative integer")
         if not isinstance(self.members, int) or self.members < 1:
             raise ConfigError(f"ModelConfig.members={self.members!r} must be a positive integer")
+        if not 0 <= self.freq_norm <= 1 or not 0 <= self.mixstyle <= 1:
+            raise ConfigError(f"ModelConfig.freq_norm={self.freq_norm!r} and mixstyle={self.mixstyle!r} must be in "
+                              "[0, 1]")
         if self.member_options:
             if len(self.member_options) != self.members:
                 raise ConfigError(f"ModelConfig.member_options has {len(self.member_options)} entries for "
@@ -234,7 +245,9 @@ class AugmentConfig(_Config):
     way, a time stretch by a rate in ``1 ± stretch``, a gain in ``± gain_db`` and Gaussian noise at an SNR drawn
     from ``noise_snr_db`` (min, max). Pitch shift and time stretch are audiomentations' (signalsmith-stretch).
     ``eq_db`` > 0 adds a family: audiomentations' 7-band parametric EQ with each band cut or boosted by up to that
-    many dB (another microphone, room or channel); off by default.
+    many dB (another microphone, room or channel); off by default. ``telephone`` > 0 passes that share of the
+    copies through a simulated narrowband telephone line (:func:`voxemo.dsp.channel.telephone`: 8 kHz,
+    300-3400 Hz, mu-law) after the other families; off by default.
     A family with a zero range (``noise_snr_db=None``) is off. Gain alone cannot change the features (they are
     relative to the clip's loudest bin); it matters only together with noise. SpecAugment masks are in
     :class:`TrainConfig`. A copy's random draws depend only on ``seed``, the file's content and the copy's index.
@@ -247,9 +260,12 @@ class AugmentConfig(_Config):
     gain_db: float = 6.0
     noise_snr_db: tuple[float, float] | None = (15.0, 40.0)
     eq_db: float = 0.0
+    telephone: float = 0.0
     seed: int = 0
 
     def __post_init__(self) -> None:
+        if not 0 <= self.telephone <= 1:
+            raise ConfigError(f"AugmentConfig.telephone={self.telephone!r} must be in [0, 1]")
         if not isinstance(self.copies, int) or self.copies < 0:
             raise ConfigError(f"AugmentConfig.copies={self.copies!r} must be a non-negative integer")
         if not 0 <= self.p <= 1:

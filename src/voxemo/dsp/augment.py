@@ -1,4 +1,5 @@
-"""Waveform augmentation of training clips: pitch shift, time stretch, equalisation, gain and additive noise.
+"""Waveform augmentation of training clips: pitch shift, time stretch, equalisation, gain, additive noise and a
+telephone line.
 
 Pure functions of a signal and a seeded :class:`numpy.random.Generator`: parameters are drawn here, so a copy is
 the same in every process and on every run, and the transforms themselves (audiomentations' signalsmith-stretch
@@ -17,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from voxemo.core.config import AugmentConfig
+from voxemo.dsp.channel import telephone
 
 
 def draw_params(aug: AugmentConfig, rng: np.random.Generator) -> dict[str, Any]:
@@ -47,6 +49,8 @@ def draw_params(aug: AugmentConfig, rng: np.random.Generator) -> dict[str, Any]:
         use_eq, eq_seed = rng.random() < aug.p, int(rng.integers(0, 2**31))
         if use_eq:
             params["eq_db"], params["eq_seed"] = float(aug.eq_db), eq_seed
+    if aug.telephone > 0 and rng.random() < aug.telephone:  # drawn only when configured, as the EQ
+        params["telephone"] = True
     return params
 
 
@@ -85,6 +89,8 @@ def apply_params(y: np.ndarray, sr: int, params: dict[str, Any], rng: np.random.
         rms = float(np.sqrt(np.mean(out.astype(np.float64) ** 2)))
         noise_rms = rms / 10 ** (params["noise_snr_db"] / 20)
         out = out + rng.standard_normal(len(out)).astype(np.float32) * np.float32(noise_rms)
+    if params.get("telephone"):
+        out = telephone(out, sr)
     return np.ascontiguousarray(out, dtype=np.float32)
 
 
@@ -102,7 +108,8 @@ def augment_signal(y: np.ndarray, sr: int, aug: AugmentConfig, rng: np.random.Ge
 
 def augment_digest(aug: AugmentConfig) -> str:
     """Short hash of an augmentation config (without ``copies``: copy i is the same whatever the count; without
-    ``eq_db`` while it is off, so copies cached before that family existed still count)."""
-    fields = {k: v for k, v in aug.to_dict().items() if k != "copies" and not (k == "eq_db" and not v)}
+    ``eq_db`` or ``telephone`` while off, so copies cached before those families existed still count)."""
+    fields = {k: v for k, v in aug.to_dict().items()
+              if k != "copies" and not (k in ("eq_db", "telephone") and not v)}
     blob = json.dumps(fields, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:12]

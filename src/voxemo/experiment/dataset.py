@@ -18,10 +18,12 @@ log = logging.getLogger(__name__)
 
 
 def load_features(records: Sequence[Utterance], config: Config, *, cache_dir: str | None = None, jobs: int = 0,
-                  progress: bool = True) -> tuple[list[Utterance], list[np.ndarray], list[str]]:
-    """Features of every record; records whose audio fails are dropped and their errors returned."""
+                  progress: bool = True,
+                  channel: str = "wideband") -> tuple[list[Utterance], list[np.ndarray], list[str]]:
+    """Features of every record (through a simulated ``channel``, for test conditions); records whose audio fails
+    are dropped and their errors returned."""
     results = extract_many([r.path for r in records], config.audio, config.features, cache_dir=cache_dir, jobs=jobs,
-                           progress=progress)
+                           progress=progress, channel=channel)
     kept, specs, errors = [], [], []
     for r, res in zip(records, results):
         if isinstance(res, str):

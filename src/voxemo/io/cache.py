@@ -18,6 +18,7 @@ from voxemo.core.errors import AudioError
 from voxemo.core.parallel import pmap
 from voxemo.dsp.augment import augment_digest
 from voxemo.dsp.features import config_digest, extract
+from voxemo.dsp.signal import to_mono
 from voxemo.io.audio import load_audio
 from voxemo.io.files import atomic_path, file_digest
 
@@ -63,20 +64,27 @@ def cache_root(cache_dir: str | os.PathLike[str] | None) -> str | None:
 
 
 def _features_for(
-    job: tuple[str, AudioConfig, FeatureConfig, AugmentConfig | None, str | None],
+    job: tuple[str, AudioConfig, FeatureConfig, AugmentConfig | None, str | None, str],
 ) -> np.ndarray | list[np.ndarray] | str:
     """Worker: the features of one file (``aug`` None), or its ``aug.copies`` augmented feature copies, from the
-    cache when present; the file is read only when something is missing. Returns an error message on failure."""
+    cache when present; the file is read only when something is missing. A ``channel`` other than ``"wideband"``
+    passes the file through that simulated channel first (:func:`voxemo.dsp.channel.simulate`: test conditions,
+    cached apart). Returns an error message on failure."""
     from voxemo.dsp.augment import augment_signal
 
-    path, audio, features, aug, root = job
+    path, audio, features, aug, root, channel = job
     try:
         cache = FeatureCache(root, audio, features) if root else None
         digest = file_digest(path) if cache or aug else ""
         keys = [digest] if aug is None else [f"{digest}-aug{augment_digest(aug)}-{i}" for i in range(aug.copies)]
+        keys = keys if channel == "wideband" else [f"{k}-{channel}" for k in keys]
         specs = [cache.get(k) if cache else None for k in keys]
         if any(s is None for s in specs):
             y, sr = load_audio(path, max_duration=audio.max_duration)
+            if channel != "wideband":
+                from voxemo.dsp.channel import simulate
+
+                y, sr = simulate(to_mono(y), sr, channel), sr
             for i, key in enumerate(keys):
                 if specs[i] is not None:
                     continue
@@ -105,7 +113,7 @@ def extract_augmented(
 ) -> list[list[np.ndarray] | str]:
     """``aug.copies`` augmented feature arrays per file (training only), in input order, cached like
     :func:`extract_many`; a file that fails gives its one-line error message instead of a list."""
-    work = [(str(p), audio, features, aug, cache_root(cache_dir)) for p in paths]
+    work = [(str(p), audio, features, aug, cache_root(cache_dir), "wideband") for p in paths]
     return pmap(_features_for, work, jobs=jobs, desc="augment", progress=progress, chunksize=4)  # type: ignore[arg-type]
 
 
@@ -117,11 +125,13 @@ def extract_many(
     cache_dir: str | os.PathLike[str] | None = None,
     jobs: int = 0,
     progress: bool = True,
+    channel: str = "wideband",
 ) -> list[np.ndarray | str]:
     """Features of many files, in input order, using ``jobs`` processes (0 = all cores) and the cache.
 
     ``cache_dir=None`` uses :func:`default_cache_dir`; pass ``""`` to disable caching. Each result is
-    either a float32 array (n_mels, n_frames) or a one-line error message naming the file.
+    either a float32 array (n_mels, n_frames) or a one-line error message naming the file. ``channel`` (test
+    conditions: ``"telephone"``) passes every file through a simulated channel first.
     """
-    work = [(str(p), audio, features, None, cache_root(cache_dir)) for p in paths]
+    work = [(str(p), audio, features, None, cache_root(cache_dir), channel) for p in paths]
     return pmap(_features_for, work, jobs=jobs, desc="features", progress=progress)  # type: ignore[arg-type]

@@ -22,6 +22,43 @@ class ResidualConv(nn.Module):
         return torch.relu(x + self.norm(self.conv(x)))
 
 
+class RelaxedFreqNorm(nn.Module):
+    """Relaxed instance frequency-wise normalisation (Kim et al., 2022): ``w * IFN(x) + (1 - w) * LN(x)``, where
+    IFN normalises each clip's feature maps per frequency band over channels and time and LN over everything.
+    Parameter-free and the same at training and prediction."""
+
+    def __init__(self, weight: float, eps: float = 1e-5) -> None:
+        super().__init__()
+        self.weight, self.eps = weight, eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (batch, channels, freq, time)
+        ifn = (x - x.mean(dim=(1, 3), keepdim=True)) / (x.var(dim=(1, 3), keepdim=True) + self.eps).sqrt()
+        ln = (x - x.mean(dim=(1, 2, 3), keepdim=True)) / (x.var(dim=(1, 2, 3), keepdim=True) + self.eps).sqrt()
+        return self.weight * ifn + (1.0 - self.weight) * ln
+
+
+class MixStyle(nn.Module):
+    """MixStyle (Zhou et al., 2021): with probability ``p`` per training batch, each clip's channel means and
+    standard deviations (over frequency and time) are mixed with those of another clip of the batch, weights from
+    Beta(0.1, 0.1): new "styles" (speakers, rooms, corpora) with the same content. The identity at prediction."""
+
+    def __init__(self, p: float, alpha: float = 0.1, eps: float = 1e-6) -> None:
+        super().__init__()
+        self.p, self.eps = p, eps
+        self.beta = torch.distributions.Beta(alpha, alpha)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or x.shape[0] < 2 or torch.rand(()) >= self.p:
+            return x
+        mu = x.mean(dim=(2, 3), keepdim=True)
+        sig = (x.var(dim=(2, 3), keepdim=True) + self.eps).sqrt()
+        mu, sig = mu.detach(), sig.detach()
+        lam = self.beta.sample((x.shape[0], 1, 1, 1)).to(x.dtype)
+        perm = torch.randperm(x.shape[0])
+        mixed_mu, mixed_sig = lam * mu + (1 - lam) * mu[perm], lam * sig + (1 - lam) * sig[perm]
+        return (x - mu) / sig * mixed_sig + mixed_mu
+
+
 class EmotionCNN(nn.Module):
     """Conv blocks over a (n_mels, n_frames) log-mel, then mean+max pooling over time and a linear layer.
 
@@ -47,7 +84,7 @@ class EmotionCNN(nn.Module):
         self.register_buffer("feature_std", torch.ones(n_mels))
         blocks: list[nn.Module] = []
         c_in = 1
-        for c_out in config.channels:
+        for block, c_out in enumerate(config.channels):
             conv = nn.Conv2d(c_in, c_out, kernel_size=3, padding=1, bias=False)
             if config.pool_first:
                 # pooling first: batch norm and ReLU run on a quarter of the values (their backward passes dominate
@@ -57,6 +94,10 @@ class EmotionCNN(nn.Module):
                 blocks += [conv, nn.BatchNorm2d(c_out), nn.ReLU(inplace=True), nn.MaxPool2d(2)]
             if config.residual:
                 blocks.append(ResidualConv(c_out))
+            if block < 2 and config.freq_norm > 0:  # domain generalisation in the early, low-level blocks
+                blocks.append(RelaxedFreqNorm(config.freq_norm))
+            if block < 2 and config.mixstyle > 0:
+                blocks.append(MixStyle(config.mixstyle))
             c_in = c_out
         self.features = nn.Sequential(*blocks)
         # per time step, either the channels averaged over the remaining mel bins or all (channel, bin) values
