@@ -98,10 +98,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         require("opensmile", "voxemo evaluate --model egemaps-svm")
     from voxemo.workflows.evaluation import run_evaluation
 
+    if args.shots:
+        raise ConfigError("--shots is a cross-corpus protocol: give --train DATA... --test DATA...")
     result = run_evaluation(_records(args.data, args.progress, args.corpus), cfg, args.protocol, args.out,
-                            model=args.model, jobs=args.jobs, threads=args.threads or 1, progress=args.progress)
+                            model=args.model, adapt=args.adapt, jobs=args.jobs, threads=args.threads or 1,
+                            progress=args.progress)
     s = result.summary
-    print(f"{args.protocol}: accuracy {s.accuracy.mean:.3f} ± {s.accuracy.std:.3f}, "
+    print(f"{args.protocol}{' adapted' if args.adapt else ''}: accuracy {s.accuracy.mean:.3f} ± {s.accuracy.std:.3f}, "
           f"UAR {s.uar.mean:.3f} ± {s.uar.std:.3f}, macro-F1 {s.macro_f1.mean:.3f}; "
           f"report: {Path(args.out) / 'report.md'}")
     return 0
@@ -109,15 +112,22 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def _cross_corpus(args: argparse.Namespace, cfg: Any) -> int:
     """``voxemo evaluate --train DATA... --test DATA...``: corpora detected, or ``--corpus`` for all of them."""
+    import numpy as np
+
     from voxemo.workflows.crosscorpus import run_cross_corpus
 
     corpus = [args.corpus] if args.corpus else None
     result = run_cross_corpus(_records_many(args.train, args.progress, corpus),
-                              _records_many(args.test, args.progress, corpus), cfg, args.out, jobs=args.jobs,
-                              threads=args.threads or 1,
+                              _records_many(args.test, args.progress, corpus), cfg, args.out, adapt=args.adapt,
+                              shots=args.shots or (), draws=args.draws, jobs=args.jobs, threads=args.threads or 1,
                               progress=args.progress)
     shared, four = result.shared, result.four_class
     extra = f"; 4 classes: UAR {four.uar:.3f}, accuracy {four.accuracy:.3f}" if four else ""
+    if result.adapted is not None:
+        adapted = result.adapted.four_class or result.adapted.shared
+        extra += f"; adapted: UAR {adapted.uar:.3f}"
+    for point in result.shots:
+        extra += f"; {point.k} shots: UAR {np.mean(point.uar4 or point.uar):.3f}"
     print(f"{' + '.join(result.train)} -> {' + '.join(result.test)}: {len(shared.labels)} shared classes: "
           f"UAR {shared.uar:.3f}, accuracy {shared.accuracy:.3f}, macro-F1 {shared.macro_f1:.3f}{extra}; "
           f"report: {Path(args.out) / 'report.md'}")
@@ -171,48 +181,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_timeline(args: argparse.Namespace) -> int:
-    import json
-
-    from voxemo.inference.loading import load_model
-    from voxemo.inference.timeline import timeline
-    from voxemo.reports.timeline import write_csv
-
-    result = timeline(args.file, load_model(args.model), window=args.window, hop=args.hop, progress=args.progress)
-    if args.plot:
-        from voxemo.reports.plots import plot_timeline
-
-        try:
-            plot_timeline(result, args.plot)
-        except (OSError, ValueError) as exc:
-            raise VoxemoError(f"{args.plot}: cannot write the plot ({exc})") from None
-    if args.json:
-        print(json.dumps({k: result[k] for k in ("path", "duration", "speech", "reason", "segments") if k in result}))
-    elif args.csv:
-        write_csv(result, sys.stdout)
-    elif not result["segments"]:
-        print(f"{result['path']}: no speech found in {result['duration']:.1f} s", file=sys.stderr)
-    else:
-        for s in result["segments"]:
-            print(f"{s['start']:.2f}\t{s['end']:.2f}\t{s['emotion']}\t{s['confidence']:.2f}")
-    return 0
-
-
-def cmd_listen(args: argparse.Namespace) -> int:
-    import json
-
-    from voxemo.apps.listen import format_update, listen
-    from voxemo.inference.loading import load_model
-
-    model = load_model(args.model)
-
-    def show(update: dict[str, Any]) -> None:
-        print(json.dumps(update) if args.json else format_update(update), flush=True)
-
-    listen(model, show, device=args.device, window=args.window, hop=args.hop, seconds=args.seconds)
-    return 0
-
-
 def cmd_corpus(args: argparse.Namespace) -> int:
     import json
 
@@ -229,6 +197,7 @@ def cmd_corpus(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from voxemo.apps.adapt_cli import ADAPT_HELP, add_adapt_parser, prior_args
+    from voxemo.apps.recording_cli import add_recording_parsers
     from voxemo.experiment.splits import PROTOCOLS
 
     p = argparse.ArgumentParser(prog="voxemo", description="Speech emotion recognition: train, evaluate, predict.")
@@ -314,6 +283,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--train", nargs="+", metavar="DATA", help="cross-corpus: train one model on these corpora ...")
     s.add_argument("--test", nargs="+", metavar="DATA", help="... and score it on these, over the classes both share "
                                                              "(calm folded into neutral)")
+    s.add_argument("--adapt", action="store_true", help="also adapt each model without labels to its test clips' audio "
+                                                        "(voxemo adapt) and score it again")
+    s.add_argument("--shots", type=_shots, metavar="K,K,...",
+                   help="cross-corpus: few-shot learning curve, fine-tuning on K labelled test clips per class from "
+                        "half of the test speakers and scoring the other half (e.g. 0,2,5,10,20)")
+    s.add_argument("--draws", type=int, default=5, help="speaker splits per K for --shots (default 5)")
     s.add_argument("--out", required=True, help="output folder")
     training_args(s)
     s.set_defaults(func=cmd_evaluate)
@@ -364,31 +339,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="uploads one client address may be sending at once, else 429 (default 4)")
     s.set_defaults(func=cmd_serve)
 
-    def window_args(sp: argparse.ArgumentParser) -> None:
-        sp.add_argument("--model", help="model folder (default: the pretrained model shipped with voxemo)")
-        sp.add_argument("--window", type=float, help="seconds per classified window (default: the model's 3 s)")
-        sp.add_argument("--hop", type=float, help="seconds between window starts (default: half the window)")
-
-    s = sub.add_parser("timeline", help="emotion over time in a long recording: speech segments and a plot")
-    s.add_argument("file", metavar="FILE", help="audio file of any length (read block by block)")
-    window_args(s)
-    out = s.add_mutually_exclusive_group()
-    out.add_argument("--json", action="store_true", help='print {"path", "duration", "segments": [...]} as JSON')
-    out.add_argument("--csv", action="store_true", help="print the segments as CSV, one column per class")
-    s.add_argument("--plot", metavar="PNG", help="also draw the probabilities over time into this PNG")
-    s.set_defaults(func=cmd_timeline)
-
-    s = sub.add_parser("listen", help="live emotion from the microphone, one line per window (Ctrl-C stops)")
-    window_args(s)
-    s.add_argument("--device", type=_device, help="input device index or name (default: the system's default)")
-    s.add_argument("--seconds", type=float, help="stop after this many seconds (default: until Ctrl-C)")
-    s.add_argument("--json", action="store_true", help="one JSON object per update")
-    s.set_defaults(func=cmd_listen)
+    add_recording_parsers(sub)
     return p
 
 
-def _device(text: str) -> int | str:
-    return int(text) if text.isdigit() else text
+def _shots(text: str) -> list[int]:
+    try:
+        ks = [int(k) for k in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of integers") from None
+    if any(k < 0 for k in ks):
+        raise argparse.ArgumentTypeError(f"{text!r}: clips per class cannot be negative")
+    return ks
 
 
 def main(argv: Sequence[str] | None = None) -> int:

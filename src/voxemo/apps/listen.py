@@ -35,7 +35,7 @@ STALL_SECONDS = 5.0
 
 def listen(model: Classifier, on_update: Callable[[Update], Any], *, device: int | str | None = None,
            window: float | None = None, hop: float | None = None, seconds: float | None = None,
-           vad: VadConfig | None = None) -> float:
+           vad: VadConfig | None = None, adapt: float = 0.0) -> float:
     """Classify the microphone until ``seconds`` of audio have been heard, or Ctrl-C.
 
     Parameters
@@ -68,7 +68,7 @@ def listen(model: Classifier, on_update: Callable[[Update], Any], *, device: int
     except (ValueError, sd.PortAudioError) as exc:
         which = "" if device is None else f" {device!r}"
         raise AudioError(f"no usable audio input device{which} ({first_line(exc)})") from None
-    stream = EmotionStream(model, rate, window=window, hop=hop, vad=vad)
+    stream = EmotionStream(model, rate, window=window, hop=hop, vad=vad, adapt=adapt)
     blocks: queue.Queue[np.ndarray] = queue.Queue()
 
     def callback(indata: np.ndarray, frames: int, time: Any, status: Any) -> None:

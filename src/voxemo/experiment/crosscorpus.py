@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 from sklearn.metrics import confusion_matrix
@@ -151,19 +152,26 @@ def score_cross_corpus(test_records: Sequence[Utterance], probs: np.ndarray, lab
 def cross_corpus(train_records: Sequence[Utterance], train_specs: Sequence[np.ndarray],
                  test_records: Sequence[Utterance], test_specs: Sequence[np.ndarray], config: Config, *,
                  aug_specs: Sequence[Sequence[np.ndarray]] | None = None, fold: Mapping[str, str] | None = None,
-                 threads: int = 1, progress: bool = True) -> CrossCorpusResult:
+                 adapt: bool = False, shots: Sequence[int] = (), draws: int = 5, threads: int = 1,
+                 progress: bool = True) -> CrossCorpusResult:
     """Train one model on the training corpora and score it on the test corpus (see the module docstring).
 
     The model predicts the union of the training classes (:func:`~voxemo.experiment.multicorpus.model_labels`); several
     training corpora are sampled equally (:func:`~voxemo.experiment.multicorpus.corpus_weights`). ``aug_specs`` are
     augmented copies of the training clips only.
 
+    With ``adapt`` the model is also adapted without labels to the test corpus' audio (every clip's speech; its
+    labels only score) and scored again (``adapted``). With ``shots`` (labelled clips per class, e.g. 0, 2, 5, 10,
+    20) the few-shot learning curve of :func:`~voxemo.experiment.fewshot.few_shot_curve` is added, over ``draws``
+    speaker splits, starting from the adapted model when ``adapt``.
+
     Returns
     -------
     CrossCorpusResult
         :func:`score_cross_corpus`'s result (``scores``) with ``train``/``test`` (clips per corpus),
-        ``model_labels``, ``epochs``, ``seconds`` and ``config``.
+        ``model_labels``, ``epochs``, ``seconds`` and ``config``; ``adapted``, ``adaptation`` and ``shots`` as asked.
     """
+    from voxemo.experiment.fewshot import few_shot_curve
     from voxemo.nn.train import predict_specs, train_model
 
     overlap = {r.path for r in train_records} & {r.path for r in test_records}
@@ -179,7 +187,30 @@ def cross_corpus(train_records: Sequence[Utterance], train_specs: Sequence[np.nd
                       progress=progress, desc="train")
     probs = predict_specs(res.model, test_specs, config)
     result = score_cross_corpus(test_records, probs, labels, train_emotions, fold=fold)
+    model, adapted, adaptation = res.model, None, None
+    if adapt:
+        model, adaptation = adapt_to(res.model, train_specs, test_records, test_specs, config)
+        adapted = score_cross_corpus(test_records, predict_specs(model, test_specs, config), labels, train_emotions,
+                                     fold=fold)
+    curve = few_shot_curve(model, config, labels, train_emotions, test_records, test_specs, shots, draws=draws,
+                           seed=config.train.seed) if shots else []
     count = lambda recs: {c: sum(r.corpus == c for r in recs) for c in corpora(recs)}  # noqa: E731
     return CrossCorpusResult(train=count(train_records), test=count(test_records), model_labels=tuple(labels),
                              epochs=len(res.history), seconds=time.perf_counter() - start, scores=result,
-                             config=config)
+                             config=config, adapted=adapted, adaptation=adaptation, shots=tuple(curve))
+
+
+def adapt_to(model: Any, train_specs: Sequence[np.ndarray], records: Sequence[Utterance],
+             specs: Sequence[np.ndarray], config: Config) -> tuple[Any, dict[str, Any]]:
+    """A copy of ``model`` adapted without labels to ``specs`` (:func:`voxemo.nn.adapt.adapt_norm_stats`, the
+    training speech's moments measured on ``train_specs``), and its adaptation record."""
+    import copy
+
+    from voxemo.inference.adaptset import PRIOR_SECONDS, adaptation_set
+    from voxemo.nn.adapt import adapt_norm_stats, measure_source
+
+    aset = adaptation_set([r.path for r in records], specs, config, min_seconds=0)
+    weight = aset.weight(PRIOR_SECONDS)
+    adapted = copy.deepcopy(model)
+    adapt_norm_stats(adapted, specs, measure_source(model, train_specs), weight)
+    return adapted, aset.record(weight, [], base="the model trained above")

@@ -43,13 +43,29 @@ def fit_and_test(job: FoldJob) -> FoldResult:
     A module-level function taking one :class:`~voxemo.experiment.results.FoldJob`, so that process pools can run
     splits side by side; the study's variant comparison uses it too (with the validation clips as its test set).
     """
+    return _fit(job, adapt=False)
+
+
+def fit_and_test_adapted(job: FoldJob) -> FoldResult:
+    """:func:`fit_and_test`, with the fold's model adapted without labels to its test clips' audio before it
+    predicts them (:func:`voxemo.experiment.crosscorpus.adapt_to`): the protocol of a user who adapts to the
+    recordings being scored."""
+    return _fit(job, adapt=True)
+
+
+def _fit(job: FoldJob, *, adapt: bool) -> FoldResult:
     config, n_classes = job.config, job.n_classes
     start = time.perf_counter()
     val_x = list(job.val_x)
     res = train_model(job.train_x, job.train_y, n_classes, config, val_specs=val_x or None,
                       val_labels=job.val_y if val_x else None, aug_specs=job.train_aug, weights=job.weights,
                       speakers=job.speakers, threads=job.threads, progress=False, desc=job.name)
-    window_probs = window_probabilities(job.test_x, config, lambda x: predict_segments(res.model, x))
+    model = res.model
+    if adapt:
+        from voxemo.experiment.crosscorpus import adapt_to
+
+        model, _ = adapt_to(res.model, job.train_x, [], job.test_x, config)
+    window_probs = window_probabilities(job.test_x, config, lambda x: predict_segments(model, x))
     probs = np.stack([w.mean(axis=0) for w in window_probs]) if window_probs else np.zeros((0, n_classes))
     s = scores(job.test_y, probs.argmax(1), n_classes)
     return FoldResult(job.name, len(job.train_x), len(val_x), len(job.test_x), best_epoch=res.best_epoch,

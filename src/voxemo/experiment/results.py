@@ -288,10 +288,27 @@ class CrossCorpusScores:
                 "four_class": self.four_class.to_dict() if self.four_class else None}
 
 
+@dataclass(frozen=True)
+class ShotScores:
+    """One point of a few-shot learning curve (:mod:`voxemo.experiment.fewshot`): K labelled clips per class, the UAR
+    of every draw over the shared classes and, when all four are shared, over angry/happy/neutral/sad."""
+
+    k: int
+    uar: tuple[float, ...]
+    uar4: tuple[float, ...] | None
+
+    def to_dict(self) -> dict[str, Any]:
+        def stats(v: Sequence[float]) -> dict[str, Any]:
+            return {"mean": float(np.mean(v)), "std": float(np.std(v)), "draws": [round(float(x), 4) for x in v]}
+
+        return {"k": self.k, "uar": stats(self.uar), "uar4": stats(self.uar4) if self.uar4 else None}
+
+
 @dataclass(frozen=True, eq=False)
 class CrossCorpusResult:
     """A cross-corpus run (:func:`~voxemo.experiment.crosscorpus.cross_corpus`): clips per corpus on each side, the
-    model's classes, its training, and its scores."""
+    model's classes, its training, and its scores; with ``adapted`` the scores after unsupervised adaptation to the
+    test corpus' audio, with ``shots`` a few-shot learning curve."""
 
     train: Mapping[str, int]
     test: Mapping[str, int]
@@ -302,6 +319,9 @@ class CrossCorpusResult:
     config: Config
     skipped: tuple[str, ...] | None = None
     protocol: str = "cross-corpus"
+    adapted: CrossCorpusScores | None = None
+    adaptation: Mapping[str, Any] | None = None
+    shots: tuple[ShotScores, ...] = ()
 
     @property
     def shared(self) -> SubsetScores:
@@ -317,6 +337,11 @@ class CrossCorpusResult:
                              **self.scores.to_dict(), "config": self.config.to_dict()}
         if self.skipped is not None:
             d["skipped"] = list(self.skipped)
+        if self.adapted is not None:
+            d["adapted"] = {k: v for k, v in self.adapted.to_dict().items() if k != "predictions"}
+            d["adaptation"] = dict(self.adaptation or {})
+        if self.shots:
+            d["shots"] = [s.to_dict() for s in self.shots]
         return d
 
     def per_group(self, key: str) -> list[dict[str, Any]]:

@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 MIN_SECONDS = 30.0
 
 #: seconds of speech at which the target's statistics and the training statistics weigh equally
-PRIOR_SECONDS = 1000.0
+PRIOR_SECONDS = 300.0
 
 
 @dataclass(frozen=True)

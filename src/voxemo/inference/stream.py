@@ -47,6 +47,9 @@ Update = dict[str, Any]
 #: uncovered (a shorter tail is mostly the VAD's padding and hangover, and would repeat the previous window).
 MIN_TAIL = 0.2
 
+#: an adapting stream keeps the log-mels of at most this many seconds of speech and adapts no more after that
+MAX_ADAPT_SECONDS = 1800.0
+
 
 class EmotionStream:
     """Incremental emotion recognition over a stream of audio.
@@ -65,6 +68,14 @@ class EmotionStream:
         Voice-activity detector settings.
     speech : SpeechConfig, optional
         Thresholds of the speech-or-not check every window passes (default: the model's, ``model.speech``).
+    adapt : float
+        Seconds of speech after which the stream adapts its model, without labels, to the speech it has heard
+        (:meth:`~voxemo.inference.classifier.Classifier.adapted`: one speaker, one room, one line), and again each
+        time the speech heard doubles, up to :data:`MAX_ADAPT_SECONDS`; 0 (the default) never. Windows before the
+        first adaptation come from the model as given, which is never changed; :attr:`adaptations` counts them.
+    collect : bool
+        Keep the log-mels of the speech heard in :attr:`heard` (as ``adapt`` does) without adapting: the first pass
+        of :func:`voxemo.inference.timeline.timeline` with ``adapt=True``.
 
     Examples
     --------
@@ -77,11 +88,18 @@ class EmotionStream:
     """
 
     def __init__(self, model: Classifier, sample_rate: int, *, window: float | None = None, hop: float | None = None,
-                 vad: VadConfig | None = None, speech: SpeechConfig | None = None) -> None:
+                 vad: VadConfig | None = None, speech: SpeechConfig | None = None, adapt: float = 0.0,
+                 collect: bool = False) -> None:
         audio = model.config.audio
+        if not 0 <= adapt <= MAX_ADAPT_SECONDS:
+            raise ConfigError(f"adapt={adapt!r} s of speech must be between 0 (never) and {MAX_ADAPT_SECONDS:g}")
         if not isinstance(sample_rate, (int, np.integer)) or not 1000 <= sample_rate <= 384000:
             raise ConfigError(f"sample_rate={sample_rate!r} must be an integer number of Hz in 1000..384000")
-        self.model = model
+        self.model = self.base_model = model
+        self.adapt_after, self._next_adapt, self.adaptations = float(adapt), float(adapt), 0
+        self.collect = collect or adapt > 0
+        self.heard: list[np.ndarray] = []  # log-mels of the speech heard, each stretch once
+        self.heard_seconds, self._heard_until = 0.0, 0.0
         self.sample_rate = int(sample_rate)
         self.vad = vad or VadConfig()
         self.speech = speech or getattr(model, "speech", None) or SpeechConfig()
@@ -209,10 +227,36 @@ class EmotionStream:
         while self._plan and (final or not self._plan[0][2] or self._sample(self._plan[0][1]) <= available):
             ready.append(self._plan.popleft())
         signals = [self._slice(s, e) for s, e, speech in ready if speech]
-        probs = iter(self._classify(signals))
+        scored = self._classify(signals)
+        probs = iter(scored)
         updates = [self._update(s, e, next(probs) if speech else None) for s, e, speech in ready]
+        if self.collect:
+            self._hear([(s, e) for s, e, speech in ready if speech], scored)
         self._trim()
         return updates
+
+    def _hear(self, spans: list[tuple[float, float]], scored: list[np.ndarray | None]) -> None:
+        """Keep the log-mels of the speech windows not heard before, and adapt when enough has been heard."""
+        from voxemo.inference.adaptset import adaptation_set
+
+        for (start, end), probs in zip(spans, scored):
+            begin = max(start, self._heard_until)
+            if probs is None or end - begin < self.model.config.audio.min_duration:
+                continue
+            if self.heard_seconds >= MAX_ADAPT_SECONDS:
+                return
+            try:
+                spec = self.base_model.features(self._slice(begin, end), sr=self.model_rate)
+            except AudioError:
+                continue
+            self.heard.append(spec)
+            self._heard_until = end
+            self.heard_seconds += spec.shape[1] * self.model.config.features.hop_length / self.model_rate
+        if self.adapt_after and self.heard_seconds >= self._next_adapt and self._next_adapt <= MAX_ADAPT_SECONDS:
+            aset = adaptation_set([], self.heard, self.base_model.config, min_seconds=0)
+            self.model = self.base_model.adapted(aset)
+            self.adaptations += 1
+            self._next_adapt = 2 * self.heard_seconds
 
     def _sample(self, t: float) -> int:
         return int(round(t * self.model_rate))

@@ -34,7 +34,8 @@ BLOCK_SECONDS = 10.0
 
 
 def timeline(path: str | os.PathLike[str], model: Classifier | None = None, *, window: float | None = None,
-             hop: float | None = None, vad: VadConfig | None = None, progress: bool = False) -> dict[str, Any]:
+             hop: float | None = None, vad: VadConfig | None = None, adapt: bool = False,
+             progress: bool = False) -> dict[str, Any]:
     """Emotion timeline of one audio file.
 
     Parameters
@@ -47,6 +48,11 @@ def timeline(path: str | os.PathLike[str], model: Classifier | None = None, *, w
         Seconds per classified window and between window starts (:class:`~voxemo.inference.stream.EmotionStream`).
     vad : VadConfig, optional
         Voice-activity detector settings.
+    adapt : bool
+        Read the file twice: first to collect its speech, then to classify it with the model adapted without labels
+        to that speech (:meth:`~voxemo.inference.classifier.Classifier.adapted`: one caller, one room). The
+        result then has ``"adapted": {"clips", "speech_seconds", "weight", ...}``. Too little speech is an
+        :class:`~voxemo.core.errors.AdaptationError`.
     progress : bool
         Show a tqdm bar over seconds of audio.
 
@@ -66,12 +72,30 @@ def timeline(path: str | os.PathLike[str], model: Classifier | None = None, *, w
     if model is None:
         model = load_model()
     p = Path(path)
+    extra: dict[str, Any] = {}
+    if adapt:
+        heard = _pass(p, model, window, hop, vad, progress, collect=True)[1].heard
+        if heard:
+            from voxemo.inference.adaptset import adaptation_set
+
+            model = model.adapted(adaptation_set([str(p)] * len(heard), heard, model.config))
+            extra = {"adapted": {k: v for k, v in (model.adaptation or {}).items() if k != "layers"}}
+    updates, stream = _pass(p, model, window, hop, vad, progress)
+    segments = merge_segments(updates)
+    found = {"speech": True} if segments else {"speech": False, "reason": NO_SPEECH}
+    return {"path": str(p), "duration": round(stream.position, 3), **found, "segments": segments,
+            "windows": updates, **extra}
+
+
+def _pass(p: Path, model: Classifier, window: float | None, hop: float | None, vad: VadConfig | None,
+          progress: bool, *, collect: bool = False) -> tuple[list[Update], EmotionStream]:
+    """One reading of the file through an :class:`EmotionStream`: its updates, and the stream."""
     updates: list[Update] = []
     with open_audio(p) as f:
         if not 1000 <= f.samplerate <= 384000:
             raise AudioError(f"{p}: sample rate {f.samplerate} Hz is outside 1000..384000 Hz; resample the file "
                              "(e.g. sox IN -r 16000 OUT)")
-        stream = EmotionStream(model, f.samplerate, window=window, hop=hop, vad=vad)
+        stream = EmotionStream(model, f.samplerate, window=window, hop=hop, vad=vad, collect=collect)
         total = f.frames / f.samplerate if f.frames > 0 else None
         with tqdm(total=total, unit="s", desc=p.name, disable=not progress, leave=False,
                   bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s [{elapsed}<{remaining}]") as bar:
@@ -84,10 +108,7 @@ def timeline(path: str | os.PathLike[str], model: Classifier | None = None, *, w
         if stream.position == 0:
             raise AudioError(f"{p}: contains no audio samples (truncated or empty stream)")
         updates += stream.flush()
-    segments = merge_segments(updates)
-    found = {"speech": True} if segments else {"speech": False, "reason": NO_SPEECH}
-    return {"path": str(p), "duration": round(stream.position, 3), **found, "segments": segments,
-            "windows": updates}
+    return updates, stream
 
 
 def merge_segments(updates: Sequence[Update]) -> list[dict[str, Any]]:

@@ -45,9 +45,9 @@ class FineTuneConfig:
     seed : int
     """
 
-    scope: str = "norm"
-    steps: int = 60
-    lr: float = 1e-3
+    scope: str = "head"
+    steps: int = 100
+    lr: float = 1e-2
     l2sp: float = 0.01
     seed: int = 0
 

@@ -27,6 +27,13 @@ def write_cross_corpus(result: CrossCorpusResult, out_dir: str | Path) -> Path:
     if four:
         rows.append({"classes": "angry/happy/neutral/sad", "n": four.n, "accuracy": four.accuracy,
                      "uar": four.uar, "macro_f1": four.macro_f1})
+    if result.adapted is not None:
+        a, a4 = result.adapted.shared, result.adapted.four_class
+        rows.append({"classes": f"{len(a.labels)} shared, adapted", "n": a.n, "accuracy": a.accuracy, "uar": a.uar,
+                     "macro_f1": a.macro_f1})
+        if a4:
+            rows.append({"classes": "angry/happy/neutral/sad, adapted", "n": a4.n, "accuracy": a4.accuracy,
+                         "uar": a4.uar, "macro_f1": a4.macro_f1})
     excluded = ", ".join(f"{k} {v}" for k, v in result.scores.excluded.items()) or "none"
     report = [f"# Cross-corpus evaluation: {arrow}\n",
               f"One model trained on {sum(result.train.values())} clips ({', '.join(result.train)}) for "
@@ -38,7 +45,36 @@ def write_cross_corpus(result: CrossCorpusResult, out_dir: str | Path) -> Path:
     if four:
         report += ["## Per class, angry/happy/neutral/sad (recall)\n",
                    _md_table([c.to_dict() for c in four.per_class])]
+    if result.adapted is not None:
+        seconds = (result.adaptation or {}).get("speech_seconds", 0.0)
+        report.append(f"Adapted: the same model with its normalisation statistics adapted, without labels, to the "
+                      f"test clips' speech ({seconds / 60:.1f} min; `voxemo adapt`), then scored on the same "
+                      "clips.\n")
+    if result.shots:
+        report += shots_section(result, out)
     report += ["## Per gender\n", _md_table(result.per_group("gender")), "## Most frequent confusions\n",
                _md_table(result.top_confusions()), "![confusion](confusion.png)\n"]
     (out / "report.md").write_text("\n".join(report))
     return out
+
+
+def shots_section(result: CrossCorpusResult, out: Path) -> list[str]:
+    """The few-shot learning curve as a table, ``shots.csv`` and ``shots.png``."""
+    from voxemo.reports.plots import plot_learning_curve
+
+    rows = []
+    for s in result.shots:
+        d = s.to_dict()
+        row = {"labelled clips per class": s.k, "draws": len(s.uar), "uar": d["uar"]["mean"],
+               "uar_std": d["uar"]["std"]}
+        if d["uar4"]:
+            row.update({"uar4": d["uar4"]["mean"], "uar4_std": d["uar4"]["std"]})
+        rows.append(row)
+    write_rows_csv(rows, out / "shots.csv")
+    plot_learning_curve(result.shots, out / "shots.png")
+    start = "the model adapted without labels" if result.adapted is not None else "the model as trained"
+    return ["## Few-shot adaptation\n",
+            f"Each draw splits the test speakers in two halves; {start} is fine-tuned on K labelled clips per shared "
+            "class from one half (`voxemo adapt --labelled`) and scored on every clip of the other half (K = 0: not "
+            "fine-tuned, same half). Mean and standard deviation over the draws; uar4 over angry/happy/neutral/sad."
+            "\n", _md_table(rows), "![few-shot learning curve](shots.png)\n"]

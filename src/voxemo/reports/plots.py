@@ -17,6 +17,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from voxemo.core.errors import ConfigError
+from voxemo.experiment.results import ShotScores
 
 _DPI = 110
 
@@ -361,4 +362,26 @@ def plot_reliability(tables: Mapping[str, Sequence[Mapping[str, float]]], path: 
     ax.legend(loc="upper left")
     hist.set_xlabel("Confidence (top probability)")
     hist.set_ylabel("Clips")
+    return _save(fig, path)
+
+
+def plot_learning_curve(points: Sequence[ShotScores], path: str | os.PathLike[str], *, title: str = "") -> Path:
+    """UAR against labelled clips per class (a few-shot learning curve), mean ± std over draws; angry/happy/neutral/
+    sad as a second line when scored."""
+    fig = _figure(5.5, 3.6)
+    ax = fig.add_subplot()
+    ks = [p.k for p in points]
+    for name, series in (("shared classes", [p.uar for p in points]), ("angry/happy/neutral/sad",
+                                                                      [p.uar4 for p in points])):
+        if any(s is None for s in series):
+            continue
+        mean = np.array([np.mean(s) for s in series])  # type: ignore[arg-type]
+        std = np.array([np.std(s) for s in series])  # type: ignore[arg-type]
+        ax.errorbar(ks, mean, yerr=std, marker="o", capsize=3, label=name)
+    ax.set_xlabel("labelled clips per class")
+    ax.set_ylabel("UAR (other speakers)")
+    ax.set_ylim(0, 1)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right")
+    ax.set_title(title or "Few-shot adaptation")
     return _save(fig, path)

@@ -15,10 +15,12 @@ from voxemo.reports.crosscorpus import write_cross_corpus
 
 def run_cross_corpus(train_records: Sequence[Utterance], test_records: Sequence[Utterance], config: Config,
                      out_dir: str | Path, *, fold: Mapping[str, str] | None = None, cache_dir: str | None = None,
-                     jobs: int = 0, threads: int = 1, progress: bool = True) -> CrossCorpusResult:
+                     adapt: bool = False, shots: Sequence[int] = (), draws: int = 5, jobs: int = 0, threads: int = 1,
+                     progress: bool = True) -> CrossCorpusResult:
     """Extract features (and the training clips' augmented copies), run :func:`cross_corpus` and write its
     report under ``out_dir`` (:func:`write_cross_corpus`). Clips whose audio fails are skipped and listed in
-    ``skipped``."""
+    ``skipped``. ``adapt``, ``shots`` and ``draws`` add the unsupervised adaptation and the few-shot curve
+    (:func:`cross_corpus`)."""
     from voxemo.experiment.dataset import load_augmented, load_features
 
     train_records, train_specs, train_errors = load_features(train_records, config, cache_dir=cache_dir, jobs=jobs,
@@ -27,7 +29,7 @@ def run_cross_corpus(train_records: Sequence[Utterance], test_records: Sequence[
                                                           progress=progress)
     aug = load_augmented(train_records, config, cache_dir=cache_dir, jobs=jobs, progress=progress)
     result = cross_corpus(train_records, train_specs, test_records, test_specs, config, aug_specs=aug, fold=fold,
-                          threads=threads, progress=progress)
+                          adapt=adapt, shots=shots, draws=draws, threads=threads, progress=progress)
     result = replace(result, skipped=tuple(train_errors + test_errors))
     write_cross_corpus(result, out_dir)
     return result

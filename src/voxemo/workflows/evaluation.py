@@ -10,7 +10,7 @@ from voxemo.core.config import Config
 from voxemo.core.errors import ConfigError
 from voxemo.core.records import Utterance
 from voxemo.experiment.dataset import load_augmented, load_features
-from voxemo.experiment.evaluate import evaluate
+from voxemo.experiment.evaluate import evaluate, fit_and_test, fit_and_test_adapted
 from voxemo.experiment.multicorpus import model_labels
 from voxemo.experiment.results import Evaluation
 from voxemo.reports.evaluation import write_evaluation
@@ -20,11 +20,16 @@ MODELS = ("cnn", "egemaps-svm")
 
 
 def run_evaluation(records: Sequence[Utterance], config: Config, protocol: str, out: str | Path, *,
-                   model: str = "cnn", jobs: int = 0, threads: int = 1, progress: bool = True) -> Evaluation:
+                   model: str = "cnn", adapt: bool = False, jobs: int = 0, threads: int = 1,
+                   progress: bool = True) -> Evaluation:
     """Cross-validate ``model`` on ``records`` under ``protocol`` and write the report folder ``out``
-    (:func:`~voxemo.reports.evaluation.write_evaluation`); returns the evaluation."""
+    (:func:`~voxemo.reports.evaluation.write_evaluation`); returns the evaluation. With ``adapt`` each fold's CNN
+    is adapted without labels to its test clips' audio before predicting them
+    (:func:`~voxemo.experiment.evaluate.fit_and_test_adapted`)."""
     if model not in MODELS:
         raise ConfigError(f"model={model!r} is not one of {', '.join(MODELS)}")
+    if adapt and model != "cnn":
+        raise ConfigError(f"--adapt adapts the CNN's normalisation statistics; model={model!r} has none")
     if model == "egemaps-svm":
         from voxemo.experiment.baseline import evaluate_egemaps_svm
 
@@ -34,6 +39,6 @@ def run_evaluation(records: Sequence[Utterance], config: Config, protocol: str, 
         records, specs, _ = load_features(records, config, jobs=jobs, progress=progress)
         aug = load_augmented(records, config, jobs=jobs, progress=progress)
         result = evaluate(records, specs, config, protocol, labels=model_labels(records), aug_specs=aug,
-                          threads=threads, progress=progress)
+                          threads=threads, progress=progress, fit=fit_and_test_adapted if adapt else fit_and_test)
     write_evaluation(result, out)
     return result
