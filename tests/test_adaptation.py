@@ -208,3 +208,25 @@ def test_predict_adapt_reads_each_input_once_and_keeps_the_order(make_wav, rng: 
     want = adapted.predict_result(str(files[3]))
     row = next(line for line in lines if line.startswith(str(files[3])))
     assert f"{want.emotion},{want.confidence}" in row  # type: ignore[union-attr]
+
+
+def test_adapt_command_fine_tunes_on_labelled_clips(make_wav, rng: np.random.Generator, tmp_path: Path,  # type: ignore[no-untyped-def]
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    rows = ["path,label,speaker"]
+    for i, emotion in enumerate(["angry", "sad", "calm", "boredom"] * 3):
+        path = make_wav(f"labelled/{i:02d}.wav", voiced(2.0, 16000, rng, f0=100.0 + 10 * i), 16000)
+        rows.append(f"{path},{emotion},s{i % 2}")
+    manifest = tmp_path / "labelled.csv"
+    manifest.write_text("\n".join(rows) + "\n")
+    out = tmp_path / "tuned"
+    assert main(["-q", "adapt", "--labelled", str(manifest), "--out", str(out), "--jobs", "1"]) == 0
+    assert capsys.readouterr().out.startswith("fine-tuned on 9 labelled clips (3 skipped)")
+    record = json.loads((out / ADAPTATION).read_text())
+    assert record["per_class"] == {"calm": 3, "sad": 3, "angry": 3} and record["base_model"].endswith("default")
+    assert "# Fine-tuned voxemo model" in (out / MODEL_CARD).read_text()
+    tuned, shipped = load_model(out), load_model()
+    clip = str(tmp_path / "labelled" / "00.wav")
+    assert tuned.predict_proba(clip)[list(tuned.classes_).index("angry")] > shipped.predict_proba(clip)[
+        list(shipped.classes_).index("angry")]
+    assert main(["-q", "adapt", "--out", str(tmp_path / "none")]) == 2
+    assert "nothing to adapt on" in capsys.readouterr().err

@@ -4,6 +4,7 @@ registers it)."""
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 ADAPT_HELP = ("adapt the model to the recordings being predicted first, without labels (normalisation statistics "
               "re-measured on their speech; see voxemo adapt)")
@@ -12,8 +13,13 @@ ADAPT_HELP = ("adapt the model to the recordings being predicted first, without 
 def add_adapt_parser(sub: argparse._SubParsersAction) -> None:
     s = sub.add_parser("adapt", help="adapt a model to your own recordings (no labels needed) and save it as a new "
                                      "model folder")
-    s.add_argument("paths", nargs="+", metavar="AUDIO",
-                   help="recordings of the setting to adapt to: files, folders (walked recursively) or manifests")
+    s.add_argument("paths", nargs="*", metavar="AUDIO",
+                   help="recordings of the setting to adapt to, no labels needed: files, folders (walked recursively) "
+                        "or manifests")
+    s.add_argument("--labelled", metavar="DATA",
+                   help="then fine-tune on these labelled clips: a corpus folder or a CSV/JSONL manifest with path "
+                        "and emotion columns (a few per emotion is enough)")
+    s.add_argument("--corpus", help="the naming convention of --labelled (default: detected)")
     s.add_argument("--model", help="model folder to adapt (default: the pretrained model shipped with voxemo)")
     s.add_argument("--out", required=True, help="folder to write the adapted model to (a complete model folder)")
     s.add_argument("--jobs", type=int, default=0, help="processes reading the recordings (0 = all cores)")
@@ -35,9 +41,22 @@ def prior_args(s: argparse.ArgumentParser) -> None:
 def cmd_adapt(args: argparse.Namespace) -> int:
     from voxemo.workflows.adaptation import adapt_model
 
-    clf = adapt_model(args.paths, args.out, model=args.model, jobs=args.jobs, prior_seconds=args.prior_seconds,
-                      min_seconds=args.min_seconds, progress=args.progress)
-    a = clf.adaptation or {}
-    print(f"adapted on {a.get('clips')} clips ({a.get('speech_seconds', 0) / 60:.1f} min of speech; "
-          f"{a.get('skipped')} skipped), weight {a.get('weight', 0):.2f}; saved {args.out}")
+    labelled = []
+    if args.labelled:
+        from voxemo.corpus.sources import load_source
+
+        labelled = load_source(args.labelled, args.corpus, progress=args.progress)
+    clf = adapt_model(args.paths, args.out, model=args.model, labelled=labelled, jobs=args.jobs,
+                      prior_seconds=args.prior_seconds, min_seconds=args.min_seconds, progress=args.progress)
+    print(f"{describe(clf.adaptation or {})}; saved {args.out}")
     return 0
+
+
+def describe(record: dict[str, Any]) -> str:
+    """One line for an adaptation record (and the one before it)."""
+    if "recipe" in record:
+        line = f"fine-tuned on {record['clips']} labelled clips ({record['skipped']} skipped)"
+        earlier = record.get("previous")
+        return f"{describe(earlier)}, then {line}" if earlier else line
+    return (f"adapted on {record.get('clips')} clips ({record.get('speech_seconds', 0) / 60:.1f} min of speech; "
+            f"{record.get('skipped')} skipped), weight {record.get('weight', 0):.2f}")

@@ -11,7 +11,7 @@ scoring leaves it out because no other corpus has it (see :func:`shared_classes`
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
 #: voxemo's eight emotions, in RAVDESS code order (01 … 08). Model outputs follow this order.
 EMOTIONS: tuple[str, ...] = (
@@ -88,3 +88,18 @@ def shared_classes(train_emotions: Iterable[str], test_emotions: Iterable[str],
 
     both = folded(train_emotions, "train") & folded(test_emotions, "test")
     return tuple(e for e in TAXONOMY if e in both)
+
+
+def class_index(emotion: str, classes: Sequence[str]) -> int | None:
+    """The column of a model's ``classes`` that an emotion label teaches: the label itself, else its folded class
+    (:func:`fold_emotion`); None when the model has neither (Emo-DB's boredom for a RAVDESS model).
+
+    >>> class_index("calm", ["neutral", "calm"]), class_index("calm", ["neutral", "sad"])
+    (1, 0)
+    >>> class_index("boredom", ["neutral", "sad"]) is None
+    True
+    """
+    for e in (emotion, fold_emotion(emotion)):
+        if e in classes:
+            return list(classes).index(e)
+    return None

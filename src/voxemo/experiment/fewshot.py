@@ -17,22 +17,13 @@ import numpy as np
 
 from voxemo.core.config import Config
 from voxemo.core.errors import CorpusError
-from voxemo.core.labels import fold_emotion, shared_classes
+from voxemo.core.labels import class_index, fold_emotion, shared_classes
 from voxemo.core.records import Utterance
 from voxemo.experiment.crosscorpus import score_cross_corpus
 from voxemo.experiment.results import ShotScores
 from voxemo.nn.finetune import FineTuneConfig, fine_tune
 from voxemo.nn.model import EmotionCNN, EmotionEnsemble
 from voxemo.nn.train import predict_specs
-
-
-def model_label(emotion: str, labels: Sequence[str]) -> int | None:
-    """The model's class index for a target clip's emotion: itself, else its folded class; None when the model has
-    neither (e.g. Emo-DB's boredom)."""
-    for e in (emotion, fold_emotion(emotion)):
-        if e in labels:
-            return list(labels).index(e)
-    return None
 
 
 def draw_shots(records: Sequence[Utterance], classes: Sequence[str], k: int,
@@ -78,7 +69,7 @@ def few_shot_curve(model: EmotionCNN | EmotionEnsemble, config: Config, labels: 
             shots, test = draw_shots(records, shared, k, np.random.default_rng([seed, d]))
             m = model
             if k:
-                y = [model_label(records[i].emotion, labels) for i in shots]
+                y = [class_index(records[i].emotion, labels) for i in shots]
                 kept = [(i, c) for i, c in zip(shots, y) if c is not None]
                 m = copy.deepcopy(model)
                 fine_tune(m, [specs[i] for i, _ in kept], np.array([c for _, c in kept]), config,

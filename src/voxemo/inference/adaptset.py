@@ -2,7 +2,8 @@
 how much of it there is; :func:`collect_adaptation_set` builds one from files, folders and manifests.
 
 A file counts when it decodes, has speech (:func:`voxemo.dsp.speech.speech_presence`) and keeps at least
-``min_duration`` seconds after trimming; any other is skipped with its one-line cause. The amount decides how far
+``min_duration`` seconds after trimming; any other is skipped with its one-line cause. :class:`LabelledSet` and
+:func:`collect_labelled_set` do the same for labelled clips (few-shot fine-tuning). The amount decides how far
 the model moves: the target's share of each statistic is ``s / (s + prior_seconds)`` for ``s`` seconds of speech
 (shrinkage towards the training statistics), and below ``min_seconds`` the set is refused.
 """
@@ -21,6 +22,7 @@ import numpy as np
 
 from voxemo.core.config import Config
 from voxemo.core.errors import AdaptationError, VoxemoError
+from voxemo.core.labels import class_index
 from voxemo.core.parallel import pmap
 from voxemo.dsp.features import extract
 from voxemo.dsp.speech import SpeechConfig, speech_presence
@@ -152,3 +154,72 @@ def collect_adaptation_set(inputs: Iterable[str | os.PathLike[str]], config: Con
     for line in skipped:
         log.warning("not adapting on %s", line)
     return adaptation_set(paths, specs, config, skipped=skipped, min_seconds=min_seconds)
+
+
+@dataclass(frozen=True)
+class LabelledSet:
+    """Labelled clips of the target domain for few-shot fine-tuning
+    (:meth:`~voxemo.inference.classifier.Classifier.fine_tune`).
+
+    Attributes
+    ----------
+    specs : tuple of np.ndarray
+        Log-mels of the usable clips.
+    labels : tuple of int
+        Each clip's column in the model's classes (:func:`voxemo.core.labels.class_index`).
+    paths : tuple of str
+    skipped : tuple of str
+        One line per clip not used (unreadable, no speech, or an emotion the model does not have).
+    """
+
+    specs: tuple[np.ndarray, ...]
+    labels: tuple[int, ...]
+    paths: tuple[str, ...]
+    skipped: tuple[str, ...]
+
+    def record(self, recipe: Any, classes: Sequence[str], final_losses: Sequence[float], *, base: str,
+               previous: dict[str, Any] | None = None) -> dict[str, Any]:
+        """What a model fine-tuned on this set says about it (``adaptation.json`` and the model card)."""
+        per_class = {c: self.labels.count(i) for i, c in enumerate(classes) if i in self.labels}
+        return {"method": "few-shot fine-tuning on labelled clips", "base_model": base, "clips": len(self.paths),
+                "skipped": len(self.skipped), "per_class": per_class,
+                "list_sha256": hashlib.sha256("\n".join(self.paths).encode()).hexdigest(),
+                "recipe": recipe.to_dict(), "final_loss": [round(float(x), 4) for x in final_losses],
+                "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                **({"previous": previous} if previous else {})}
+
+
+def collect_labelled_set(clips: Iterable[tuple[str, str]], config: Config, classes: Sequence[str], *,
+                         speech: SpeechConfig | None = None, jobs: int = 1, progress: bool = False) -> LabelledSet:
+    """The usable clips among ``(path, emotion)`` pairs, each emotion mapped to a column of ``classes``.
+
+    Raises
+    ------
+    AdaptationError
+        No clip is usable (unreadable, no speech, or none of the model's emotions).
+    """
+    pairs = list(clips)
+    if not pairs:
+        raise AdaptationError("nothing to fine-tune on: no labelled clips given")
+    skipped, keep = [], []
+    for path, emotion in pairs:
+        column = class_index(emotion, classes)
+        if column is None:
+            skipped.append(f"{path}: emotion {emotion!r} is not one of the model's ({', '.join(classes)})")
+        else:
+            keep.append((path, column))
+    results = pmap(_analyse, [(p, config, speech or SpeechConfig()) for p, _ in keep], jobs=jobs,
+                   desc="labelled clips", progress=progress)
+    specs, labels, paths = [], [], []
+    for (path, column), res in zip(keep, results):
+        if isinstance(res, np.ndarray):
+            specs.append(res)
+            labels.append(column)
+            paths.append(path)
+        else:
+            skipped.append(why_unused(res))
+    for line in skipped:
+        log.warning("not fine-tuning on %s", line)
+    if not specs:
+        raise AdaptationError(f"no usable labelled clip: {len(pairs)} given, all skipped (e.g. {skipped[0]})")
+    return LabelledSet(tuple(specs), tuple(labels), tuple(paths), tuple(skipped))

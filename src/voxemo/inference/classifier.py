@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -18,10 +18,19 @@ from voxemo.core.errors import AudioError, VoxemoError
 from voxemo.dsp.features import extract
 from voxemo.dsp.scoring import average_windows
 from voxemo.dsp.speech import SpeechConfig
-from voxemo.inference.adaptset import AdaptationSet, analyse_file, collect_adaptation_set
+from voxemo.inference.adaptset import (
+    AdaptationSet,
+    LabelledSet,
+    analyse_file,
+    collect_adaptation_set,
+    collect_labelled_set,
+)
 from voxemo.inference.calibration import temperature_scale
 from voxemo.inference.results import FileFailure, FileResult, Prediction, Uncertain
 from voxemo.io.audio import load_audio
+
+if TYPE_CHECKING:
+    from voxemo.nn.finetune import FineTuneConfig
 
 AudioInput = str | os.PathLike[str] | np.ndarray
 
@@ -72,6 +81,12 @@ class Classifier:
         other.min_confidence, other.speech = self.min_confidence, self.speech
         other.adaptation = self.adaptation
 
+    def origin(self) -> str:
+        """The model folder this classifier comes from, through any adaptations ("unsaved model" without one)."""
+        if self.model_dir is not None:
+            return str(self.model_dir)
+        return str((self.adaptation or {}).get("base_model", "unsaved model"))
+
     # ---- adaptation ---------------------------------------------------------------------------------------
     def adapt(self, inputs: Iterable[str | os.PathLike[str]], *, jobs: int = 1, prior_seconds: float | None = None,
               min_seconds: float | None = None, progress: bool = False) -> Classifier:
@@ -96,6 +111,24 @@ class Classifier:
 
     def adapted(self, adaptation_set: AdaptationSet, *, prior_seconds: float | None = None) -> Classifier:
         """This model adapted to an :class:`~voxemo.inference.adaptset.AdaptationSet` (see :meth:`adapt`)."""
+        raise NotImplementedError
+
+    def fine_tune(self, clips: Iterable[tuple[str, str]], *, recipe: FineTuneConfig | None = None, jobs: int = 1,
+                  progress: bool = False) -> Classifier:
+        """A new classifier fine-tuned on a few labelled clips of the target domain; this one is not changed.
+
+        ``clips`` are ``(path, emotion)`` pairs; an emotion teaches the model's class of that name, else its folded
+        class (calm → neutral), and clips of other emotions, unreadable or without speech are skipped and
+        counted. The recipe (:class:`~voxemo.nn.finetune.FineTuneConfig`, default: the output layer, 100 steps,
+        L2 pull to the trained weights) was chosen on Emo-DB and TurEV-DB (docs/results.md, "Adaptation"). Adapt
+        without labels first (:meth:`adapt`) when unlabelled recordings are at hand.
+        """
+        labelled = collect_labelled_set(clips, self.config, [str(c) for c in self.classes_], speech=self.speech,
+                                        jobs=jobs, progress=progress)
+        return self.tuned(labelled, recipe)
+
+    def tuned(self, labelled: LabelledSet, recipe: FineTuneConfig | None = None) -> Classifier:
+        """This model fine-tuned on a :class:`~voxemo.inference.adaptset.LabelledSet` (see :meth:`fine_tune`)."""
         raise NotImplementedError
 
     def segment_proba(self, x: np.ndarray) -> np.ndarray:

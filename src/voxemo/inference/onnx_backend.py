@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,7 +23,8 @@ from voxemo.dsp.features import segment_frames
 from voxemo.inference.classifier import Classifier
 
 if TYPE_CHECKING:
-    from voxemo.inference.adaptset import AdaptationSet
+    from voxemo.inference.adaptset import AdaptationSet, LabelledSet
+    from voxemo.nn.finetune import FineTuneConfig
 from voxemo.io.modelfile import (
     FORMAT,
     INPUT,
@@ -101,20 +103,30 @@ class OnnxClassifier(Classifier):
         """A new ONNX classifier adapted to ``adaptation_set`` (see :meth:`Classifier.adapt`): the model folder's
         torch weights are adapted (:meth:`EmotionClassifier.adapted`) and exported to an in-memory network. Needs
         the folder this was loaded from and torch (``voxemo[train]``)."""
+        return self._via_torch(lambda clf: clf.adapted(adaptation_set, prior_seconds=prior_seconds))
+
+    def tuned(self, labelled: LabelledSet, recipe: FineTuneConfig | None = None) -> OnnxClassifier:
+        """A new ONNX classifier fine-tuned on labelled clips (see :meth:`Classifier.fine_tune`), through the model
+        folder's torch weights like :meth:`adapted`."""
+        return self._via_torch(lambda clf: clf.tuned(labelled, recipe))
+
+    def _via_torch(self, change: Callable[[Any], Classifier]) -> OnnxClassifier:
         import tempfile
 
         from voxemo.inference.torch_backend import EmotionClassifier, export_onnx
 
-        if self.model_dir is None:
-            raise ModelError("adapting needs the model folder (weights.pt), not a standalone .onnx file: load the "
-                             "folder instead")
-        torch_clf = getattr(self, "torch_model", None) or EmotionClassifier.load(self.model_dir)
+        torch_clf = self.torch_model
+        if torch_clf is None:
+            if self.model_dir is None:
+                raise ModelError("adapting needs the model folder (weights.pt), not a standalone .onnx file: load "
+                                 "the folder instead")
+            torch_clf = EmotionClassifier.load(self.model_dir)
         self.copy_settings(torch_clf)
-        adapted = torch_clf.adapted(adaptation_set, prior_seconds=prior_seconds)
+        changed = change(torch_clf)
         with tempfile.TemporaryDirectory(prefix="voxemo-adapt-") as tmp:
-            clf = OnnxClassifier.load(export_onnx(adapted, Path(tmp) / "model.onnx"), threads=self.threads)
-        adapted.copy_settings(clf)
-        clf.torch_model = adapted  # what saving the adapted model writes
+            clf = OnnxClassifier.load(export_onnx(changed, Path(tmp) / "model.onnx"), threads=self.threads)
+        changed.copy_settings(clf)
+        clf.torch_model = changed  # what saving the adapted model writes
         return clf
 
     def segment_proba(self, x: np.ndarray, batch_size: int = 256) -> np.ndarray:

@@ -37,8 +37,9 @@ from voxemo.io.modelfile import (
 )
 
 if TYPE_CHECKING:
-    from voxemo.inference.adaptset import AdaptationSet
+    from voxemo.inference.adaptset import AdaptationSet, LabelledSet
     from voxemo.nn.adapt import SourceStats
+    from voxemo.nn.finetune import FineTuneConfig
     from voxemo.nn.model import EmotionCNN, EmotionEnsemble
 
 log = logging.getLogger(__name__)
@@ -155,7 +156,24 @@ class EmotionClassifier(Classifier):
         self.copy_settings(clf)
         clf.source_stats = self.source_stats
         clf.adaptation = adaptation_set.record(weight, [[s.to_dict() for s in m] for m in shifts],
-                                               base=str(self.model_dir or "unsaved model"), previous=self.adaptation)
+                                               base=self.origin(), previous=self.adaptation)
+        return clf
+
+    def tuned(self, labelled: LabelledSet, recipe: FineTuneConfig | None = None) -> EmotionClassifier:
+        """A new classifier fine-tuned on labelled clips (:func:`voxemo.nn.finetune.fine_tune`); this one is not
+        changed. See :meth:`Classifier.fine_tune`."""
+        import copy
+
+        from voxemo.nn.finetune import FineTuneConfig, fine_tune
+
+        recipe = recipe or FineTuneConfig()
+        model = copy.deepcopy(self.model)
+        losses = fine_tune(model, labelled.specs, np.asarray(labelled.labels), self.config, recipe)
+        clf = EmotionClassifier(model, self.config, [str(c) for c in self.classes_], threads=self.threads)
+        self.copy_settings(clf)
+        clf.source_stats = self.source_stats
+        clf.adaptation = labelled.record(recipe, [str(c) for c in self.classes_], [m[-1] for m in losses],
+                                         base=self.origin(), previous=self.adaptation)
         return clf
 
     def segment_proba(self, x: np.ndarray) -> np.ndarray:

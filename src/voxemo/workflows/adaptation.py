@@ -9,7 +9,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from voxemo.core.errors import ModelError
+from voxemo.core.errors import AdaptationError, ModelError
+from voxemo.core.records import Utterance
 from voxemo.inference.classifier import Classifier
 from voxemo.inference.loading import load_model
 from voxemo.inference.torch_backend import EmotionClassifier
@@ -31,6 +32,8 @@ def save_adapted(clf: Classifier, out: str | os.PathLike[str]) -> Path:
 
 def model_card(record: dict[str, Any], classes: Sequence[str]) -> str:
     """The markdown model card of an adapted model, from its ``adaptation.json`` record."""
+    if "recipe" in record:
+        return _tuned_card(record, classes)
     layers = record.get("layers") or [[]]
     rows = "\n".join(f"| {s['layer']} | {s['mean_shift']:.3f} | {s['std_ratio']:.3f} |" for s in layers[0])
     earlier = record.get("previous")
@@ -68,15 +71,53 @@ of your own (docs/usage.md, "On your own recordings"). The temperature was fitte
 
 
 def adapt_model(inputs: Sequence[str], out: str | os.PathLike[str], *, model: str | None = None,
-                backend: str = "auto", jobs: int = 0, prior_seconds: float | None = None,
-                min_seconds: float | None = None, progress: bool = True) -> Classifier:
-    """Load ``model`` (default: the shipped one), adapt it to ``inputs`` (:meth:`Classifier.adapt`) and write the
+                backend: str = "auto", labelled: Sequence[Utterance] = (), jobs: int = 0,
+                prior_seconds: float | None = None, min_seconds: float | None = None,
+                progress: bool = True) -> Classifier:
+    """Load ``model`` (default: the shipped one), adapt it without labels to ``inputs`` (:meth:`Classifier.adapt`),
+    then fine-tune it on the ``labelled`` clips (:meth:`Classifier.fine_tune`), either step optional, and write the
     adapted model folder ``out``; returns the adapted classifier. The model loaded is never modified, and ``out``
     may not be its folder."""
+    if not inputs and not labelled:
+        raise AdaptationError("nothing to adapt on: give recordings (AUDIO...), labelled clips (--labelled), or both")
     clf = load_model(model, backend=backend)
     target = Path(out).resolve()
     if clf.model_dir is not None and clf.model_dir.resolve() == target:
         raise ModelError(f"{out}: is the model being adapted; write the adapted model to another folder")
-    adapted = clf.adapt(inputs, jobs=jobs, prior_seconds=prior_seconds, min_seconds=min_seconds, progress=progress)
-    save_adapted(adapted, out)
-    return adapted
+    if inputs:
+        clf = clf.adapt(inputs, jobs=jobs, prior_seconds=prior_seconds, min_seconds=min_seconds, progress=progress)
+    if labelled:
+        clf = clf.fine_tune([(r.path, r.emotion) for r in labelled], jobs=jobs, progress=progress)
+    save_adapted(clf, out)
+    return clf
+
+
+def _tuned_card(record: dict[str, Any], classes: Sequence[str]) -> str:
+    recipe = record["recipe"]
+    counts = ", ".join(f"{c} {n}" for c, n in record["per_class"].items())
+    earlier = record.get("previous")
+    before = (f"Before that it was adapted without labels on {earlier.get('clips')} clips "
+              f"({earlier.get('speech_seconds', 0) / 60:.1f} min of speech, {earlier.get('date')}).\n"
+              if earlier and "recipe" not in earlier else "")
+    used = f"{record['clips']} ({record['skipped']} skipped: unreadable, no speech or an emotion the model lacks)"
+    how = (f"{recipe['scope']} parameters, {recipe['steps']} steps, learning rate {recipe['lr']:g}, L2 pull to the "
+           f"trained weights {recipe['l2sp']:g}")
+    return f"""# Fine-tuned voxemo model
+
+Fine-tuned on labelled clips from **{record['base_model']}** on {record['date']}.
+{before}
+| | |
+|---|---|
+| labelled clips used | {used} |
+| per class | {counts} |
+| list of files (SHA-256 of the paths, one per line) | `{record['list_sha256']}` |
+| recipe | {how} |
+| classes | {', '.join(classes)} |
+
+## Limits
+
+A few labelled clips teach the model the target's way of expressing the emotions they show; classes without
+labelled clips keep what training taught. Judge the model on labelled clips of speakers that were not among these
+(`voxemo evaluate --train ... --test ... --shots K` measures exactly that). The temperature was fitted on the
+training corpus.
+"""
