@@ -176,17 +176,54 @@ def adapt_member(cnn: EmotionCNN, chunks: Sequence[np.ndarray], source: SourceSt
     cnn.feature_mean.copy_(torch.from_numpy(mean))
     cnn.feature_std.copy_(torch.from_numpy(std).clamp_min(1e-3))
     shifts = [_shift("input", old_mean, old_std, cnn.feature_mean, cnn.feature_std)]
+    walk = _Walk(cnn, chunks)
     for k, (name, layer) in enumerate(layers, start=1):
         if layer.running_mean is None or layer.running_var is None:
             raise ValueError(f"{name}: batch norm without running statistics")
         old_mean, old_var = layer.running_mean.clone(), layer.running_var.clone()
         old_std = (old_var.double() + layer.eps).sqrt()
-        mean, std = _moved(old_mean.double().numpy(), old_std.numpy(), _channel_moments(cnn, layer, chunks),
+        mean, std = _moved(old_mean.double().numpy(), old_std.numpy(), walk.moments(layer),
                            source.means[k], source.variances[k], weight)
         layer.running_mean.copy_(torch.from_numpy(mean))
         layer.running_var.copy_(torch.from_numpy(std**2 - layer.eps).clamp_min(0.0))
         shifts.append(_shift(name, old_mean, old_var.sqrt(), layer.running_mean, layer.running_var.sqrt()))
     return shifts
+
+
+class _Walk:
+    """The target chunks' activations, advanced through the network one batch-norm layer at a time: each layer's
+    input is computed once from the previous layer's (already adapted) input, so measuring every layer costs one
+    forward pass. Networks whose batch norms sit inside sub-modules (residual units) are measured with a hook and
+    a pass from the input per layer (:func:`_channel_moments`)."""
+
+    def __init__(self, cnn: EmotionCNN, chunks: Sequence[np.ndarray]) -> None:
+        self.cnn, self.chunks = cnn, chunks
+        self.children = list(cnn.features)
+        self.flat = all(any(layer is c for c in self.children) for _, layer in _norm_layers(cnn))
+        self.h: list[torch.Tensor] | None = None
+        self.at = 0  # index in cnn.features of the module the activations in self.h enter next
+
+    def moments(self, layer: nn.BatchNorm2d) -> tuple[np.ndarray, np.ndarray]:
+        if not self.flat:
+            return _channel_moments(self.cnn, layer, self.chunks)
+        cnn = self.cnn
+        with torch.inference_mode():
+            if self.h is None:  # the standardised input, with the statistics adapted just before
+                self.h = [((torch.from_numpy(np.ascontiguousarray(c)) - cnn.feature_mean[:, None])
+                           / cnn.feature_std[:, None])[None, None].contiguous(memory_format=torch.channels_last)
+                          for c in self.chunks]
+            stop = next(i for i, c in enumerate(self.children) if c is layer)
+            block = nn.Sequential(*self.children[self.at : stop])
+            self.h = [block(h) for h in self.h]
+            self.at = stop
+            total = sum(h.double().sum(dim=(0, 2, 3)) for h in self.h)
+            sq = sum((h.double() ** 2).sum(dim=(0, 2, 3)) for h in self.h)
+            count = sum(h.shape[0] * h.shape[2] * h.shape[3] for h in self.h)
+        if count == 0:
+            raise ValueError("no frames reached a normalisation layer")
+        mean = torch.as_tensor(total) / count
+        var = (torch.as_tensor(sq) / count - mean * mean).clamp_min(0.0)
+        return mean.numpy(), var.numpy()
 
 
 def _shift(name: str, mean0: torch.Tensor, std0: torch.Tensor, mean1: torch.Tensor, std1: torch.Tensor) -> LayerShift:
