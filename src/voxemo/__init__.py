@@ -22,7 +22,8 @@ _API = {
     "EMOTIONS": "voxemo.core.labels", "TAXONOMY": "voxemo.core.labels",
     "AudioConfig": "voxemo.core.config", "Config": "voxemo.core.config", "FeatureConfig": "voxemo.core.config",
     "ModelConfig": "voxemo.core.config", "TrainConfig": "voxemo.core.config", "AugmentConfig": "voxemo.core.config",
-    "AudioError": "voxemo.core.errors", "ConfigError": "voxemo.core.errors", "CorpusError": "voxemo.core.errors",
+    "AdaptationError": "voxemo.core.errors", "AudioError": "voxemo.core.errors", "ConfigError": "voxemo.core.errors",
+    "CorpusError": "voxemo.core.errors",
     "DownloadError": "voxemo.core.errors", "ModelError": "voxemo.core.errors", "VoxemoError": "voxemo.core.errors",
     "Utterance": "voxemo.core.records",
     "read_manifest": "voxemo.io.manifest", "write_manifest": "voxemo.io.manifest",
@@ -34,8 +35,8 @@ _API = {
     "predict_batch": "voxemo.inference.batch",
 }
 
-__all__ = ["AudioConfig", "AudioError", "AugmentConfig", "Classifier", "Config", "ConfigError", "CorpusError",
-    "DownloadError", "EMOTIONS", "EmotionClassifier", "EmotionStream", "FeatureConfig", "ModelConfig",
+__all__ = ["AdaptationError", "AudioConfig", "AudioError", "AugmentConfig", "Classifier", "Config", "ConfigError",
+    "CorpusError", "DownloadError", "EMOTIONS", "EmotionClassifier", "EmotionStream", "FeatureConfig", "ModelConfig",
     "ModelError", "OnnxClassifier", "TAXONOMY", "TrainConfig", "Utterance", "VoxemoError", "__version__",
     "export_onnx", "load_corpus", "load_model", "load_ravdess", "predict_batch", "read_manifest", "timeline",
     "write_manifest"
@@ -43,7 +44,15 @@ __all__ = ["AudioConfig", "AudioError", "AugmentConfig", "Classifier", "Config",
 
 if TYPE_CHECKING:
     from voxemo.core.config import AudioConfig, AugmentConfig, Config, FeatureConfig, ModelConfig, TrainConfig
-    from voxemo.core.errors import AudioError, ConfigError, CorpusError, DownloadError, ModelError, VoxemoError
+    from voxemo.core.errors import (
+        AdaptationError,
+        AudioError,
+        ConfigError,
+        CorpusError,
+        DownloadError,
+        ModelError,
+        VoxemoError,
+    )
     from voxemo.core.labels import EMOTIONS, TAXONOMY
     from voxemo.core.records import Utterance
     from voxemo.corpus import load_corpus, load_ravdess

@@ -39,6 +39,9 @@ def prior_args(s: argparse.ArgumentParser) -> None:
 
 
 def cmd_adapt(args: argparse.Namespace) -> int:
+    from voxemo.core.extras import require
+
+    require("torch", "voxemo adapt")  # before any file is read
     from voxemo.workflows.adaptation import adapt_model
 
     labelled = []

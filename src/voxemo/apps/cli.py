@@ -144,6 +144,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         from voxemo.core.errors import ConfigError
         from voxemo.inference.adapted_batch import predict_adapted
 
+        require("torch", "voxemo predict --adapt")  # before any file is read
         if args.resume:
             raise ConfigError("--adapt adapts on all the inputs at once and cannot --resume; adapt once with "
                               "`voxemo adapt` and predict with --model instead")

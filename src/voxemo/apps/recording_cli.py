@@ -17,6 +17,10 @@ def cmd_timeline(args: argparse.Namespace) -> int:
     from voxemo.inference.timeline import timeline
     from voxemo.reports.timeline import write_csv
 
+    if args.adapt:
+        from voxemo.core.extras import require
+
+        require("torch", "voxemo timeline --adapt")
     result = timeline(args.file, load_model(args.model), window=args.window, hop=args.hop, adapt=args.adapt,
                       progress=args.progress)
     if args.plot:

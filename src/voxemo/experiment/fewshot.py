@@ -19,7 +19,7 @@ from voxemo.core.config import Config
 from voxemo.core.errors import CorpusError
 from voxemo.core.labels import class_index, fold_emotion, shared_classes
 from voxemo.core.records import Utterance
-from voxemo.experiment.crosscorpus import score_cross_corpus
+from voxemo.experiment.crossscore import score_cross_corpus
 from voxemo.experiment.results import ShotScores
 from voxemo.nn.finetune import FineTuneConfig, fine_tune
 from voxemo.nn.model import EmotionCNN, EmotionEnsemble
