@@ -28,6 +28,9 @@ from torch import nn
 
 from voxemo.nn.model import EmotionCNN, EmotionEnsemble
 
+#: fewest frames adaptation measures (about 1.5 s at the default hop; adaptation sets refuse far less speech)
+MIN_FRAMES = 64
+
 #: frames per chunk of joined clips (about 190 s of audio at the default hop; ~40 MB of activations in the widest
 #: layer of the default CNN)
 CHUNK_FRAMES = 8192
@@ -51,12 +54,14 @@ class LayerShift:
 
 
 def joined_chunks(specs: Sequence[np.ndarray], chunk_frames: int = CHUNK_FRAMES) -> list[np.ndarray]:
-    """Join log-mels (n_mels, t_i) end to end along time and cut the result into chunks of at most
-    ``chunk_frames`` frames: the real frames of every clip, no padding. Returns arrays (n_mels, t)."""
+    """Join log-mels (n_mels, t_i) end to end along time and cut the result into equal chunks of at most
+    ``chunk_frames`` frames (equal, so that none is too short for the network's pooling): the real frames of every
+    clip, no padding. Returns arrays (n_mels, t)."""
     if not specs:
         return []
     joined = np.concatenate([np.asarray(s, dtype=np.float32) for s in specs], axis=1)
-    return [joined[:, i : i + chunk_frames] for i in range(0, joined.shape[1], chunk_frames)]
+    n = -(-joined.shape[1] // chunk_frames)
+    return [c for c in np.array_split(joined, n, axis=1) if c.shape[1]]
 
 
 def _norm_layers(cnn: EmotionCNN) -> list[tuple[str, nn.BatchNorm2d]]:
@@ -250,8 +255,9 @@ def adapt_norm_stats(model: EmotionCNN | EmotionEnsemble, specs: Sequence[np.nda
     if len(source) != len(cnns):
         raise ValueError(f"source statistics for {len(source)} networks, the model has {len(cnns)}")
     chunks = joined_chunks(specs, chunk_frames)
-    if not chunks:
-        raise ValueError("no target frames to adapt on")
+    if sum(c.shape[1] for c in chunks) < MIN_FRAMES:
+        raise ValueError(f"{sum(c.shape[1] for c in chunks)} target frames are too few to adapt on (at least "
+                         f"{MIN_FRAMES})")
     return [adapt_member(cnn, chunks, s, weight) for cnn, s in zip(cnns, source)]
 
 
