@@ -142,18 +142,22 @@ def collect_adaptation_set(inputs: Iterable[str | os.PathLike[str]], config: Con
             files.append(path)
     if not files and not skipped:
         raise AdaptationError("nothing to adapt on: no input files given")
-    results = pmap(_analyse, [(p, config, speech or SpeechConfig()) for p in files], jobs=jobs,
-                   desc="adaptation set", progress=progress)
-    paths, specs = [], []
-    for path, res in zip(files, results):
-        if isinstance(res, np.ndarray):
-            paths.append(path)
-            specs.append(res)
-        else:
-            skipped.append(why_unused(res))
+    used, specs, unused = _read(files, config, speech, jobs, progress, "adaptation set")
+    skipped += unused
     for line in skipped:
         log.warning("not adapting on %s", line)
-    return adaptation_set(paths, specs, config, skipped=skipped, min_seconds=min_seconds)
+    return adaptation_set([files[i] for i in used], specs, config, skipped=skipped, min_seconds=min_seconds)
+
+
+def _read(paths: Sequence[str], config: Config, speech: SpeechConfig | None, jobs: int, progress: bool,
+          desc: str) -> tuple[list[int], list[np.ndarray], list[str]]:
+    """:func:`analyse_file` over ``paths`` in ``jobs`` processes: the indices of the files with speech, their
+    log-mels, and one line per other file."""
+    results = pmap(_analyse, [(p, config, speech or SpeechConfig()) for p in paths], jobs=jobs, desc=desc,
+                   progress=progress)
+    used = [i for i, res in enumerate(results) if isinstance(res, np.ndarray)]
+    specs = [res for res in results if isinstance(res, np.ndarray)]
+    return used, specs, [why_unused(res) for res in results if not isinstance(res, np.ndarray)]
 
 
 @dataclass(frozen=True)
@@ -208,16 +212,9 @@ def collect_labelled_set(clips: Iterable[tuple[str, str]], config: Config, class
             skipped.append(f"{path}: emotion {emotion!r} is not one of the model's ({', '.join(classes)})")
         else:
             keep.append((path, column))
-    results = pmap(_analyse, [(p, config, speech or SpeechConfig()) for p, _ in keep], jobs=jobs,
-                   desc="labelled clips", progress=progress)
-    specs, labels, paths = [], [], []
-    for (path, column), res in zip(keep, results):
-        if isinstance(res, np.ndarray):
-            specs.append(res)
-            labels.append(column)
-            paths.append(path)
-        else:
-            skipped.append(why_unused(res))
+    used, specs, unused = _read([p for p, _ in keep], config, speech, jobs, progress, "labelled clips")
+    skipped += unused
+    labels, paths = [keep[i][1] for i in used], [keep[i][0] for i in used]
     for line in skipped:
         log.warning("not fine-tuning on %s", line)
     if not specs:
