@@ -4,7 +4,9 @@ domain, staying close to the trained weights.
 Which parameters move is a choice (:data:`SCOPES`): only the output layer (``head``), the output layer and every
 batch-norm scale and shift (``norm``), or everything (``all``). Every step draws one random window from each labelled
 clip (as training does), and the loss is cross-entropy plus an L2 pull towards the starting weights (L2-SP), so that
-a few dozen clips refine the model rather than replace it. Batch-norm statistics stay frozen (a batch of a few
+a few dozen clips refine the model rather than replace it. When only the head trains, each clip's windows are
+embedded once (a bank of :data:`WINDOW_BANK` random windows per clip) and the steps cost next to nothing. Batch-norm
+statistics stay frozen (a batch of a few
 dozen windows is too small to measure them; :mod:`voxemo.nn.adapt` re-measures them from unlabelled audio).
 """
 
@@ -26,6 +28,9 @@ from voxemo.nn.train import random_segments
 
 #: which parameters fine-tuning may change
 SCOPES = ("head", "norm", "all")
+
+#: random windows per clip embedded once when only the head trains (each step draws one of them per clip)
+WINDOW_BANK = 16
 
 
 @dataclass(frozen=True)
@@ -87,10 +92,19 @@ def fine_tune_member(cnn: EmotionCNN, specs: Sequence[np.ndarray], labels: np.nd
     y = torch.as_tensor(np.asarray(labels, dtype=np.int64))
     losses = []
     cnn.eval()  # frozen batch-norm statistics and no dropout: a few dozen windows cannot re-measure them
+    bank = None
+    if recipe.scope == "head":  # the network below the head does not change: embed a bank of windows once
+        with torch.no_grad():
+            bank = torch.stack([cnn.embed(torch.from_numpy(random_segments(specs, n_frames, fill, rng)))
+                                for _ in range(min(WINDOW_BANK, recipe.steps))], dim=1)  # (clips, bank, size)
     try:
         for _ in range(recipe.steps):
-            x = torch.from_numpy(random_segments(specs, n_frames, fill, rng))
-            loss = nn.functional.cross_entropy(cnn(x), y)
+            if bank is not None:
+                pick = torch.from_numpy(rng.integers(0, bank.shape[1], len(specs)))
+                logits = cnn.head(bank[torch.arange(len(specs)), pick])
+            else:
+                logits = cnn(torch.from_numpy(random_segments(specs, n_frames, fill, rng)))
+            loss = nn.functional.cross_entropy(logits, y)
             pull = sum(((p - a) ** 2).sum() for p, a in zip(params, anchor))
             total = loss + recipe.l2sp * pull
             optimiser.zero_grad()
