@@ -101,6 +101,18 @@ def test_evaluate_command_with_adapt_and_shots(fake_ravdess, tmp_path: Path,  # 
     assert "--shots is a cross-corpus protocol" in capsys.readouterr().err
 
 
+def test_evaluate_a_protocol_adapted_and_through_a_telephone_line(fake_ravdess, tmp_path: Path,  # type: ignore[no-untyped-def]
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    data = fake_ravdess(actors=(1, 2, 3, 4, 5, 6), root=tmp_path / "a")
+    common = ["--epochs", "1", "--set", "augment.copies=0", "--set", "model.channels=[4,8]", "--set",
+              "audio.duration=1.0", "--jobs", "1", "--protocol", "speaker-6fold"]
+    assert main(["-q", "evaluate", str(data), "--adapt", "--test-channel", "telephone", "--out", str(tmp_path / "x"),
+                 *common]) == 0
+    assert capsys.readouterr().out.startswith("speaker-6fold adapted: accuracy ")
+    metrics = json.loads((tmp_path / "x" / "metrics.json").read_text())
+    assert len(metrics["folds"]) == 6
+
+
 def long_recording(path: Path, rng: np.random.Generator, seconds: int = 48, sr: int = 16000) -> Path:
     parts = []
     for i in range(seconds // 4):

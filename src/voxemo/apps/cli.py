@@ -101,8 +101,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.shots:
         raise ConfigError("--shots is a cross-corpus protocol: give --train DATA... --test DATA...")
     result = run_evaluation(_records(args.data, args.progress, args.corpus), cfg, args.protocol, args.out,
-                            model=args.model, adapt=args.adapt, jobs=args.jobs, threads=args.threads or 1,
-                            progress=args.progress)
+                            model=args.model, adapt=args.adapt, channel=args.test_channel, jobs=args.jobs,
+                            threads=args.threads or 1, progress=args.progress)
     s = result.summary
     print(f"{args.protocol}{' adapted' if args.adapt else ''}: accuracy {s.accuracy.mean:.3f} ± {s.accuracy.std:.3f}, "
           f"UAR {s.uar.mean:.3f} ± {s.uar.std:.3f}, macro-F1 {s.macro_f1.mean:.3f}; "
@@ -119,8 +119,8 @@ def _cross_corpus(args: argparse.Namespace, cfg: Any) -> int:
     corpus = [args.corpus] if args.corpus else None
     result = run_cross_corpus(_records_many(args.train, args.progress, corpus),
                               _records_many(args.test, args.progress, corpus), cfg, args.out, adapt=args.adapt,
-                              shots=args.shots or (), draws=args.draws, jobs=args.jobs, threads=args.threads or 1,
-                              progress=args.progress)
+                              shots=args.shots or (), draws=args.draws, channel=args.test_channel, jobs=args.jobs,
+                              threads=args.threads or 1, progress=args.progress)
     shared, four = result.shared, result.four_class
     extra = f"; 4 classes: UAR {four.uar:.3f}, accuracy {four.accuracy:.3f}" if four else ""
     if result.adapted is not None:
@@ -290,6 +290,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="cross-corpus: few-shot learning curve, fine-tuning on K labelled test clips per class from "
                         "half of the test speakers and scoring the other half (e.g. 0,2,5,10,20)")
     s.add_argument("--draws", type=int, default=5, help="speaker splits per K for --shots (default 5)")
+    s.add_argument("--test-channel", choices=["wideband", "telephone"], default="wideband",
+                   help="pass the test audio through a simulated channel first: telephone = 8 kHz, 300-3400 Hz, "
+                        "mu-law (training audio stays as recorded)")
     s.add_argument("--out", required=True, help="output folder")
     training_args(s)
     s.set_defaults(func=cmd_evaluate)

@@ -86,11 +86,13 @@ def evaluate(
     threads: int = 1,
     progress: bool = True,
     fit: Callable[[FoldJob], FoldResult] = fit_and_test,
+    test_specs: Sequence[Any] | None = None,
 ) -> Evaluation:
     """Train and test one model per split; returns metrics per fold, mean ± std, the summed confusion
     matrix, per-clip predictions and calibration. Splits train side by side in ``jobs`` processes (0 = one per
     core), each with ``threads`` torch threads (1: the same numbers on any machine). ``aug_specs`` (augmented
-    copies per record) are given to each split's training clips only.
+    copies per record) are given to each split's training clips only. ``test_specs`` (one per record, e.g. through
+    a simulated telephone line) replace ``specs`` for the test clips of every split.
     ``specs`` are the clips' spectrograms, or whatever ``fit`` takes in their place.
     ``fit`` trains and tests one split (a module-level function taking a :class:`FoldJob` and returning a
     :class:`FoldResult` with its ``probs``, optionally with every test window's probabilities in
@@ -102,7 +104,9 @@ def evaluate(
     splits = make_splits(records, protocol, config)
     workers = worker_count(len(splits), jobs)
     take = lambda ix: [specs[i] for i in ix]  # noqa: E731
-    work = [FoldJob(s.name, take(s.train), y[s.train], take(s.val), y[s.val], take(s.test), y[s.test], len(labels),
+    tested = test_specs if test_specs is not None else specs
+    work = [FoldJob(s.name, take(s.train), y[s.train], take(s.val), y[s.val], [tested[i] for i in s.test], y[s.test],
+                    len(labels),
                     config, train_aug=[aug_specs[i] for i in s.train] if aug_specs else None,
                     speakers=[records[i].speaker for i in s.train], threads=threads)
             for s in splits]

@@ -15,18 +15,18 @@ from voxemo.reports.crosscorpus import write_cross_corpus
 
 def run_cross_corpus(train_records: Sequence[Utterance], test_records: Sequence[Utterance], config: Config,
                      out_dir: str | Path, *, fold: Mapping[str, str] | None = None, cache_dir: str | None = None,
-                     adapt: bool = False, shots: Sequence[int] = (), draws: int = 5, jobs: int = 0, threads: int = 1,
-                     progress: bool = True) -> CrossCorpusResult:
+                     adapt: bool = False, shots: Sequence[int] = (), draws: int = 5, channel: str = "wideband",
+                     jobs: int = 0, threads: int = 1, progress: bool = True) -> CrossCorpusResult:
     """Extract features (and the training clips' augmented copies), run :func:`cross_corpus` and write its
     report under ``out_dir`` (:func:`write_cross_corpus`). Clips whose audio fails are skipped and listed in
     ``skipped``. ``adapt``, ``shots`` and ``draws`` add the unsupervised adaptation and the few-shot curve
-    (:func:`cross_corpus`)."""
+    (:func:`cross_corpus`); ``channel`` (``"telephone"``) passes the test clips through a simulated channel."""
     from voxemo.experiment.dataset import load_augmented, load_features
 
     train_records, train_specs, train_errors = load_features(train_records, config, cache_dir=cache_dir, jobs=jobs,
                                                              progress=progress)
     test_records, test_specs, test_errors = load_features(test_records, config, cache_dir=cache_dir, jobs=jobs,
-                                                          progress=progress)
+                                                          progress=progress, channel=channel)
     aug = load_augmented(train_records, config, cache_dir=cache_dir, jobs=jobs, progress=progress)
     result = cross_corpus(train_records, train_specs, test_records, test_specs, config, aug_specs=aug, fold=fold,
                           adapt=adapt, shots=shots, draws=draws, threads=threads, progress=progress)

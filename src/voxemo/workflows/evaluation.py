@@ -20,14 +20,17 @@ MODELS = ("cnn", "egemaps-svm")
 
 
 def run_evaluation(records: Sequence[Utterance], config: Config, protocol: str, out: str | Path, *,
-                   model: str = "cnn", adapt: bool = False, jobs: int = 0, threads: int = 1,
-                   progress: bool = True) -> Evaluation:
+                   model: str = "cnn", adapt: bool = False, channel: str = "wideband", jobs: int = 0,
+                   threads: int = 1, progress: bool = True) -> Evaluation:
     """Cross-validate ``model`` on ``records`` under ``protocol`` and write the report folder ``out``
     (:func:`~voxemo.reports.evaluation.write_evaluation`); returns the evaluation. With ``adapt`` each fold's CNN
     is adapted without labels to its test clips' audio before predicting them
-    (:func:`~voxemo.experiment.evaluate.fit_and_test_adapted`)."""
+    (:func:`~voxemo.experiment.evaluate.fit_and_test_adapted`). ``channel`` (``"telephone"``) passes the test folds'
+    audio through a simulated channel (:mod:`voxemo.dsp.channel`); training stays as recorded."""
     if model not in MODELS:
         raise ConfigError(f"model={model!r} is not one of {', '.join(MODELS)}")
+    if channel != "wideband" and model != "cnn":
+        raise ConfigError(f"--test-channel is measured for the CNN; model={model!r} is not supported")
     if adapt and model != "cnn":
         raise ConfigError(f"--adapt adapts the CNN's normalisation statistics; model={model!r} has none")
     if model == "egemaps-svm":
@@ -37,8 +40,14 @@ def run_evaluation(records: Sequence[Utterance], config: Config, protocol: str, 
                                       progress=progress)
     else:
         records, specs, _ = load_features(records, config, jobs=jobs, progress=progress)
+        tested = None
+        if channel != "wideband":
+            records_t, tested, _ = load_features(records, config, jobs=jobs, progress=progress, channel=channel)
+            if len(records_t) != len(records):
+                raise ConfigError(f"{len(records) - len(records_t)} clips fail through the {channel} channel")
         aug = load_augmented(records, config, jobs=jobs, progress=progress)
         result = evaluate(records, specs, config, protocol, labels=model_labels(records), aug_specs=aug,
-                          threads=threads, progress=progress, fit=fit_and_test_adapted if adapt else fit_and_test)
+                          threads=threads, progress=progress, fit=fit_and_test_adapted if adapt else fit_and_test,
+                          test_specs=tested)
     write_evaluation(result, out)
     return result
