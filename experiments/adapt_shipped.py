@@ -6,7 +6,7 @@ is one CNN trained with its own seed). Prints markdown tables and writes ``--out
 Usage::
 
     python experiments/adapt_shipped.py [--emodb DIR] [--turevdb DIR] [--model DIR] [--shots 0,2,5,10,20]
-        [--draws 5] [--out runs/adapt_shipped.json]
+        [--draws 5] [--out runs/adapt_shipped.json] [--channel telephone]
 
 UAR over angry/happy/neutral/sad (calm folded into neutral), as ``voxemo evaluate --train --test`` scores it.
 About 15 minutes on 2 idle cores, most of it fine-tuning.
@@ -61,6 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--shots", default="0,2,5,10,20")
     p.add_argument("--draws", type=int, default=5)
     p.add_argument("--out", default="runs/adapt_shipped.json")
+    p.add_argument("--channel", default="wideband", choices=["wideband", "telephone"],
+                   help="pass the test corpora through a simulated telephone line first")
     args = p.parse_args(argv)
     clf = load_model(args.model, backend="torch")
     assert isinstance(clf, EmotionClassifier) and clf.source_stats is not None
@@ -69,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     result: dict[str, Any] = {"unsupervised": {}, "shots": {}}
     for corpus in ("emodb", "turevdb"):
         records = load_source(getattr(args, corpus), corpus, progress=False)
-        records, specs, _ = load_features(records, clf.config, progress=False)
+        records, specs, _ = load_features(records, clf.config, progress=False, channel=args.channel)
         rows = {"none": {"ensemble": uar4(clf, clf.model, records, specs),
                          "members": [uar4(clf, EmotionEnsemble([m]), records, specs) for m in members]}}
         for n, prior in AMOUNTS:
