@@ -129,10 +129,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     fmt = "json" if args.json else "csv" if args.csv else "text"
     if fmt == "text" and args.output:
-        fmt = "csv" if Path(args.output).suffix.lower() == ".csv" else "json"
+        suffix = Path(args.output.rstrip("/")).suffix.lower()
+        fmt = "csv" if suffix == ".csv" else "parquet" if suffix == ".parquet" else "json"
     summary = predict_batch(args.paths, model=args.model, backend=args.backend, fmt=fmt, output=args.output,
                             resume=args.resume, jobs=args.jobs, progress=args.progress,
-                            min_confidence=args.min_confidence)
+                            min_confidence=args.min_confidence, engine=args.engine, address=args.address)
     if args.output and not args.quiet:
         skipped = f"; skipped {summary.skipped} already there ({summary.skipped_failed} failed)" if args.resume else ""
         unlabelled = (f"; {summary.no_speech} without speech, {summary.uncertain} uncertain"
@@ -242,6 +243,13 @@ def build_parser() -> argparse.ArgumentParser:
         corpus_arg(sp)
         sp.add_argument("--jobs", type=int, default=0, help="processes for feature extraction (0 = all cores)")
 
+    def engine_args(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--engine", choices=["local", "ray"], default="local",
+                        help="local: processes on this machine (default); ray: a Ray cluster (pip install "
+                             "'voxemo[ray]'; see docs/usage.md, 'On a Ray cluster')")
+        sp.add_argument("--address", metavar="ADDR", help="with --engine ray: the cluster's address, e.g. "
+                        "10.0.0.1:6379 (default: $RAY_ADDRESS, else a Ray runtime on this machine)")
+
     def training_args(sp: argparse.ArgumentParser) -> None:
         sp.add_argument("--epochs", type=int, help="maximum epochs per training")
         sp.add_argument("--threads", type=int, help="torch threads per training (default 1: the same numbers on any "
@@ -316,10 +324,14 @@ def build_parser() -> argparse.ArgumentParser:
     fmt.add_argument("--json", action="store_true", help="one JSON object per input line")
     fmt.add_argument("--csv", action="store_true", help="CSV: path, emotion, confidence, one column per class, error")
     s.add_argument("--output", metavar="FILE", help="write results to FILE (JSON lines, or CSV if it ends in .csv "
-                                                   "or with --csv) instead of stdout")
+                                                   "or with --csv, or a Parquet folder if it ends in .parquet) "
+                                                   "instead of stdout")
     s.add_argument("--resume", action="store_true",
                    help="append to --output FILE, skipping inputs already in it (recorded errors are not retried)")
-    s.add_argument("--jobs", type=int, default=0, help="worker processes, one thread each (0 = all cores)")
+    s.add_argument("--jobs", type=int, default=0,
+                   help="worker processes, one thread each (0 = all cores; with --engine ray: actors, 0 = one per "
+                        "CPU of the cluster)")
+    engine_args(s)
     s.add_argument("--min-confidence", type=float, default=0.0, metavar="P",
                    help="report speech whose top probability is below P (0..1) as uncertain, with no emotion "
                         "(default 0: always an emotion); inputs without speech are always reported as no speech")
