@@ -93,13 +93,19 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.train or args.test:
         if not (args.train and args.test) or args.data:
             raise ConfigError("cross-corpus evaluation needs --train DATA... and --test DATA... (and no DATA)")
+        if args.engine != "local":
+            raise ConfigError("--engine ray runs the folds of a protocol; a cross-corpus run trains one model, "
+                              "locally: leave out --engine")
         return _cross_corpus(args, cfg)
+    if args.engine == "ray":  # name the extra that brings Ray before the corpus is read
+        require("ray", "voxemo evaluate --engine ray")
     if args.model == "egemaps-svm":  # name the extra that brings openSMILE before anything else is imported
         require("opensmile", "voxemo evaluate --model egemaps-svm")
     from voxemo.workflows.evaluation import run_evaluation
 
     result = run_evaluation(_records(args.data, args.progress, args.corpus), cfg, args.protocol, args.out,
-                            model=args.model, jobs=args.jobs, threads=args.threads or 1, progress=args.progress)
+                            model=args.model, jobs=args.jobs, threads=args.threads or 1, progress=args.progress,
+                            engine=args.engine, address=args.address)
     s = result.summary
     print(f"{args.protocol}: accuracy {s.accuracy.mean:.3f} ± {s.accuracy.std:.3f}, "
           f"UAR {s.uar.mean:.3f} ± {s.uar.std:.3f}, macro-F1 {s.macro_f1.mean:.3f}; "
@@ -310,6 +316,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--train", nargs="+", metavar="DATA", help="cross-corpus: train one model on these corpora ...")
     s.add_argument("--test", nargs="+", metavar="DATA", help="... and score it on these, over the classes both share "
                                                              "(calm folded into neutral)")
+    engine_args(s)
     s.add_argument("--out", required=True, help="output folder")
     training_args(s)
     s.set_defaults(func=cmd_evaluate)
