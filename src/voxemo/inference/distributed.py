@@ -57,7 +57,7 @@ class BatchActor:
 
 
 def ray_stream(items: Iterable[Item], settings: WorkerSettings, *, address: str | None = None, jobs: int = 0,
-               chunk: int = CHUNK) -> Iterator[FileResult]:
+               chunk: int | None = None) -> Iterator[FileResult]:
     """One typed result per ``(path, error)`` item from :func:`~voxemo.io.discovery.expand_inputs`, in input order.
 
     Parameters
@@ -70,11 +70,12 @@ def ray_stream(items: Iterable[Item], settings: WorkerSettings, *, address: str 
         Ray cluster to use (else ``$RAY_ADDRESS``, else a Ray runtime started on this machine for the run).
     jobs : int
         Actors, one CPU each (0 = one per CPU of the cluster).
-    chunk : int
-        Inputs per actor call.
+    chunk : int, optional
+        Inputs per actor call (default :data:`CHUNK`).
     """
     with ray_runtime(address, jobs, purpose="voxemo predict --engine ray") as ray:
         n = jobs or max(1, int(ray.cluster_resources().get("CPU", 1)))
+        chunk = chunk or CHUNK
         remote = ray.remote(num_cpus=1, max_restarts=-1, max_task_retries=TASK_RETRIES)(BatchActor)
         actors = [remote.remote(settings) for _ in range(n)]
         try:

@@ -118,13 +118,14 @@ class ParquetWriter:
     """
 
     def __init__(self, folder: str | os.PathLike[str], classes: Iterable[str], *, resume: bool = False,
-                 rows_per_part: int = PART_ROWS, seconds_per_part: float = PART_SECONDS) -> None:
+                 rows_per_part: int | None = None, seconds_per_part: float | None = None) -> None:
         self.pq = require("pyarrow.parquet", "Parquet output")
         self.pa = require("pyarrow", "Parquet output")
         self.folder = Path(folder)
         self.classes = [str(c) for c in classes]
         self.schema = schema(self.classes)
-        self.rows_per_part, self.seconds_per_part = rows_per_part, seconds_per_part
+        self.rows_per_part = rows_per_part or PART_ROWS
+        self.seconds_per_part = PART_SECONDS if seconds_per_part is None else seconds_per_part
         _check_folder(self.folder)
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
