@@ -80,18 +80,19 @@ def ray_stream(items: Iterable[Item], settings: WorkerSettings, *, address: str 
         actors = [remote.remote(settings) for _ in range(n)]
         try:
             _wait_ready(ray, actors)
-            load = [0] * n  # chunks in flight per actor
+            # a free slot is an actor index: each actor has IN_FLIGHT_PER_ACTOR; a chunk takes one, its result gives
+            # it back, so the driver's work per chunk is the same for 2 actors or 2,000
+            free = deque(k for _ in range(IN_FLIGHT_PER_ACTOR) for k in range(n))
             pending: deque[tuple[list[Item], int, Any]] = deque()
             rest = iter(items)
             while True:
-                while len(pending) < IN_FLIGHT_PER_ACTOR * n and (batch := list(islice(rest, chunk))):
-                    k = min(range(n), key=load.__getitem__)
-                    load[k] += 1
+                while free and (batch := list(islice(rest, chunk))):
+                    k = free.popleft()
                     pending.append((batch, k, actors[k].predict.remote(batch)))
                 if not pending:
                     break
                 batch, k, ref = pending.popleft()
-                load[k] -= 1
+                free.append(k)
                 yield from _collect(ray, batch, ref, actors[k])
         finally:
             for actor in actors:
