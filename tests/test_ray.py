@@ -227,3 +227,13 @@ def test_without_the_extra_engine_ray_says_what_to_install(argv: list[str], monk
                    "pip install 'voxemo[ray]'\n")
     with pytest.raises(MissingExtraError):
         predict_batch(["x.wav"], engine="ray")
+
+
+def test_relative_paths_mean_what_they_mean_to_the_driver(runtime: object, folder: Path, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(folder.parent)  # the actors work in the driver's folder: relative inputs resolve there too
+    local, remote = tmp_path / "local.jsonl", tmp_path / "ray.jsonl"
+    predict_batch([folder.name], output=local, jobs=1)
+    predict_batch([folder.name], output=remote, jobs=2, engine="ray")
+    assert remote.read_text() == local.read_text()
+    assert json.loads(remote.read_text().splitlines()[0])["path"].startswith(folder.name + "/")

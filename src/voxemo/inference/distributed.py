@@ -42,9 +42,15 @@ TASK_RETRIES = 2
 
 
 class BatchActor:
-    """The body of a Ray actor: one classifier, loaded once, for every chunk it is sent."""
+    """The body of a Ray actor: one classifier, loaded once, for every chunk it is sent.
 
-    def __init__(self, settings: WorkerSettings) -> None:
+    It works in the driver's folder where that folder exists on its node (a shared file system), so that relative
+    input and model paths mean what they mean to the driver, and results name the files as the driver wrote them.
+    """
+
+    def __init__(self, settings: WorkerSettings, cwd: str | None = None) -> None:
+        if cwd and os.path.isdir(cwd):
+            os.chdir(cwd)
         limit_threads()
         self.clf = settings.load()
 
@@ -77,7 +83,7 @@ def ray_stream(items: Iterable[Item], settings: WorkerSettings, *, address: str 
         n = jobs or max(1, int(ray.cluster_resources().get("CPU", 1)))
         chunk = chunk or CHUNK
         remote = ray.remote(num_cpus=1, max_restarts=-1, max_task_retries=TASK_RETRIES)(BatchActor)
-        actors = [remote.remote(settings) for _ in range(n)]
+        actors = [remote.remote(settings, os.getcwd()) for _ in range(n)]
         try:
             _wait_ready(ray, actors)
             # a free slot is an actor index: each actor has IN_FLIGHT_PER_ACTOR; a chunk takes one, its result gives
