@@ -29,6 +29,7 @@ from voxemo.inference.worker import WorkerSettings
 from voxemo.io.discovery import expand_inputs
 
 ray = pytest.importorskip("ray")
+pytestmark = pytest.mark.ray
 
 N_GOOD = 120
 BAD = {"bad_text.wav": b"RIFF but not really a wav file", "bad_empty.wav": b""}

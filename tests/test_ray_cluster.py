@@ -26,6 +26,7 @@ from voxemo.inference.batch import predict_batch
 from voxemo.io.discovery import expand_inputs
 
 ray = pytest.importorskip("ray")
+pytestmark = [pytest.mark.ray, pytest.mark.slow]  # it trains (tiny) models
 
 
 @pytest.fixture(scope="module")
