@@ -318,10 +318,10 @@ def predict_batch(paths: Iterable[str | os.PathLike[str]], *, model: str | None 
         Audio files, folders (walked recursively) and manifests (``.jsonl``/``.csv``).
     model, backend :
         As for :func:`voxemo.inference.loading.load_model`.
-    fmt : {"json", "csv", "text"}
+    fmt : {"json", "csv", "text", "parquet"}
         JSON lines, CSV with a header (path, emotion, confidence, one column per class, error, speech, reason),
         or ``path<TAB>emotion<TAB>confidence`` with errors on stderr (``no speech`` or ``uncertain`` in place
-        of the emotion).
+        of the emotion), or a Parquet folder with the CSV's columns.
     output : path-like, optional
         File to write (default: ``out``, i.e. stdout). Without ``resume`` it is overwritten.
     resume : bool
@@ -339,8 +339,9 @@ def predict_batch(paths: Iterable[str | os.PathLike[str]], *, model: str | None 
         ``ray`` extra): ``jobs`` actors (0 = one per CPU of the cluster), on the cluster at ``address`` (else
         ``$RAY_ADDRESS``, else a Ray runtime started on this machine). Output, order and ``resume`` are the same.
 
-    ``fmt="parquet"`` (or an ``output`` ending in ``.parquet`` with the default ``fmt``) writes a Parquet dataset folder
-    (:mod:`voxemo.inference.parquet`; needs pyarrow, in the ``ray`` extra).
+    ``fmt="parquet"`` (or an ``output`` ending in ``.parquet`` with the default ``fmt``) writes a Parquet dataset
+    folder (:mod:`voxemo.inference.parquet`; needs pyarrow, in the ``ray`` extra).
+
     Inputs without speech are results, not failures: ``{"path", "speech": false, "emotion": null, "reason"}``.
     """
     if fmt == "json" and is_parquet(output):  # the default format, and a name that says Parquet
