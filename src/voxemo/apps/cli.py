@@ -337,7 +337,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="append to --output FILE, skipping inputs already in it (recorded errors are not retried)")
     s.add_argument("--jobs", type=int, default=0,
                    help="worker processes, one thread each (0 = all cores; with --engine ray: actors, 0 = one per "
-                        "CPU of the cluster)")
+                        "free CPU of the cluster)")
     engine_args(s)
     s.add_argument("--min-confidence", type=float, default=0.0, metavar="P",
                    help="report speech whose top probability is below P (0..1) as uncertain, with no emotion "

@@ -336,7 +336,7 @@ def predict_batch(paths: Iterable[str | os.PathLike[str]], *, model: str | None 
         Speech whose top probability is below this is reported as uncertain, with no emotion (0 = never).
     engine : {"local", "ray"}
         Worker processes on this machine, or Ray actors (:func:`voxemo.inference.distributed.ray_stream`; the
-        ``ray`` extra): ``jobs`` actors (0 = one per CPU of the cluster), on the cluster at ``address`` (else
+        ``ray`` extra): ``jobs`` actors (0 = one per free CPU of the cluster), on the cluster at ``address`` (else
         ``$RAY_ADDRESS``, else a Ray runtime started on this machine). Output, order and ``resume`` are the same.
 
     ``fmt="parquet"`` (or an ``output`` ending in ``.parquet`` with the default ``fmt``) writes a Parquet dataset

@@ -75,12 +75,14 @@ def ray_stream(items: Iterable[Item], settings: WorkerSettings, *, address: str 
     address : str, optional
         Ray cluster to use (else ``$RAY_ADDRESS``, else a Ray runtime started on this machine for the run).
     jobs : int
-        Actors, one CPU each (0 = one per CPU of the cluster).
+        Actors, one CPU each (0 = one per CPU of the cluster that is free when the run starts).
     chunk : int, optional
         Inputs per actor call (default :data:`CHUNK`).
     """
     with ray_runtime(address, jobs, purpose="voxemo predict --engine ray") as ray:
-        n = jobs or max(1, int(ray.cluster_resources().get("CPU", 1)))
+        # the CPUs free now, not the cluster's total: an actor waiting for a CPU that another job holds would stall
+        # the results behind its chunks
+        n = jobs or max(1, int(ray.available_resources().get("CPU", 1)))
         chunk = chunk or CHUNK
         remote = ray.remote(num_cpus=1, max_restarts=-1, max_task_retries=TASK_RETRIES)(BatchActor)
         actors = [remote.remote(settings, os.getcwd()) for _ in range(n)]
