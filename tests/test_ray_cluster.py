@@ -161,3 +161,27 @@ def _timeless(x: object) -> object:
     if isinstance(x, dict):
         return {k: _timeless(v) for k, v in x.items() if k != "seconds"}
     return [_timeless(v) for v in x] if isinstance(x, list) else x
+
+
+def test_ablation_grid_on_the_cluster_gives_the_local_rows(cluster: object, fake_ravdess, tmp_path: Path,  # type: ignore[no-untyped-def]
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """``experiments/ablation.py --engine ray --seeds``: rows x seeds side by side on the cluster, each row's metrics
+    those of the local run."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("ablation", Path(__file__).parents[1] / "experiments" / "ablation.py")
+    assert spec and spec.loader
+    ablation = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ablation)
+    tiny = ["audio.duration=1.0", "model.channels=[4]", "train.epochs=1", "augment.copies=0", "train.val_speakers=1"]
+    monkeypatch.setattr(ablation, "ROWS", {"tiny": tiny})
+    monkeypatch.setenv("VOXEMO_HOME", str(tmp_path / "home"))
+    data = fake_ravdess(actors=(1, 2, 3, 4, 5, 6))
+    rows = {}
+    for engine in ("local", "ray"):
+        out = tmp_path / f"{engine}.json"
+        assert ablation.main(["--data", str(data), "--out", str(out), "--rows", "tiny", "--seeds", "0,1",
+                              "--engine", engine, "--concurrent", "2"]) == 0
+        rows[engine] = {k: (v["summary"], v["folds"]) for k, v in json.loads(out.read_text()).items()}
+    assert sorted(rows["ray"]) == ["tiny@seed0", "tiny@seed1"]
+    assert rows["ray"] == rows["local"]
