@@ -375,7 +375,7 @@ def predict_batch(paths: Iterable[str | os.PathLike[str]], *, model: str | None 
             from voxemo.inference.distributed import ray_stream
 
             settings = WorkerSettings(model, clf.backend or backend, min_confidence)
-            results = ray_stream(items, settings, address=address, jobs=jobs)
+            results = ray_stream(items, settings, address=address, jobs=jobs, clf=clf)
         else:
             results = predict_stream(items, clf, model=model, backend=backend, jobs=jobs)
         for result in results:

@@ -22,14 +22,19 @@ from __future__ import annotations
 import os
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from itertools import islice
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from voxemo.core.cluster import ray_runtime
 from voxemo.core.errors import VoxemoError
 from voxemo.core.parallel import limit_threads
 from voxemo.inference.results import FileFailure, FileResult
 from voxemo.inference.worker import Item, WorkerSettings, predict_items
+
+if TYPE_CHECKING:
+    from voxemo.inference.classifier import Classifier
 
 #: inputs per actor call: a few hundred ms of work, so Ray's per-call cost (about a millisecond) is noise
 CHUNK = 32
@@ -63,7 +68,7 @@ class BatchActor:
 
 
 def ray_stream(items: Iterable[Item], settings: WorkerSettings, *, address: str | None = None, jobs: int = 0,
-               chunk: int | None = None) -> Iterator[FileResult]:
+               chunk: int | None = None, clf: Classifier | None = None) -> Iterator[FileResult]:
     """One typed result per ``(path, error)`` item from :func:`~voxemo.io.discovery.expand_inputs`, in input order.
 
     Parameters
@@ -78,33 +83,44 @@ def ray_stream(items: Iterable[Item], settings: WorkerSettings, *, address: str 
         Actors, one CPU each (0 = one per CPU of the cluster that is free when the run starts).
     chunk : int, optional
         Inputs per actor call (default :data:`CHUNK`).
+    clf : Classifier, optional
+        The classifier ``settings`` describe, already loaded here: the driver predicts the first inputs with it
+        while Ray starts (seconds for a runtime of its own), as the local engine does while its workers start.
     """
-    with ray_runtime(address, jobs, purpose="voxemo predict --engine ray") as ray:
-        # the CPUs free now, not the cluster's total: an actor waiting for a CPU that another job holds would stall
-        # the results behind its chunks
-        n = jobs or max(1, int(ray.available_resources().get("CPU", 1)))
-        chunk = chunk or CHUNK
-        remote = ray.remote(num_cpus=1, max_restarts=-1, max_task_retries=TASK_RETRIES)(BatchActor)
-        actors = [remote.remote(settings, os.getcwd()) for _ in range(n)]
-        try:
-            _wait_ready(ray, actors)
-            # a free slot is an actor index: each actor has IN_FLIGHT_PER_ACTOR; a chunk takes one, its result gives
-            # it back, so the driver's work per chunk is the same for 2 actors or 2,000
-            free = deque(k for _ in range(IN_FLIGHT_PER_ACTOR) for k in range(n))
-            pending: deque[tuple[list[Item], int, Any]] = deque()
-            rest = iter(items)
-            while True:
-                while free and (batch := list(islice(rest, chunk))):
-                    k = free.popleft()
-                    pending.append((batch, k, actors[k].predict.remote(batch)))
-                if not pending:
-                    break
-                batch, k, ref = pending.popleft()
-                free.append(k)
-                yield from _collect(ray, batch, ref, actors[k])
-        finally:
-            for actor in actors:
-                ray.kill(actor)
+    chunk = chunk or CHUNK
+    rest = iter(items)
+    with ExitStack() as stack, ThreadPoolExecutor(1, thread_name_prefix="voxemo-ray-start") as starter:
+        started = starter.submit(_start, stack, address, jobs, settings)
+        while clf is not None and not started.done() and (batch := list(islice(rest, chunk))):
+            yield from predict_items(clf, batch)
+        ray, actors = started.result()
+        n = len(actors)
+        # a free slot is an actor index: each actor has IN_FLIGHT_PER_ACTOR; a chunk takes one, its result gives it
+        # back, so the driver's work per chunk is the same for 2 actors or 2,000
+        free = deque(k for _ in range(IN_FLIGHT_PER_ACTOR) for k in range(n))
+        pending: deque[tuple[list[Item], int, Any]] = deque()
+        while True:
+            while free and (batch := list(islice(rest, chunk))):
+                k = free.popleft()
+                pending.append((batch, k, actors[k].predict.remote(batch)))
+            if not pending:
+                break
+            batch, k, ref = pending.popleft()
+            free.append(k)
+            yield from _collect(ray, batch, ref, actors[k])
+
+
+def _start(stack: ExitStack, address: str | None, jobs: int, settings: WorkerSettings) -> tuple[Any, list[Any]]:
+    """Connect to Ray (or start it), start the actors and wait until they are ready; ``stack`` ends both."""
+    ray = stack.enter_context(ray_runtime(address, jobs, purpose="voxemo predict --engine ray"))
+    # the CPUs free now, not the cluster's total: an actor waiting for a CPU that another job holds would stall the
+    # results behind its chunks
+    n = jobs or max(1, int(ray.available_resources().get("CPU", 1)))
+    remote = ray.remote(num_cpus=1, max_restarts=-1, max_task_retries=TASK_RETRIES)(BatchActor)
+    actors = [remote.remote(settings, os.getcwd()) for _ in range(n)]
+    stack.callback(lambda: [ray.kill(actor) for actor in actors])
+    _wait_ready(ray, actors)
+    return ray, actors
 
 
 def _wait_ready(ray: Any, actors: list[Any]) -> None:
