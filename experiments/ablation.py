@@ -8,6 +8,14 @@ Usage::
 
 Each row is one speaker-independent 6-fold evaluation (about 6-7 minutes on 2 idle cores with the default recipe;
 ``ensemble-of-3`` trains three CNNs per fold, about 20 minutes).
+
+On a Ray cluster (``pip install 'voxemo[ray]'``)::
+
+    python experiments/ablation.py --engine ray [--address HOST:6379] [--seeds 0,1,2] [--concurrent 4]
+
+runs every row's folds as Ray tasks, ``--concurrent`` rows at a time, so a grid of rows x seeds keeps a cluster busy:
+features are computed here, once per row (through the feature cache), and the metrics are a local run's for the same
+seed. With ``--seeds`` each row is run once per seed and kept as ``ROW@seedN``.
 """
 
 from __future__ import annotations
@@ -59,6 +67,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default="runs/ablation.json")
     p.add_argument("--rows", default=",".join(ROWS), help=f"comma-separated, from: {', '.join(ROWS)}")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seeds", help="comma-separated seeds: every row once per seed (kept as ROW@seedN)")
+    p.add_argument("--engine", choices=["local", "ray"], default="local", help="where the folds train")
+    p.add_argument("--address", help="with --engine ray: the cluster (default $RAY_ADDRESS, else this machine)")
+    p.add_argument("--concurrent", type=int, default=4, help="with --engine ray: rows evaluated at a time")
     args = p.parse_args(argv)
     rows = [r.strip() for r in args.rows.split(",") if r.strip()]
     unknown = [r for r in rows if r not in ROWS]
@@ -67,24 +79,58 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     done = json.loads(out.read_text()) if out.exists() else {}
     records = load_ravdess(args.data)
-    for name in rows:
-        if name in done:
-            continue
-        cfg = apply_overrides(Config(), [f"train.seed={args.seed}", *ROWS[name]])
-        start = time.perf_counter()
+    seeds = [int(x) for x in args.seeds.split(",")] if args.seeds else [args.seed]
+    grid = [(f"{name}@seed{seed}" if args.seeds else name, name, seed) for name in rows for seed in seeds]
+    runner = None
+    if args.engine == "ray":
+        from voxemo.experiment.distributed import ray_fold_runner
+
+        runner = ray_fold_runner(args.address)
+
+    def features(name: str, seed: int) -> tuple:
+        cfg = apply_overrides(Config(), [f"train.seed={seed}", *ROWS[name]])
         kept, specs, _ = load_features(records, cfg, progress=False)
-        aug = load_augmented(kept, cfg, progress=False)
-        result = evaluate(kept, specs, cfg, "actor-6fold", aug_specs=aug, progress=False)
-        done[name] = {"overrides": ROWS[name], "summary": result.summary.to_dict(),
-                      "folds": [f.accuracy for f in result.folds], "seconds": time.perf_counter() - start}
+        return cfg, kept, specs, load_augmented(kept, cfg, progress=False)
+
+    def fit(key: str, name: str, seed: int, start: float, cfg: Config, kept: list, specs: list,
+            aug: list) -> tuple[str, dict]:
+        result = evaluate(kept, specs, cfg, "actor-6fold", aug_specs=aug, progress=False, runner=runner)
+        return key, {"overrides": ROWS[name], "seed": seed, "summary": result.summary.to_dict(),
+                     "folds": [f.accuracy for f in result.folds], "seconds": time.perf_counter() - start}
+
+    def keep(key: str, row: dict) -> None:
+        done[key] = row
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp = out.with_suffix(".tmp")
         tmp.write_text(json.dumps(done, indent=2))
         os.replace(tmp, out)
-        print(f"{name}: accuracy {result.summary.accuracy.mean:.3f}", file=sys.stderr, flush=True)
+        print(f"{key}: accuracy {row['summary']['accuracy']['mean']:.3f}", file=sys.stderr, flush=True)
+
+    todo = [g for g in grid if g[0] not in done]
+    if runner is None:
+        for key, name, seed in todo:
+            keep(*fit(key, name, seed, time.perf_counter(), *features(name, seed)))
+    else:
+        # rows side by side: features are computed here, one row after the other (cached), and each row's folds
+        # wait on their Ray tasks in a thread while the cluster trains them; one Ray runtime for the whole grid
+        from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+
+        from voxemo.core.cluster import ray_runtime
+
+        with ray_runtime(args.address, purpose="experiments/ablation.py --engine ray"), \
+                ThreadPoolExecutor(max(1, args.concurrent)) as pool:
+            pending: set = set()
+            for key, name, seed in todo:
+                while len(pending) >= max(1, args.concurrent):
+                    finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+                    for f in finished:
+                        keep(*f.result())
+                pending.add(pool.submit(fit, key, name, seed, time.perf_counter(), *features(name, seed)))
+            for f in wait(pending).done:
+                keep(*f.result())
     print("| recipe | overrides | accuracy (mean ± std over 6 actor folds) | UAR | minutes |")
     print("|---|---|---|---|---|")
-    for name in rows:
+    for name, _, _ in grid:
         row = done[name]
         acc, uar = row["summary"]["accuracy"], row["summary"]["uar"]
         print(f"| {name} | {' '.join(row['overrides']) or '(defaults)'} | {acc['mean']:.3f} ± {acc['std']:.3f} | "

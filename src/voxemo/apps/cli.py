@@ -93,7 +93,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.train or args.test:
         if not (args.train and args.test) or args.data:
             raise ConfigError("cross-corpus evaluation needs --train DATA... and --test DATA... (and no DATA)")
+        if args.engine != "local":
+            raise ConfigError("--engine ray runs the folds of a protocol; a cross-corpus run trains one model, "
+                              "locally: leave out --engine")
         return _cross_corpus(args, cfg)
+    if args.engine == "ray":  # name the extra that brings Ray before the corpus is read
+        require("ray", "voxemo evaluate --engine ray")
     if args.model == "egemaps-svm":  # name the extra that brings openSMILE before anything else is imported
         require("opensmile", "voxemo evaluate --model egemaps-svm")
     from voxemo.workflows.evaluation import run_evaluation
@@ -102,7 +107,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         raise ConfigError("--shots is a cross-corpus protocol: give --train DATA... --test DATA...")
     result = run_evaluation(_records(args.data, args.progress, args.corpus), cfg, args.protocol, args.out,
                             model=args.model, adapt=args.adapt, channel=args.test_channel, jobs=args.jobs,
-                            threads=args.threads or 1, progress=args.progress)
+                            threads=args.threads or 1, progress=args.progress, engine=args.engine,
+                            address=args.address)
     s = result.summary
     print(f"{args.protocol}{' adapted' if args.adapt else ''}: accuracy {s.accuracy.mean:.3f} ± {s.accuracy.std:.3f}, "
           f"UAR {s.uar.mean:.3f} ± {s.uar.std:.3f}, macro-F1 {s.macro_f1.mean:.3f}; "
@@ -139,22 +145,24 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     fmt = "json" if args.json else "csv" if args.csv else "text"
     if fmt == "text" and args.output:
-        fmt = "csv" if Path(args.output).suffix.lower() == ".csv" else "json"
+        suffix = Path(args.output.rstrip("/")).suffix.lower()
+        fmt = "csv" if suffix == ".csv" else "parquet" if suffix == ".parquet" else "json"
     if args.adapt:
         from voxemo.core.errors import ConfigError
         from voxemo.inference.adapted_batch import predict_adapted
 
         require("torch", "voxemo predict --adapt")  # before any file is read
-        if args.resume:
-            raise ConfigError("--adapt adapts on all the inputs at once and cannot --resume; adapt once with "
-                              "`voxemo adapt` and predict with --model instead")
+        if args.resume or args.engine != "local" or fmt == "parquet":
+            raise ConfigError("--adapt adapts on all the inputs at once, in this process: it cannot --resume, run on "
+                              "--engine ray or write Parquet; adapt once with `voxemo adapt` and predict with --model "
+                              "instead")
         summary = predict_adapted(args.paths, model=args.model, backend=args.backend, fmt=fmt, output=args.output,
                                   jobs=args.jobs, progress=args.progress, min_confidence=args.min_confidence,
                                   prior_seconds=args.prior_seconds, min_seconds=args.min_seconds)
     else:
         summary = predict_batch(args.paths, model=args.model, backend=args.backend, fmt=fmt, output=args.output,
                                 resume=args.resume, jobs=args.jobs, progress=args.progress,
-                                min_confidence=args.min_confidence)
+                                min_confidence=args.min_confidence, engine=args.engine, address=args.address)
     if args.output and not args.quiet:
         skipped = f"; skipped {summary.skipped} already there ({summary.skipped_failed} failed)" if args.resume else ""
         unlabelled = (f"; {summary.no_speech} without speech, {summary.uncertain} uncertain"
@@ -223,6 +231,13 @@ def build_parser() -> argparse.ArgumentParser:
             sp.add_argument("--data", help=help_)
         corpus_arg(sp)
         sp.add_argument("--jobs", type=int, default=0, help="processes for feature extraction (0 = all cores)")
+
+    def engine_args(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--engine", choices=["local", "ray"], default="local",
+                        help="local: processes on this machine (default); ray: a Ray cluster (pip install "
+                             "'voxemo[ray]'; see docs/usage.md, 'On a Ray cluster')")
+        sp.add_argument("--address", metavar="ADDR", help="with --engine ray: the cluster's address, e.g. "
+                        "10.0.0.1:6379 (default: $RAY_ADDRESS, else a Ray runtime on this machine)")
 
     def training_args(sp: argparse.ArgumentParser) -> None:
         sp.add_argument("--epochs", type=int, help="maximum epochs per training")
@@ -293,6 +308,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--test-channel", choices=["wideband", "telephone"], default="wideband",
                    help="pass the test audio through a simulated channel first: telephone = 8 kHz, 300-3400 Hz, "
                         "mu-law (training audio stays as recorded)")
+    engine_args(s)
     s.add_argument("--out", required=True, help="output folder")
     training_args(s)
     s.set_defaults(func=cmd_evaluate)
@@ -307,10 +323,14 @@ def build_parser() -> argparse.ArgumentParser:
     fmt.add_argument("--json", action="store_true", help="one JSON object per input line")
     fmt.add_argument("--csv", action="store_true", help="CSV: path, emotion, confidence, one column per class, error")
     s.add_argument("--output", metavar="FILE", help="write results to FILE (JSON lines, or CSV if it ends in .csv "
-                                                   "or with --csv) instead of stdout")
+                                                   "or with --csv, or a Parquet folder if it ends in .parquet) "
+                                                   "instead of stdout")
     s.add_argument("--resume", action="store_true",
                    help="append to --output FILE, skipping inputs already in it (recorded errors are not retried)")
-    s.add_argument("--jobs", type=int, default=0, help="worker processes, one thread each (0 = all cores)")
+    s.add_argument("--jobs", type=int, default=0,
+                   help="worker processes, one thread each (0 = all cores; with --engine ray: actors, 0 = one per "
+                        "free CPU of the cluster)")
+    engine_args(s)
     s.add_argument("--min-confidence", type=float, default=0.0, metavar="P",
                    help="report speech whose top probability is below P (0..1) as uncertain, with no emotion "
                         "(default 0: always an emotion); inputs without speech are always reported as no speech")

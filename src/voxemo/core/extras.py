@@ -1,8 +1,8 @@
 """Optional parts of voxemo and the pip extra that installs each.
 
-The base install predicts with an ONNX model; training, the service, the microphone and the eGeMAPS baseline need
-libraries that a user who only predicts should not have to install. A command that reaches for a missing one
-says, in one line, which extra brings it.
+The base install predicts with an ONNX model; training, the service, the microphone, the eGeMAPS baseline and Ray
+clusters need libraries that a user who only predicts should not have to install. A command that reaches for a
+missing one says, in one line, which extra brings it.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ EXTRA_OF: dict[str, str] = {
     "websockets": "serve",
     "sounddevice": "live",
     "opensmile": "baseline",
+    "ray": "ray", "pyarrow": "ray",
 }
 
 

@@ -34,7 +34,7 @@ from voxemo.core.labels import EMOTIONS
 from voxemo.core.parallel import pmap
 from voxemo.core.records import Utterance
 from voxemo.dsp.features import prepare_signal
-from voxemo.experiment.results import BaselineInfo, Evaluation, FoldJob, FoldResult
+from voxemo.experiment.results import BaselineInfo, Evaluation, FoldJob, FoldResult, FoldRunner
 from voxemo.io.audio import load_audio
 from voxemo.io.files import atomic_path
 
@@ -225,7 +225,7 @@ def fit_svm_and_test(job: FoldJob) -> FoldResult:
 
 def evaluate_egemaps_svm(records: Sequence[Utterance], config: Config, protocol: str = "actor-6fold", *,
                          labels: Sequence[str] = EMOTIONS, cache_dir: str | None = None, jobs: int = 0,
-                         progress: bool = True) -> Evaluation:
+                         progress: bool = True, runner: FoldRunner | None = None) -> Evaluation:
     """Evaluate the baseline under ``protocol`` exactly like :func:`voxemo.experiment.evaluate.evaluate`
     evaluates the CNN (same splits, metrics, calibration and result layout, for
     :func:`voxemo.reports.evaluation.write_evaluation`).
@@ -243,7 +243,7 @@ def evaluate_egemaps_svm(records: Sequence[Utterance], config: Config, protocol:
     recs = [r for r, _ in kept]
     clips = [EgemapsClip(v, r.speaker) for r, v in kept]
     result = evaluate(recs, clips, config, protocol, labels=labels, jobs=jobs, progress=progress,
-                      fit=fit_svm_and_test)
+                      fit=fit_svm_and_test, runner=runner)
     info = BaselineInfo(features=f"openSMILE {FEATURE_SET} functionals ({N_FEATURES})",
                         classifier="StandardScaler + SVC(rbf, gamma=scale, class_weight=balanced), "
                                    "Platt-scaled probabilities",

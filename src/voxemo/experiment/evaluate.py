@@ -32,7 +32,7 @@ from voxemo.core.records import Utterance
 from voxemo.dsp.scoring import window_probabilities
 from voxemo.experiment.calibration import evaluate_folds
 from voxemo.experiment.metrics import scores
-from voxemo.experiment.results import Evaluation, FoldJob, FoldResult, Prediction, Scores, Summary
+from voxemo.experiment.results import Evaluation, FoldJob, FoldResult, FoldRunner, Prediction, Scores, Summary
 from voxemo.experiment.splits import make_splits
 from voxemo.nn.train import predict_segments, train_model
 
@@ -87,6 +87,7 @@ def evaluate(
     progress: bool = True,
     fit: Callable[[FoldJob], FoldResult] = fit_and_test,
     test_specs: Sequence[Any] | None = None,
+    runner: FoldRunner | None = None,
 ) -> Evaluation:
     """Train and test one model per split; returns metrics per fold, mean ± std, the summed confusion
     matrix, per-clip predictions and calibration. Splits train side by side in ``jobs`` processes (0 = one per
@@ -98,6 +99,8 @@ def evaluate(
     :class:`FoldResult` with its ``probs``, optionally with every test window's probabilities in
     ``window_probs``); :func:`voxemo.experiment.baseline.fit_svm_and_test` evaluates the eGeMAPS + SVM baseline
     under the same protocols.
+    ``runner`` runs ``fit`` on every split's job and returns the results in order, in place of the local process
+    pool: :func:`voxemo.experiment.distributed.ray_fold_runner` runs them on a Ray cluster, with the same results.
     """
     labels = list(labels)
     y = np.array([labels.index(r.emotion) for r in records])
@@ -110,8 +113,11 @@ def evaluate(
                     config, train_aug=[aug_specs[i] for i in s.train] if aug_specs else None,
                     speakers=[records[i].speaker for i in s.train], threads=threads)
             for s in splits]
-    outcomes = pmap(fit, work, jobs=workers, desc=protocol, progress=progress, chunksize=1, unit="fold",
-                    start_method="spawn")
+    if runner is not None:
+        outcomes = runner(fit, work)
+    else:
+        outcomes = pmap(fit, work, jobs=workers, desc=protocol, progress=progress, chunksize=1, unit="fold",
+                        start_method="spawn")
     # a fit without window probabilities (one window per clip) is calibrated on its clip probabilities
     calibration, calibrated = evaluate_folds([fold.window_probs or [p[None] for p in fold.probs]
                                               for fold in outcomes], [y[s.test] for s in splits])

@@ -10,7 +10,7 @@ are only needed in memory (clip and window probabilities) are kept out of it. Th
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -84,6 +84,11 @@ class FoldResult:
         if self.test_speakers is not None:
             d["test_speakers"] = list(self.test_speakers)
         return d
+
+
+#: runs a fold function on every job and returns the results in job order: the local process pool, or
+#: :func:`voxemo.experiment.distributed.ray_fold_runner` for a Ray cluster
+FoldRunner = Callable[[Callable[[FoldJob], FoldResult], Sequence[FoldJob]], list[FoldResult]]
 
 
 @dataclass(frozen=True)

@@ -29,16 +29,24 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from voxemo.core.errors import ConfigError, VoxemoError
+from voxemo.core.extras import require
 from voxemo.core.parallel import limit_threads
 from voxemo.inference.loading import load_model
+from voxemo.inference.parquet import ParquetWriter, is_parquet, read_finished_parquet
 from voxemo.inference.results import FileFailure, FileResult, NoSpeech, Uncertain
+from voxemo.inference.worker import Item, WorkerSettings, predict_items, result_of
 from voxemo.io.discovery import expand_inputs
 
 if TYPE_CHECKING:
     from voxemo.inference.classifier import Classifier
 
 
-FORMATS = ("text", "json", "csv")
+#: formats written line by line (:class:`ResultWriter`); Parquet: :class:`~voxemo.inference.parquet.ParquetWriter`
+LINE_FORMATS = ("text", "json", "csv")
+FORMATS = (*LINE_FORMATS, "parquet")
+
+#: what runs the workers: this machine's processes, or a Ray cluster (:mod:`voxemo.inference.distributed`)
+ENGINES = ("local", "ray")
 
 #: below this many inputs one process is faster: a worker takes 2-3 s to start (it imports torch and loads the
 #: model), about as long as one process takes for 250-300 three-second clips
@@ -56,13 +64,12 @@ IN_FLIGHT_PER_JOB = 2
 _worker_model: Classifier | None = None
 
 
-def _init_worker(model: str | None, backend: str, parent: int, min_confidence: float = 0.0) -> None:
+def _init_worker(settings: WorkerSettings, parent: int) -> None:
     global _worker_model
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it stops the pool
     threading.Thread(target=_exit_with, args=(parent,), daemon=True, name="voxemo-parent-watch").start()
     limit_threads()
-    _worker_model = load_model(model, backend=backend)
-    _worker_model.min_confidence = min_confidence
+    _worker_model = settings.load()
 
 
 def _exit_with(parent: int, every: float = 0.5) -> None:
@@ -78,23 +85,9 @@ def _exit_with(parent: int, every: float = 0.5) -> None:
             os._exit(1)
 
 
-def _predict_in_worker(items: list[tuple[str, str | None]]) -> list[FileResult]:
+def _predict_in_worker(items: list[Item]) -> list[FileResult]:
     assert _worker_model is not None, "worker used before _init_worker"
-    return [_result_of(_worker_model, path, error) for path, error in items]
-
-
-def _result_of(clf: Classifier, path: str, error: str | None) -> FileResult:
-    return FileFailure(path, error) if error else _safe_predict(clf, path)
-
-
-def _safe_predict(clf: Classifier, path: str) -> FileResult:
-    """``clf.predict_result`` that turns even an unexpected failure into an error line: one odd file must not end
-    a run over 100,000."""
-    try:
-        return clf.predict_result(path)
-    except Exception as exc:  # noqa: BLE001 - reported per file, with its type, instead of ending the batch
-        cause = f" ({str(exc).splitlines()[0]})" if str(exc).strip() else ""
-        return FileFailure(path, f"{path}: unexpected {type(exc).__name__}{cause}")
+    return predict_items(_worker_model, items)
 
 
 def predict_stream(items: Iterable[tuple[str, str | None]], clf: Classifier, *, model: str | None = None,
@@ -118,10 +111,11 @@ def predict_stream(items: Iterable[tuple[str, str | None]], clf: Classifier, *, 
     head = list(islice(it, MIN_PARALLEL))
     if jobs == 1 or len(head) < MIN_PARALLEL:
         for path, error in chain(head, it):
-            yield _result_of(clf, path, error)
+            yield result_of(clf, path, error)
         return
+    settings = WorkerSettings(model, clf.backend or backend, clf.min_confidence)
     pool = ProcessPoolExecutor(max_workers=jobs, mp_context=_worker_context(clf.backend), initializer=_init_worker,
-                               initargs=(model, clf.backend or backend, os.getpid(), clf.min_confidence))
+                               initargs=(settings, os.getpid()))
     pending: deque[tuple[str, Future[list[FileResult]]]] = deque()
     window = IN_FLIGHT_PER_JOB * jobs
     rest = chain(head, it)
@@ -133,7 +127,7 @@ def predict_stream(items: Iterable[tuple[str, str | None]], clf: Classifier, *, 
             ready = starter.submit(lambda: pool.submit(_worker_ready).result())
             while help_while_starting and not ready.done() and (chunk := list(islice(rest, CHUNK))):
                 for path, error in chunk:
-                    yield _result_of(clf, path, error)
+                    yield result_of(clf, path, error)
         while chunk := list(islice(rest, CHUNK)):
             pending.append((chunk[0][0], _submit(pool, chunk)))
             while len(pending) >= window:
@@ -197,8 +191,8 @@ class ResultWriter:
     """Writes one result per line and flushes it: JSON lines, CSV, or the human text format."""
 
     def __init__(self, out: IO[str], fmt: str, classes: Iterable[str], *, err: IO[str] | None = None) -> None:
-        if fmt not in FORMATS:
-            raise ConfigError(f"output format {fmt!r} is not one of {', '.join(FORMATS)}")
+        if fmt not in LINE_FORMATS:
+            raise ConfigError(f"output format {fmt!r} is not one of {', '.join(LINE_FORMATS)}")
         self.out, self.fmt, self.err = out, fmt, err or sys.stderr
         self.classes = [str(c) for c in classes]
 
@@ -315,7 +309,7 @@ class BatchSummary:
 def predict_batch(paths: Iterable[str | os.PathLike[str]], *, model: str | None = None, backend: str = "auto",
                   fmt: str = "json", output: str | os.PathLike[str] | None = None, resume: bool = False,
                   jobs: int = 0, out: IO[str] | None = None, progress: bool = False,
-                  min_confidence: float = 0.0) -> BatchSummary:
+                  min_confidence: float = 0.0, engine: str = "local", address: str | None = None) -> BatchSummary:
     """Predict every input and write one line per input as it is done.
 
     Parameters
@@ -324,10 +318,10 @@ def predict_batch(paths: Iterable[str | os.PathLike[str]], *, model: str | None 
         Audio files, folders (walked recursively) and manifests (``.jsonl``/``.csv``).
     model, backend :
         As for :func:`voxemo.inference.loading.load_model`.
-    fmt : {"json", "csv", "text"}
+    fmt : {"json", "csv", "text", "parquet"}
         JSON lines, CSV with a header (path, emotion, confidence, one column per class, error, speech, reason),
         or ``path<TAB>emotion<TAB>confidence`` with errors on stderr (``no speech`` or ``uncertain`` in place
-        of the emotion).
+        of the emotion), or a Parquet folder with the CSV's columns.
     output : path-like, optional
         File to write (default: ``out``, i.e. stdout). Without ``resume`` it is overwritten.
     resume : bool
@@ -340,41 +334,51 @@ def predict_batch(paths: Iterable[str | os.PathLike[str]], *, model: str | None 
         A progress bar on stderr (only when writing to a file).
     min_confidence : float
         Speech whose top probability is below this is reported as uncertain, with no emotion (0 = never).
+    engine : {"local", "ray"}
+        Worker processes on this machine, or Ray actors (:func:`voxemo.inference.distributed.ray_stream`; the
+        ``ray`` extra): ``jobs`` actors (0 = one per free CPU of the cluster), on the cluster at ``address`` (else
+        ``$RAY_ADDRESS``, else a Ray runtime started on this machine). Output, order and ``resume`` are the same.
+
+    ``fmt="parquet"`` (or an ``output`` ending in ``.parquet`` with the default ``fmt``) writes a Parquet dataset
+    folder (:mod:`voxemo.inference.parquet`; needs pyarrow, in the ``ray`` extra).
 
     Inputs without speech are results, not failures: ``{"path", "speech": false, "emotion": null, "reason"}``.
     """
+    if fmt == "json" and is_parquet(output):  # the default format, and a name that says Parquet
+        fmt = "parquet"
     if resume and output is None:
         raise ConfigError("--resume needs --output FILE: it continues the results already written there")
     if output is not None and fmt == "text":
-        raise ConfigError("--output writes JSON lines or CSV: add --json or --csv")
+        raise ConfigError("--output writes JSON lines, CSV or Parquet: add --json or --csv, or name a .parquet")
+    if fmt == "parquet" and output is None:
+        raise ConfigError("Parquet results need --output NAME.parquet (a folder of part files)")
     if jobs < 0:
         raise ConfigError(f"jobs={jobs} must be >= 0 (0 = all cores)")
     if not 0.0 <= min_confidence <= 1.0:
         raise ConfigError(f"min_confidence={min_confidence!r} must be between 0 and 1")
+    if engine not in ENGINES:
+        raise ConfigError(f"engine={engine!r} is not one of {', '.join(ENGINES)}")
+    if engine == "ray":  # name the missing extra before the model loads
+        require("ray", "voxemo predict --engine ray")
+    if fmt == "parquet":
+        require("pyarrow", "Parquet output")
     clf = load_model(model, backend=backend)  # here first, so a bad model is one error before any work starts
     clf.min_confidence = min_confidence
     summary = BatchSummary()
-    finished: dict[str, bool] = {}
-    stream = out or sys.stdout
-    handle = None
+    writer, finished, handle = _open_output(clf, fmt, output, resume, out or sys.stdout)
     try:
-        if output is not None:
-            if resume:
-                finished = read_finished(output, fmt, csv_header(clf.classes_))
-            new_file = not (resume and Path(output).is_file() and Path(output).stat().st_size > 0)
-            try:
-                handle = open(output, "a" if resume else "w", encoding="utf-8", newline="")
-            except OSError as exc:
-                raise ConfigError(f"{output}: cannot write results ({exc.strerror or exc})") from None
-            stream = handle
-        writer = ResultWriter(stream, fmt, clf.classes_)
-        if handle is None or new_file:
-            writer.write_header()
         items = expand_inputs(paths)
         if finished:
             items = _skip(items, finished, summary)
-        bar = _bar(progress and handle is not None, len(finished))
-        for result in predict_stream(items, clf, model=model, backend=backend, jobs=jobs):
+        bar = _bar(progress and output is not None, len(finished))
+        if engine == "ray":
+            from voxemo.inference.distributed import ray_stream
+
+            settings = WorkerSettings(model, clf.backend or backend, min_confidence)
+            results = ray_stream(items, settings, address=address, jobs=jobs, clf=clf)
+        else:
+            results = predict_stream(items, clf, model=model, backend=backend, jobs=jobs)
+        for result in results:
             summary.predicted += 1
             summary.failed += result.failed
             summary.no_speech += isinstance(result, NoSpeech)
@@ -385,7 +389,31 @@ def predict_batch(paths: Iterable[str | os.PathLike[str]], *, model: str | None 
     finally:
         if handle is not None:
             handle.close()
+        if isinstance(writer, ParquetWriter):
+            writer.close()  # what is done so far, also when stopped: --resume goes on after it
     return summary
+
+
+def _open_output(clf: Classifier, fmt: str, output: str | os.PathLike[str] | None, resume: bool,
+                 stream: IO[str]) -> tuple[ResultWriter | ParquetWriter, dict[str, bool], IO[str] | None]:
+    """The writer, the inputs already finished (with ``resume``) and the file handle to close (None: stdout)."""
+    if output is not None and fmt == "parquet":
+        finished = read_finished_parquet(output, clf.classes_) if resume else {}
+        return ParquetWriter(output, clf.classes_, resume=resume), finished, None
+    finished, handle = {}, None
+    if output is not None:
+        if resume:
+            finished = read_finished(output, fmt, csv_header(clf.classes_))
+        new_file = not (resume and Path(output).is_file() and Path(output).stat().st_size > 0)
+        try:
+            handle = open(output, "a" if resume else "w", encoding="utf-8", newline="")
+        except OSError as exc:
+            raise ConfigError(f"{output}: cannot write results ({exc.strerror or exc})") from None
+        stream = handle
+    writer = ResultWriter(stream, fmt, clf.classes_)
+    if handle is None or new_file:
+        writer.write_header()
+    return writer, finished, handle
 
 
 def _skip(items: Iterable[tuple[str, str | None]], finished: dict[str, bool],

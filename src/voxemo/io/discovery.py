@@ -34,14 +34,34 @@ def expand_inputs(paths: Iterable[str | os.PathLike[str]]) -> Iterator[tuple[str
     for raw in paths:
         p = Path(raw)
         if p.is_dir():
-            files = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in AUDIO_EXTENSIONS)
-            if not files:
-                yield str(p), f"{p}: folder contains no audio files ({', '.join(sorted(AUDIO_EXTENSIONS))})"
-            for f in files:
+            found = False
+            for f in _walk_audio(p):
+                found = True
                 yield str(f), None
+            if not found:
+                yield str(p), f"{p}: folder contains no audio files ({', '.join(sorted(AUDIO_EXTENSIONS))})"
         elif not p.exists():
             yield str(p), f"{p}: no such file or folder"
         elif p.suffix.lower() in MANIFEST_EXTENSIONS:
             yield from manifest_inputs(p)
         else:
             yield str(p), None
+
+
+def _walk_audio(folder: Path) -> Iterator[Path]:
+    """The audio files below ``folder`` in the order of ``sorted(folder.rglob("*"))``, found one folder at a time:
+    a folder's own sorted entries are all that is held, so a tree of 10^6 files costs the memory of its largest
+    folder, not of all its paths. As ``rglob``, it enters no linked folder and skips a folder it may not read."""
+    try:
+        with os.scandir(folder) as it:
+            entries = sorted(it, key=lambda e: e.name)
+    except OSError:
+        return
+    for entry in entries:
+        try:
+            if entry.is_dir(follow_symlinks=False):
+                yield from _walk_audio(Path(entry.path))
+            elif entry.is_file() and Path(entry.name).suffix.lower() in AUDIO_EXTENSIONS:
+                yield Path(entry.path)
+        except OSError:
+            continue

@@ -8,8 +8,10 @@ from pathlib import Path
 
 from voxemo.core.config import Config
 from voxemo.core.errors import ConfigError
+from voxemo.core.extras import require
 from voxemo.core.records import Utterance
 from voxemo.experiment.dataset import load_augmented, load_features
+from voxemo.experiment.distributed import ray_fold_runner
 from voxemo.experiment.evaluate import evaluate, fit_and_test, fit_and_test_adapted
 from voxemo.experiment.multicorpus import model_labels
 from voxemo.experiment.results import Evaluation
@@ -21,23 +23,34 @@ MODELS = ("cnn", "egemaps-svm")
 
 def run_evaluation(records: Sequence[Utterance], config: Config, protocol: str, out: str | Path, *,
                    model: str = "cnn", adapt: bool = False, channel: str = "wideband", jobs: int = 0,
-                   threads: int = 1, progress: bool = True) -> Evaluation:
+                   threads: int = 1, progress: bool = True, engine: str = "local",
+                   address: str | None = None) -> Evaluation:
     """Cross-validate ``model`` on ``records`` under ``protocol`` and write the report folder ``out``
     (:func:`~voxemo.reports.evaluation.write_evaluation`); returns the evaluation. With ``adapt`` each fold's CNN
     is adapted without labels to its test clips' audio before predicting them
     (:func:`~voxemo.experiment.evaluate.fit_and_test_adapted`). ``channel`` (``"telephone"``) passes the test folds'
-    audio through a simulated channel (:mod:`voxemo.dsp.channel`); training stays as recorded."""
+    audio through a simulated channel (:mod:`voxemo.dsp.channel`); training stays as recorded.
+
+    ``engine="ray"`` trains the folds as Ray tasks (:func:`~voxemo.experiment.distributed.ray_fold_runner`) on the
+    cluster at ``address`` (else ``$RAY_ADDRESS``, else a Ray runtime on this machine); the features are still
+    computed here, once, and the metrics are the local run's for the same seed."""
     if model not in MODELS:
         raise ConfigError(f"model={model!r} is not one of {', '.join(MODELS)}")
     if channel != "wideband" and model != "cnn":
         raise ConfigError(f"--test-channel is measured for the CNN; model={model!r} is not supported")
     if adapt and model != "cnn":
         raise ConfigError(f"--adapt adapts the CNN's normalisation statistics; model={model!r} has none")
+    if engine not in ("local", "ray"):
+        raise ConfigError(f"engine={engine!r} is not one of local, ray")
+    runner = None
+    if engine == "ray":
+        require("ray", "voxemo evaluate --engine ray")  # before any feature is computed
+        runner = ray_fold_runner(address)
     if model == "egemaps-svm":
         from voxemo.experiment.baseline import evaluate_egemaps_svm
 
         result = evaluate_egemaps_svm(records, config, protocol, labels=model_labels(records), jobs=jobs,
-                                      progress=progress)
+                                      progress=progress, runner=runner)
     else:
         records, specs, _ = load_features(records, config, jobs=jobs, progress=progress)
         tested = None
@@ -48,6 +61,6 @@ def run_evaluation(records: Sequence[Utterance], config: Config, protocol: str, 
         aug = load_augmented(records, config, jobs=jobs, progress=progress)
         result = evaluate(records, specs, config, protocol, labels=model_labels(records), aug_specs=aug,
                           threads=threads, progress=progress, fit=fit_and_test_adapted if adapt else fit_and_test,
-                          test_specs=tested)
+                          test_specs=tested, runner=runner)
     write_evaluation(result, out)
     return result
