@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     aug = load_augmented(records, config, progress=False)
     labels = model_labels(records)
     start = time.perf_counter()
-    calibration = {**like.calibration, "temperature": like.temperature,
+    calibration = {"temperature": like.temperature,
                    "fitted_on": f"copied from {args.like} (same recipe but {', '.join(args.set) or 'nothing'}; "
                                 "not refitted)"}
     clf = train_final(records, specs, config, epochs, labels=labels, aug_specs=aug, threads=1, progress=False,

@@ -234,3 +234,16 @@ def test_adapt_command_fine_tunes_on_labelled_clips(make_wav, rng: np.random.Gen
         list(shipped.classes_).index("angry")]
     assert main(["-q", "adapt", "--out", str(tmp_path / "none")]) == 2
     assert "nothing to adapt on" in capsys.readouterr().err
+
+
+def test_shipped_models_carry_their_training_statistics_and_load_by_name() -> None:
+    from voxemo.inference.loading import PROFILES
+
+    for name in PROFILES:
+        clf = load_model(None if name == "default" else name)
+        assert clf.backend == "onnx" and clf.model_dir == default_model_dir(name)
+        assert (default_model_dir(name) / SOURCE_STATS).is_file()
+        assert (default_model_dir(name) / MODEL_CARD).is_file()
+    phone = load_model("telephone", backend="torch")
+    assert isinstance(phone, EmotionClassifier) and phone.source_stats is not None
+    assert phone.config.augment.telephone == 0.3 and phone.config.model.members == 3
