@@ -29,7 +29,8 @@ def add_adapt_parser(sub: argparse._SubParsersAction) -> None:
 
 def prior_args(s: argparse.ArgumentParser) -> None:
     """The shrinkage and minimum options, shared by every command that adapts."""
-    from voxemo.inference.adaptset import MIN_SECONDS, PRIOR_SECONDS
+    from voxemo.core.config import ADAPT_MIN_SECONDS as MIN_SECONDS
+    from voxemo.core.config import ADAPT_PRIOR_SECONDS as PRIOR_SECONDS
 
     s.add_argument("--prior-seconds", type=float, metavar="S",
                    help=f"seconds of speech at which the recordings and the training data weigh equally "

@@ -334,3 +334,10 @@ def apply_overrides(config: Config, items: list[str] | tuple[str, ...]) -> Confi
         return Config.from_dict(data)
     except TypeError as exc:
         raise ConfigError(f"bad override in {list(items)}: {exc}") from None
+
+
+#: adaptation without labels: seconds of speech below which a set is refused, and at which the target's statistics
+#: and the training statistics weigh equally (docs/results.md, "Adaptation"; :mod:`voxemo.inference.adaptset`)
+ADAPT_MIN_SECONDS = 30.0
+ADAPT_PRIOR_SECONDS = 300.0
+

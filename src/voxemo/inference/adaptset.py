@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from voxemo.core.config import Config
+from voxemo.core.config import ADAPT_MIN_SECONDS, ADAPT_PRIOR_SECONDS, Config
 from voxemo.core.errors import AdaptationError, VoxemoError
 from voxemo.core.labels import class_index
 from voxemo.core.parallel import pmap
@@ -33,10 +33,10 @@ from voxemo.io.discovery import expand_inputs
 log = logging.getLogger(__name__)
 
 #: seconds of speech below which an adaptation set is refused (docs/results.md, "Adaptation")
-MIN_SECONDS = 30.0
+MIN_SECONDS = ADAPT_MIN_SECONDS
 
 #: seconds of speech at which the target's statistics and the training statistics weigh equally
-PRIOR_SECONDS = 300.0
+PRIOR_SECONDS = ADAPT_PRIOR_SECONDS
 
 
 @dataclass(frozen=True)
