@@ -69,18 +69,34 @@ def _norm_layers(cnn: EmotionCNN) -> list[tuple[str, nn.BatchNorm2d]]:
     return [(name, m) for name, m in cnn.named_modules() if isinstance(m, nn.BatchNorm2d)]
 
 
-def _channel_moments(cnn: EmotionCNN, layer: nn.BatchNorm2d,
-                     chunks: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and (population) variance per channel of ``layer``'s input over every position of every chunk."""
+def _moments(activations: Sequence[torch.Tensor]) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and (population) variance per channel over every position of (batch, channel, freq, time) tensors."""
     total = sq = None
     count = 0
+    for h in activations:
+        d = h.double()
+        s, q = d.sum(dim=(0, 2, 3)), (d * d).sum(dim=(0, 2, 3))
+        total, sq = (s, q) if total is None or sq is None else (total + s, sq + q)
+        count += h.shape[0] * h.shape[2] * h.shape[3]
+    if total is None or sq is None or count == 0:
+        raise ValueError("no frames reached a normalisation layer")
+    mean = total / count
+    return mean.numpy(), (sq / count - mean * mean).clamp_min(0.0).numpy()
+
+
+def _frame_moments(chunks: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and variance per mel bin over every frame of the chunks: what the input standardisation sees."""
+    frames = np.concatenate(list(chunks), axis=1).astype(np.float64)
+    return frames.mean(axis=1), frames.var(axis=1)
+
+
+def _channel_moments(cnn: EmotionCNN, layer: nn.BatchNorm2d,
+                     chunks: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_moments` of ``layer``'s input over every chunk, each chunk run from the input up to that layer."""
+    seen: list[torch.Tensor] = []
 
     def hook(_module: nn.Module, args: tuple[torch.Tensor, ...]) -> None:
-        nonlocal total, sq, count
-        h = args[0].double()
-        s, q = h.sum(dim=(0, 2, 3)), (h * h).sum(dim=(0, 2, 3))
-        total, sq = (s, q) if total is None else (total + s, sq + q)
-        count += h.shape[0] * h.shape[2] * h.shape[3]
+        seen.append(args[0])
         raise _Reached
 
     handle = layer.register_forward_pre_hook(hook)
@@ -93,11 +109,7 @@ def _channel_moments(cnn: EmotionCNN, layer: nn.BatchNorm2d,
                     pass
     finally:
         handle.remove()
-    if total is None or sq is None or count == 0:
-        raise ValueError("no frames reached a normalisation layer")
-    mean = total / count
-    var = (sq / count - mean * mean).clamp_min(0.0)
-    return mean.numpy(), var.numpy()
+    return _moments(seen)
 
 
 @dataclass(frozen=True)
@@ -113,11 +125,9 @@ class SourceStats:
 
 def layer_moments(cnn: EmotionCNN, chunks: Sequence[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
     """Mean and variance of the input (per mel bin) and of every batch-norm layer's input (per channel) over all
-    frames of ``chunks``, through the network as it is."""
-    frames = np.concatenate(list(chunks), axis=1).astype(np.float64)
-    out = [(frames.mean(axis=1), frames.var(axis=1))]
-    out += [_channel_moments(cnn, layer, chunks) for _, layer in _norm_layers(cnn)]
-    return out
+    frames of ``chunks``, through the network as it is (one forward pass, :class:`_Walk`)."""
+    walk = _Walk(cnn, chunks)
+    return [_frame_moments(chunks), *(walk.moments(layer) for _, layer in _norm_layers(cnn))]
 
 
 def measure_source(model: EmotionCNN | EmotionEnsemble, specs: Sequence[np.ndarray]) -> list[SourceStats]:
@@ -174,9 +184,8 @@ def adapt_member(cnn: EmotionCNN, chunks: Sequence[np.ndarray], source: SourceSt
     if len(source.means) != len(layers) + 1:
         raise ValueError(f"source statistics for {len(source.means) - 1} batch-norm layers, the network has "
                          f"{len(layers)}")
-    frames = np.concatenate(list(chunks), axis=1).astype(np.float64)
     old_mean, old_std = cnn.feature_mean.clone(), cnn.feature_std.clone()
-    mean, std = _moved(old_mean.double().numpy(), old_std.double().numpy(), (frames.mean(axis=1), frames.var(axis=1)),
+    mean, std = _moved(old_mean.double().numpy(), old_std.double().numpy(), _frame_moments(chunks),
                        source.means[0], source.variances[0], weight)
     cnn.feature_mean.copy_(torch.from_numpy(mean))
     cnn.feature_std.copy_(torch.from_numpy(std).clamp_min(1e-3))
@@ -196,7 +205,7 @@ def adapt_member(cnn: EmotionCNN, chunks: Sequence[np.ndarray], source: SourceSt
 
 
 class _Walk:
-    """The target chunks' activations, advanced through the network one batch-norm layer at a time: each layer's
+    """The chunks' activations, advanced through the network one batch-norm layer at a time: each layer's
     input is computed once from the previous layer's (already adapted) input, so measuring every layer costs one
     forward pass. Networks whose batch norms sit inside sub-modules (residual units) are measured with a hook and
     a pass from the input per layer (:func:`_channel_moments`)."""
@@ -221,14 +230,7 @@ class _Walk:
             block = nn.Sequential(*self.children[self.at : stop])
             self.h = [block(h) for h in self.h]
             self.at = stop
-            total = sum(h.double().sum(dim=(0, 2, 3)) for h in self.h)
-            sq = sum((h.double() ** 2).sum(dim=(0, 2, 3)) for h in self.h)
-            count = sum(h.shape[0] * h.shape[2] * h.shape[3] for h in self.h)
-        if count == 0:
-            raise ValueError("no frames reached a normalisation layer")
-        mean = torch.as_tensor(total) / count
-        var = (torch.as_tensor(sq) / count - mean * mean).clamp_min(0.0)
-        return mean.numpy(), var.numpy()
+            return _moments(self.h)
 
 
 def _shift(name: str, mean0: torch.Tensor, std0: torch.Tensor, mean1: torch.Tensor, std1: torch.Tensor) -> LayerShift:
