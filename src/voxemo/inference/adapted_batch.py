@@ -17,24 +17,19 @@ from typing import IO
 
 import numpy as np
 
-from voxemo.core.config import Config
 from voxemo.core.errors import ConfigError, VoxemoError
 from voxemo.core.parallel import pmap
 from voxemo.dsp.scoring import average_windows
-from voxemo.dsp.speech import SpeechConfig
-from voxemo.inference.adaptset import adaptation_set, analyse_file, why_unused
-from voxemo.inference.batch import BatchSummary, ResultWriter
+from voxemo.inference.adaptset import adaptation_set, analyse_job, why_unused
+from voxemo.inference.batch import BatchSummary, open_output
 from voxemo.inference.classifier import Classifier
 from voxemo.inference.loading import load_model
-from voxemo.inference.results import FileFailure, FileResult, NoSpeech, Uncertain
+from voxemo.inference.parquet import ParquetWriter
+from voxemo.inference.results import FileFailure, FileResult, NoSpeech
 from voxemo.io.discovery import expand_inputs
 
 #: clips scored per call of the network in pass two
 SCORE_BATCH = 256
-
-
-def _analyse(job: tuple[str, Config, SpeechConfig]) -> np.ndarray | NoSpeech | FileFailure:
-    return analyse_file(*job)
 
 
 def predict_adapted(paths: Iterable[str | os.PathLike[str]], *, model: str | None = None, backend: str = "auto",
@@ -52,7 +47,7 @@ def predict_adapted(paths: Iterable[str | os.PathLike[str]], *, model: str | Non
     clf = load_model(model, backend=backend)
     items = list(expand_inputs(paths))
     todo = [(p, clf.config, clf.speech) for p, error in items if error is None]
-    analysed = iter(pmap(_analyse, todo, jobs=jobs, desc="read", progress=progress, unit="file"))
+    analysed = iter(pmap(analyse_job, todo, jobs=jobs, desc="read", progress=progress, unit="file"))
     firsts: list[np.ndarray | FileResult] = [FileFailure(p, error) if error else next(analysed) for p, error in items]
     speech = [(p, r) for (p, _), r in zip(items, firsts) if isinstance(r, np.ndarray)]
     unused = [why_unused(r) for r in firsts if isinstance(r, (NoSpeech, FileFailure))]
@@ -72,27 +67,19 @@ def predict_adapted(paths: Iterable[str | os.PathLike[str]], *, model: str | Non
 def _write(items: list[tuple[str, str | None]], firsts: list[np.ndarray | FileResult], probs: dict[str, np.ndarray],
            clf: Classifier, fmt: str, output: str | os.PathLike[str] | None, out: IO[str] | None) -> BatchSummary:
     summary = BatchSummary()
-    handle = None
+    writer, _, handle = open_output(clf, fmt, output, False, out or sys.stdout)
     try:
-        if output is not None:
-            try:
-                handle = open(output, "w", encoding="utf-8", newline="")
-            except OSError as exc:
-                raise ConfigError(f"{output}: cannot write results ({exc.strerror or exc})") from None
-        writer = ResultWriter(handle or out or sys.stdout, fmt, clf.classes_)
-        writer.write_header()
         for (path, _), first in zip(items, firsts):
             try:
                 result = (clf.labelled(path, probs[path], clf.min_confidence) if isinstance(first, np.ndarray)
                           else first)
             except VoxemoError as exc:
                 result = FileFailure(path, str(exc))
-            summary.predicted += 1
-            summary.failed += result.failed
-            summary.no_speech += isinstance(result, NoSpeech)
-            summary.uncertain += isinstance(result, Uncertain)
+            summary.count(result)
             writer.write(result)
     finally:
         if handle is not None:
             handle.close()
+        if isinstance(writer, ParquetWriter):
+            writer.close()
     return summary

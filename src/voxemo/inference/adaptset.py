@@ -99,7 +99,8 @@ def analyse_file(path: str | os.PathLike[str], config: Config,
     return spec if presence.speech else NoSpeech(name, presence.reason)
 
 
-def _analyse(job: tuple[str, Config, SpeechConfig]) -> np.ndarray | NoSpeech | FileFailure:
+def analyse_job(job: tuple[str, Config, SpeechConfig]) -> np.ndarray | NoSpeech | FileFailure:
+    """:func:`analyse_file` taking one tuple, for process pools."""
     return analyse_file(*job)
 
 
@@ -153,7 +154,7 @@ def _read(paths: Sequence[str], config: Config, speech: SpeechConfig | None, job
           desc: str) -> tuple[list[int], list[np.ndarray], list[str]]:
     """:func:`analyse_file` over ``paths`` in ``jobs`` processes: the indices of the files with speech, their
     log-mels, and one line per other file."""
-    results = pmap(_analyse, [(p, config, speech or SpeechConfig()) for p in paths], jobs=jobs, desc=desc,
+    results = pmap(analyse_job, [(p, config, speech or SpeechConfig()) for p in paths], jobs=jobs, desc=desc,
                    progress=progress)
     used = [i for i, res in enumerate(results) if isinstance(res, np.ndarray)]
     specs = [res for res in results if isinstance(res, np.ndarray)]

@@ -305,6 +305,13 @@ class BatchSummary:
         """Whether any input failed, in this run or (skipped on resume) in the one before."""
         return bool(self.failed or self.skipped_failed)
 
+    def count(self, result: FileResult) -> None:
+        """Count one input's result."""
+        self.predicted += 1
+        self.failed += result.failed
+        self.no_speech += isinstance(result, NoSpeech)
+        self.uncertain += isinstance(result, Uncertain)
+
 
 def predict_batch(paths: Iterable[str | os.PathLike[str]], *, model: str | None = None, backend: str = "auto",
                   fmt: str = "json", output: str | os.PathLike[str] | None = None, resume: bool = False,
@@ -365,7 +372,7 @@ def predict_batch(paths: Iterable[str | os.PathLike[str]], *, model: str | None 
     clf = load_model(model, backend=backend)  # here first, so a bad model is one error before any work starts
     clf.min_confidence = min_confidence
     summary = BatchSummary()
-    writer, finished, handle = _open_output(clf, fmt, output, resume, out or sys.stdout)
+    writer, finished, handle = open_output(clf, fmt, output, resume, out or sys.stdout)
     try:
         items = expand_inputs(paths)
         if finished:
@@ -379,10 +386,7 @@ def predict_batch(paths: Iterable[str | os.PathLike[str]], *, model: str | None 
         else:
             results = predict_stream(items, clf, model=model, backend=backend, jobs=jobs)
         for result in results:
-            summary.predicted += 1
-            summary.failed += result.failed
-            summary.no_speech += isinstance(result, NoSpeech)
-            summary.uncertain += isinstance(result, Uncertain)
+            summary.count(result)
             writer.write(result)
             bar.update()
         bar.close()
@@ -394,7 +398,7 @@ def predict_batch(paths: Iterable[str | os.PathLike[str]], *, model: str | None 
     return summary
 
 
-def _open_output(clf: Classifier, fmt: str, output: str | os.PathLike[str] | None, resume: bool,
+def open_output(clf: Classifier, fmt: str, output: str | os.PathLike[str] | None, resume: bool,
                  stream: IO[str]) -> tuple[ResultWriter | ParquetWriter, dict[str, bool], IO[str] | None]:
     """The writer, the inputs already finished (with ``resume``) and the file handle to close (None: stdout)."""
     if output is not None and fmt == "parquet":
