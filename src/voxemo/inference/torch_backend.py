@@ -152,12 +152,8 @@ class EmotionClassifier(Classifier):
         weight = adaptation_set.weight(PRIOR_SECONDS if prior_seconds is None else prior_seconds)
         model = copy.deepcopy(self.model)
         shifts = adapt_norm_stats(model, adaptation_set.specs, self.source_stats, weight)
-        clf = EmotionClassifier(model, self.config, [str(c) for c in self.classes_], threads=self.threads)
-        self.copy_settings(clf)
-        clf.source_stats = self.source_stats
-        clf.adaptation = adaptation_set.record(weight, [[s.to_dict() for s in m] for m in shifts],
-                                               base=self.origin(), previous=self.adaptation)
-        return clf
+        return self._derived(model, adaptation_set.record(weight, [[s.to_dict() for s in m] for m in shifts],
+                                                          base=self.origin(), previous=self.adaptation))
 
     def tuned(self, labelled: LabelledSet, recipe: FineTuneConfig | None = None) -> EmotionClassifier:
         """A new classifier fine-tuned on labelled clips (:func:`voxemo.nn.finetune.fine_tune`); this one is not
@@ -169,11 +165,15 @@ class EmotionClassifier(Classifier):
         recipe = recipe or FineTuneConfig()
         model = copy.deepcopy(self.model)
         losses = fine_tune(model, labelled.specs, np.asarray(labelled.labels), self.config, recipe)
+        return self._derived(model, labelled.record(recipe, [str(c) for c in self.classes_], [m[-1] for m in losses],
+                                                    base=self.origin(), previous=self.adaptation))
+
+    def _derived(self, model: EmotionCNN | EmotionEnsemble, record: dict[str, Any]) -> EmotionClassifier:
+        """A classifier of ``model`` (this one's network, changed) with this one's settings and training statistics,
+        and ``record`` saying what changed it."""
         clf = EmotionClassifier(model, self.config, [str(c) for c in self.classes_], threads=self.threads)
         self.copy_settings(clf)
-        clf.source_stats = self.source_stats
-        clf.adaptation = labelled.record(recipe, [str(c) for c in self.classes_], [m[-1] for m in losses],
-                                         base=self.origin(), previous=self.adaptation)
+        clf.source_stats, clf.adaptation = self.source_stats, record
         return clf
 
     def segment_proba(self, x: np.ndarray) -> np.ndarray:
