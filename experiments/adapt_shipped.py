@@ -34,6 +34,7 @@ from voxemo.inference.torch_backend import EmotionClassifier
 from voxemo.nn.adapt import adapt_norm_stats
 from voxemo.nn.model import EmotionEnsemble
 from voxemo.nn.train import predict_specs
+from voxemo.nn.voice import adapt_voice
 
 #: (clips of the corpus used for adaptation or None for all, prior seconds)
 AMOUNTS = [(10, 300.0), (30, 300.0), (100, 300.0), (None, 0.0), (None, 300.0), (None, 1000.0)]
@@ -45,10 +46,14 @@ def uar4(clf: EmotionClassifier, model: Any, records: list, specs: list) -> floa
     return float(score_cross_corpus(records, probs, labels, labels).four_class.uar)  # type: ignore[union-attr]
 
 
-def adapted(clf: EmotionClassifier, model: Any, stats: list, specs: list, prior: float) -> Any:
+def adapted(clf: EmotionClassifier, model: Any, stats: list | None, specs: list, prior: float) -> Any:
     aset = adaptation_set([], specs, clf.config, min_seconds=0)
     out = copy.deepcopy(model)
-    adapt_norm_stats(out, specs, stats, aset.weight(prior))
+    if clf.config.model.arch == "voice":  # the voice model's standardisation moments are its source statistics
+        for net in out.members if isinstance(out, EmotionEnsemble) else [out]:
+            adapt_voice(net, specs, clf.config, aset.weight(prior))
+    else:
+        adapt_norm_stats(out, specs, stats, aset.weight(prior))
     return out
 
 
@@ -65,8 +70,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="pass the test corpora through a simulated telephone line first")
     args = p.parse_args(argv)
     clf = load_model(args.model, backend="torch")
-    assert isinstance(clf, EmotionClassifier) and clf.source_stats is not None
+    assert isinstance(clf, EmotionClassifier)
     members = list(clf.model.members) if isinstance(clf.model, EmotionEnsemble) else [clf.model]
+    sources = clf.source_stats or [None] * len(members)  # None: a voice model (no separate source statistics)
     labels = [str(c) for c in clf.classes_]
     result: dict[str, Any] = {"unsupervised": {}, "shots": {}}
     for corpus in ("emodb", "turevdb"):
@@ -81,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
                 sub = [specs[i] for i in rng.choice(len(specs), n, replace=False)] if n else specs
                 per_draw.append((uar4(clf, adapted(clf, clf.model, clf.source_stats, sub, prior), records, specs),
                                  [uar4(clf, adapted(clf, EmotionEnsemble([m]), [s], sub, prior), records, specs)
-                                  for m, s in zip(members, clf.source_stats)]))
+                                  for m, s in zip(members, sources)]))
             rows[f"{n or 'all'} clips, prior {prior:g} s"] = {
                 "ensemble": float(np.mean([e for e, _ in per_draw])),
                 "members": [float(np.mean([m[i] for _, m in per_draw])) for i in range(len(members))]}

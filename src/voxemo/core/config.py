@@ -134,8 +134,13 @@ class ModelConfig(_Config):
     probabilities (:class:`~voxemo.nn.model.EmotionEnsemble`): one model file, one ONNX graph, ``members`` times the
     training and network time. ``member_options``, one dict of this section's fields per member (e.g.
     ``[{}, {"freq_pooling": "flatten"}, {"recurrent": 64}]``), makes the members differ in architecture too;
-    :meth:`member` gives member i's config."""
+    :meth:`member` gives member i's config.
 
+    ``arch="voice"`` replaces the CNN by a frozen pretrained voice encoder with a linear head
+    (:class:`~voxemo.nn.voice.VoiceNet`; the shipped ``voice`` model): the CNN fields then do not apply, and the
+    audio and feature sections must be the encoder's analysis (:data:`voxemo.nn.voice.VOICE_FEATURES`)."""
+
+    arch: str = "cnn"
     channels: tuple[int, ...] = (16, 32, 64, 128)
     dropout: float = 0.3
     bias_init: bool = True
@@ -150,6 +155,8 @@ class ModelConfig(_Config):
     member_options: tuple[dict[str, Any], ...] = ()
 
     def __post_init__(self) -> None:
+        if self.arch not in ("cnn", "voice"):
+            raise ConfigError(f"ModelConfig.arch={self.arch!r} must be 'cnn' or 'voice'")
         if not self.channels or any(int(c) <= 0 for c in self.channels):
             raise ConfigError(f"ModelConfig.channels={self.channels!r} must be a non-empty tuple of positive ints")
         if not 0 <= self.dropout < 1:

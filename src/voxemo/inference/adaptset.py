@@ -72,9 +72,11 @@ class AdaptationSet:
         return 1.0 if prior_seconds == 0 else self.seconds / (self.seconds + prior_seconds)
 
     def record(self, weight: float, layers: list[list[dict[str, Any]]], *, base: str,
-               previous: dict[str, Any] | None = None) -> dict[str, Any]:
+               previous: dict[str, Any] | None = None,
+               method: str = "normalisation statistics (input standardisation and batch norm, every member)",
+               ) -> dict[str, Any]:
         """What a model adapted on this set says about it (``adaptation.json`` and the model card)."""
-        return {"method": "normalisation statistics (input standardisation and batch norm, every member)",
+        return {"method": method,
                 "base_model": base, "clips": len(self.paths), "skipped": len(self.skipped),
                 "speech_seconds": round(self.seconds, 2), "speech_hours": round(self.seconds / 3600, 4),
                 "list_sha256": self.digest, "weight": round(weight, 4),

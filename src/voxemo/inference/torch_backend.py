@@ -146,14 +146,23 @@ class EmotionClassifier(Classifier):
         from voxemo.inference.adaptset import PRIOR_SECONDS
         from voxemo.nn.adapt import adapt_norm_stats
 
-        if self.source_stats is None:
-            raise ModelError(f"{self.model_dir or 'this model'}: has no {SOURCE_STATS} (the training speech's "
-                             "statistics that adaptation compares with); retrain it with this version of voxemo")
         weight = adaptation_set.weight(PRIOR_SECONDS if prior_seconds is None else prior_seconds)
         model = copy.deepcopy(self.model)
-        shifts = adapt_norm_stats(model, adaptation_set.specs, self.source_stats, weight)
-        return self._derived(model, adaptation_set.record(weight, [[s.to_dict() for s in m] for m in shifts],
-                                                          base=self.origin(), previous=self.adaptation))
+        method = None
+        if self.config.model.arch == "voice":  # its standardisation moments are the training speech's own
+            from voxemo.nn.voice import VoiceNet, adapt_voice
+
+            assert isinstance(model, VoiceNet)
+            shifts = [[adapt_voice(model, adaptation_set.specs, self.config, weight)]]
+            method = "standardisation of the voice encoder's features"
+        elif self.source_stats is None:
+            raise ModelError(f"{self.model_dir or 'this model'}: has no {SOURCE_STATS} (the training speech's "
+                             "statistics that adaptation compares with); retrain it with this version of voxemo")
+        else:
+            shifts = adapt_norm_stats(model, adaptation_set.specs, self.source_stats, weight)
+        record = adaptation_set.record(weight, [[s.to_dict() for s in m] for m in shifts], base=self.origin(),
+                                       previous=self.adaptation, **({"method": method} if method else {}))
+        return self._derived(model, record)
 
     def tuned(self, labelled: LabelledSet, recipe: FineTuneConfig | None = None) -> EmotionClassifier:
         """A new classifier fine-tuned on labelled clips (:func:`voxemo.nn.finetune.fine_tune`); this one is not

@@ -124,6 +124,8 @@ def _quiet_exporter() -> Iterator[None]:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)
             warnings.simplefilter("ignore", DeprecationWarning)
+            # an LSTM's flat weight list (the voice model) is re-assigned while tracing; harmless
+            warnings.filterwarnings("ignore", "The tensor attributes", UserWarning)
             yield
     finally:
         for logger, level in zip(loggers, levels):

@@ -122,7 +122,13 @@ class SpeakerAdversary(nn.Module):
 
 def build_model(config: Config, n_classes: int) -> EmotionCNN | EmotionEnsemble:
     """A fresh EmotionCNN for ``config`` (an :class:`EmotionEnsemble` of them when ``config.model.members`` > 1),
-    its weights in channels-last layout (faster on CPU)."""
+    its weights in channels-last layout (faster on CPU); with ``model.arch="voice"`` a
+    :class:`~voxemo.nn.voice.VoiceNet` (untrained: no encoder weights, no head)."""
+    if config.model.arch == "voice":
+        from voxemo.nn.voice import VoiceNet
+
+        return VoiceNet(config.features.n_mels, n_classes)  # type: ignore[return-value]  # same surface
+
     def one(model: ModelConfig) -> EmotionCNN:
         cnn = EmotionCNN(config.features.n_mels, n_classes, model)
         return cnn.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # torch's stubs lack it
