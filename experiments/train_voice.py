@@ -21,14 +21,25 @@ import numpy as np
 
 from voxemo.core.labels import fold_emotion
 from voxemo.corpus.sources import load_source
+from voxemo.dsp.scoring import average_windows
 from voxemo.experiment.calibration import fit_temperature, window_logits
 from voxemo.experiment.crossscore import FOUR_CLASSES, fold_probabilities, score_subset
 from voxemo.experiment.dataset import load_features
 from voxemo.experiment.metrics import scores
 from voxemo.experiment.multicorpus import model_labels
 from voxemo.experiment.splits import speaker_folds
+from voxemo.inference.adaptset import PRIOR_SECONDS, adaptation_set
 from voxemo.inference.torch_backend import EmotionClassifier
-from voxemo.nn.voice import HEAD_C, VoiceNet, clip_windows, fit_head_on, load_encoder, voice_config, window_features
+from voxemo.nn.voice import (
+    HEAD_C,
+    VoiceNet,
+    adapt_voice,
+    clip_windows,
+    fit_head_on,
+    load_encoder,
+    voice_config,
+    window_features,
+)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -49,7 +60,9 @@ def main(argv: list[str] | None = None) -> int:
     raw = window_features(base, segments)
 
     # actor-6fold: each fold's head fitted on the other actors' windows, its clips scored as prediction scores them
+    # (and again with each fold's head adapted without labels to its test actors' audio)
     oof: list[np.ndarray] = [np.zeros(0)] * len(records)
+    oof_adapted = np.zeros((len(records), len(labels)))
     for split in speaker_folds(records, val_speakers=0, seed=0):
         net = copy.deepcopy(base)
         train_w = np.isin(clip, split.train)
@@ -57,13 +70,17 @@ def main(argv: list[str] | None = None) -> int:
         clf = EmotionClassifier(net, config, labels)
         for i in split.test:
             oof[i] = clf.segment_proba(segments[clip == i])
+        test = [specs[i] for i in split.test]
+        adapt_voice(net, test, config, adaptation_set([], test, config, min_seconds=0).weight(PRIOR_SECONDS))
+        oof_adapted[split.test] = average_windows(test, config, clf.segment_proba, len(labels))
     temperature = fit_temperature(window_logits(oof), y)
-    probs = np.stack([w.mean(axis=0) for w in oof])
-    s = scores(y, probs.argmax(1), len(labels))
-    folded, classes = fold_probabilities(probs, labels)
-    s4 = score_subset([fold_emotion(r.emotion) for r in records], folded, classes, FOUR_CLASSES)
-    evaluation = {"protocol": "actor-6fold", "accuracy": round(s["accuracy"], 4), "uar": round(s["uar"], 4),
-                  "uar4": round(s4.uar, 4), "temperature": round(temperature, 4)}
+    evaluation: dict[str, float] = {"temperature": round(temperature, 4)}
+    for name, probs in (("", np.stack([w.mean(axis=0) for w in oof])), ("adapted_", oof_adapted)):
+        s = scores(y, probs.argmax(1), len(labels))
+        folded, classes = fold_probabilities(probs, labels)
+        s4 = score_subset([fold_emotion(r.emotion) for r in records], folded, classes, FOUR_CLASSES)
+        evaluation |= {f"{name}accuracy": round(s["accuracy"], 4), f"{name}uar": round(s["uar"], 4),
+                       f"{name}uar4": round(s4.uar, 4)}
 
     final = copy.deepcopy(base)
     fit_head_on(final, raw, y[clip], c=args.c)
