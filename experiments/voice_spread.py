@@ -4,7 +4,10 @@ actors, each scored on Emo-DB and TurEV-DB as fitted and adapted without labels 
 ``voxemo adapt``), and on a telephone version of them with ``--channel telephone``. Prints a markdown table::
 
     pip install --no-deps resemblyzer==0.1.4
-    python experiments/voice_spread.py [--draws 3] [--actors 20] [--channel wideband|telephone]
+    python experiments/voice_spread.py [--draws 3] [--actors 20] [--channel wideband|telephone] [--phone-copies]
+
+``--phone-copies`` also fits each head on a telephone copy of every training clip (the line of
+:func:`voxemo.dsp.channel.telephone`), the voice model's version of the telephone model's augmentation.
 
 UAR over angry/happy/neutral/sad (calm folded into neutral), as ``voxemo evaluate --train --test`` scores it.
 """
@@ -45,6 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--draws", type=int, default=3)
     p.add_argument("--actors", type=int, default=20)
     p.add_argument("--channel", default="wideband", choices=["wideband", "telephone"])
+    p.add_argument("--phone-copies", action="store_true", help="train on a telephone copy of every clip as well")
     args = p.parse_args(argv)
     config = voice_config()
     train = load_source(args.ravdess, "ravdess", progress=False)
@@ -55,6 +59,12 @@ def main(argv: list[str] | None = None) -> int:
     load_encoder(base)
     segments, clip = clip_windows(specs, config)
     raw = window_features(base, segments)
+    if args.phone_copies:  # the same clips through the phone line: more windows, the same clip ids and labels
+        kept, phone = load_features(train, config, progress=False, channel="telephone")[:2]
+        assert [r.path for r in kept] == [r.path for r in train]
+        phone_segments, phone_clip = clip_windows(phone, config)
+        raw = np.concatenate([raw, window_features(base, phone_segments)])
+        clip = np.concatenate([clip, phone_clip])
     tests = {}
     for corpus in ("emodb", "turevdb"):
         recs = load_source(getattr(args, corpus), corpus, progress=False)
@@ -81,7 +91,8 @@ def main(argv: list[str] | None = None) -> int:
                 row[f"{corpus} {tag}"] = four.uar
         rows.append(row)
         print(f"draw {draw}: " + ", ".join(f"{k} {v:.3f}" for k, v in row.items()), file=sys.stderr, flush=True)
-    print(f"| {args.channel}, {args.draws} draws of {args.actors} actors | Emo-DB | TurEV-DB | mean |")
+    copies = ", with phone copies" if args.phone_copies else ""
+    print(f"| {args.channel}, {args.draws} draws of {args.actors} actors{copies} | Emo-DB | TurEV-DB | mean |")
     print("|---|---:|---:|---:|")
     for tag in ("none", "adapted"):
         e = np.array([r[f"emodb {tag}"] for r in rows])

@@ -322,7 +322,7 @@ def apply_overrides(config: Config, items: list[str] | tuple[str, ...]) -> Confi
     >>> apply_overrides(Config(), ["model.width=3"])  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    voxemo.core.errors.ConfigError: ModelConfig: unknown field(s) ['width']; expected some of ['bias_init', ...]
+    voxemo.core.errors.ConfigError: ModelConfig: unknown field(s) ['width']; expected some of ['arch', ...]
     """
     import json
 
