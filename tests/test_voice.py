@@ -151,3 +151,49 @@ def test_building_without_the_encoder_package_says_what_to_install(monkeypatch: 
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None)
     with pytest.raises(ModelError, match="pip install --no-deps resemblyzer"):
         encoder_weights_path()
+
+
+SHARED_EMODB = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "emodb"
+
+
+def test_evaluate_scores_a_trained_model_without_training_it(tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    from voxemo.corpus.sources import load_source
+    from voxemo.experiment.crossscore import score_cross_corpus
+
+    if not SHARED_EMODB.is_dir():
+        pytest.skip("Emo-DB not found beside the repository")
+    test = tmp_path / "emodb"
+    test.mkdir()
+    for f in sorted(SHARED_EMODB.glob("*.flac")):
+        if f.name[:2] in ("03", "16") and f.name[5] in "WTFN":  # two speakers, angry/sad/happy/neutral
+            (test / f.name).symlink_to(f)
+    out = tmp_path / "scored"
+    assert main(["evaluate", "--trained", "voice", "--test", str(test), "--adapt", "--jobs", "1",
+                 "--out", str(out)]) == 0
+    line = capsys.readouterr().out
+    assert line.startswith(str(load_model("voice").model_dir) + " -> emodb")
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["train"] == {} and metrics["model"].endswith("voice") and "adapted" in metrics
+    assert "not trained here" in (out / "report.md").read_text()
+    # the score is that of the model's own predictions, as `voxemo predict` makes them
+    records = load_source(str(test), "emodb", progress=False)
+    clf = load_model("voice")
+    probs = clf.predict_proba([r.path for r in records])
+    direct = score_cross_corpus(records, probs, list(clf.classes_), list(clf.classes_)).four_class
+    assert direct is not None
+    assert metrics["four_class"]["uar"] == pytest.approx(direct.uar, abs=1e-9)
+
+
+def test_evaluate_trained_needs_test_data_and_no_training_data(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["evaluate", "--trained", "voice", "--out", "x"]) == 2
+    assert "--trained MODEL scores a trained model" in capsys.readouterr().err
+
+
+def test_the_cnn_commands_refuse_a_voice_recipe(capsys: pytest.CaptureFixture[str]) -> None:
+    from voxemo.nn.train import train_model
+
+    assert main(["evaluate", "--set", "model.arch=voice", "--out", "x"]) == 2
+    assert "model.arch=voice is not trained here" in capsys.readouterr().err
+    with pytest.raises(ConfigError, match="not trained by this loop"):
+        train_model([np.zeros((40, 50), np.float32)], np.array([0]), 8, voice_config())

@@ -28,7 +28,13 @@ def _config(args: argparse.Namespace) -> Any:
     train = {"seed": args.seed}
     if getattr(args, "epochs", None):
         train["epochs"] = args.epochs
-    return apply_overrides(cfg.replace(train=cfg.train.replace(**train)), getattr(args, "set", None) or [])
+    cfg = apply_overrides(cfg.replace(train=cfg.train.replace(**train)), getattr(args, "set", None) or [])
+    if cfg.model.arch != "cnn":
+        from voxemo.core.errors import ConfigError
+
+        raise ConfigError(f"model.arch={cfg.model.arch} is not trained here: run, train and evaluate train CNNs; the "
+                          "voice model's head is fitted by experiments/train_voice.py (score it with --trained voice)")
+    return cfg
 
 
 def _records(data: str | None, progress: bool, corpus: str | None = None) -> Any:
@@ -90,6 +96,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from voxemo.core.errors import ConfigError
 
     cfg = _config(args)
+    if args.trained:
+        if not args.test or args.train or args.data:
+            raise ConfigError("--trained MODEL scores a trained model: give --test DATA... (and no --train or DATA)")
+        return _trained(args)
     if args.train or args.test:
         if not (args.train and args.test) or args.data:
             raise ConfigError("cross-corpus evaluation needs --train DATA... and --test DATA... (and no DATA)")
@@ -118,8 +128,6 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def _cross_corpus(args: argparse.Namespace, cfg: Any) -> int:
     """``voxemo evaluate --train DATA... --test DATA...``: corpora detected, or ``--corpus`` for all of them."""
-    import numpy as np
-
     from voxemo.workflows.crosscorpus import run_cross_corpus
 
     corpus = [args.corpus] if args.corpus else None
@@ -127,6 +135,23 @@ def _cross_corpus(args: argparse.Namespace, cfg: Any) -> int:
                               _records_many(args.test, args.progress, corpus), cfg, args.out, adapt=args.adapt,
                               shots=args.shots or (), draws=args.draws, channel=args.test_channel, jobs=args.jobs,
                               threads=args.threads or 1, progress=args.progress)
+    return _print_cross_corpus(result, " + ".join(result.train), args.out)
+
+
+def _trained(args: argparse.Namespace) -> int:
+    """``voxemo evaluate --trained MODEL --test DATA...``: score a trained model, train nothing."""
+    from voxemo.workflows.crosscorpus import run_trained
+
+    corpus = [args.corpus] if args.corpus else None
+    result = run_trained(args.trained, _records_many(args.test, args.progress, corpus), args.out, adapt=args.adapt,
+                         shots=args.shots or (), draws=args.draws, channel=args.test_channel, jobs=args.jobs,
+                         seed=args.seed, progress=args.progress)
+    return _print_cross_corpus(result, str(result.model), args.out)
+
+
+def _print_cross_corpus(result: Any, source: str, out: str) -> int:
+    import numpy as np
+
     shared, four = result.shared, result.four_class
     extra = f"; 4 classes: UAR {four.uar:.3f}, accuracy {four.accuracy:.3f}" if four else ""
     if result.adapted is not None:
@@ -134,9 +159,9 @@ def _cross_corpus(args: argparse.Namespace, cfg: Any) -> int:
         extra += f"; adapted: UAR {adapted.uar:.3f}"
     for point in result.shots:
         extra += f"; {point.k} shots: UAR {np.mean(point.uar4 or point.uar):.3f}"
-    print(f"{' + '.join(result.train)} -> {' + '.join(result.test)}: {len(shared.labels)} shared classes: "
+    print(f"{source} -> {' + '.join(result.test)}: {len(shared.labels)} shared classes: "
           f"UAR {shared.uar:.3f}, accuracy {shared.accuracy:.3f}, macro-F1 {shared.macro_f1:.3f}{extra}; "
-          f"report: {Path(args.out) / 'report.md'}")
+          f"report: {Path(out) / 'report.md'}")
     return 0
 
 
@@ -299,6 +324,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--train", nargs="+", metavar="DATA", help="cross-corpus: train one model on these corpora ...")
     s.add_argument("--test", nargs="+", metavar="DATA", help="... and score it on these, over the classes both share "
                                                              "(calm folded into neutral)")
+    s.add_argument("--trained", metavar="MODEL",
+                   help="score this trained model (a folder, or a shipped model's name: default, telephone, voice) "
+                        "on --test DATA instead of training one")
     s.add_argument("--adapt", action="store_true", help="also adapt each model without labels to its test clips' audio "
                                                         "(voxemo adapt) and score it again")
     s.add_argument("--shots", type=_shots, metavar="K,K,...",

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -25,7 +25,11 @@ from voxemo.experiment.crossscore import FOUR_CLASSES, fold_probabilities, score
 from voxemo.experiment.multicorpus import corpora, corpus_weights, model_labels, unique_speakers
 from voxemo.experiment.results import CrossCorpusResult
 
-__all__ = ["FOUR_CLASSES", "adapt_to", "cross_corpus", "fold_probabilities", "score_cross_corpus", "score_subset"]
+if TYPE_CHECKING:
+    from voxemo.inference.torch_backend import EmotionClassifier
+
+__all__ = ["FOUR_CLASSES", "adapt_to", "cross_corpus", "fold_probabilities", "score_cross_corpus", "score_subset",
+           "score_trained"]
 
 
 def cross_corpus(train_records: Sequence[Utterance], train_specs: Sequence[np.ndarray],
@@ -77,6 +81,40 @@ def cross_corpus(train_records: Sequence[Utterance], train_specs: Sequence[np.nd
     return CrossCorpusResult(train=count(train_records), test=count(test_records), model_labels=tuple(labels),
                              epochs=len(res.history), seconds=time.perf_counter() - start, scores=result,
                              config=config, adapted=adapted, adaptation=adaptation, shots=tuple(curve))
+
+
+def score_trained(clf: EmotionClassifier, test_records: Sequence[Utterance], test_specs: Sequence[np.ndarray], *,
+                  fold: Mapping[str, str] | None = None, adapt: bool = False, shots: Sequence[int] = (),
+                  draws: int = 5, seed: int = 0) -> CrossCorpusResult:
+    """Score a model trained elsewhere (a model folder, e.g. a shipped one) on a labelled corpus, as
+    :func:`cross_corpus` scores the model it trains: its calibrated probabilities, as every prediction path computes
+    them, folded and scored over the shared classes. ``adapt`` also scores it adapted without labels to the test
+    clips' speech (:meth:`~voxemo.inference.classifier.Classifier.adapted`), ``shots`` adds the few-shot curve
+    (starting from the adapted model with ``adapt``). Nothing is trained on the test labels except the few-shot
+    fine-tuning, which scores only the other speakers."""
+    from voxemo.dsp.scoring import average_windows
+    from voxemo.experiment.fewshot import few_shot_curve
+    from voxemo.inference.adaptset import adaptation_set
+
+    labels = [str(c) for c in clf.classes_]
+    shared_classes(labels, [r.emotion for r in test_records], fold)  # fail on unusable labels before predicting
+    start = time.perf_counter()
+
+    def scored(c: EmotionClassifier) -> Any:
+        probs = average_windows(test_specs, c.config, c.calibrated_segment_proba, len(labels))
+        return score_cross_corpus(test_records, probs, labels, labels, fold=fold)
+
+    result, model, adapted, adaptation = scored(clf), clf, None, None
+    if adapt:
+        aset = adaptation_set([r.path for r in test_records], test_specs, clf.config, min_seconds=0)
+        model = clf.adapted(aset)
+        adapted, adaptation = scored(model), model.adaptation
+    curve = few_shot_curve(model.model, clf.config, labels, labels, test_records, test_specs, shots, draws=draws,
+                           seed=seed) if shots else []
+    count = {c: sum(r.corpus == c for r in test_records) for c in corpora(test_records)}
+    return CrossCorpusResult(train={}, test=count, model_labels=tuple(labels), epochs=0,
+                             seconds=time.perf_counter() - start, scores=result, config=clf.config, adapted=adapted,
+                             adaptation=adaptation, shots=tuple(curve), model=clf.origin())
 
 
 def adapt_to(model: Any, train_specs: Sequence[np.ndarray], records: Sequence[Utterance],

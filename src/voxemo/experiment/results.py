@@ -327,6 +327,8 @@ class CrossCorpusResult:
     adapted: CrossCorpusScores | None = None
     adaptation: Mapping[str, Any] | None = None
     shots: tuple[ShotScores, ...] = ()
+    #: the trained model that was scored (a folder), when none was trained here (``train`` is then empty)
+    model: str | None = None
 
     @property
     def shared(self) -> SubsetScores:
@@ -347,6 +349,8 @@ class CrossCorpusResult:
             d["adaptation"] = dict(self.adaptation or {})
         if self.shots:
             d["shots"] = [s.to_dict() for s in self.shots]
+        if self.model is not None:
+            d["model"] = self.model
         return d
 
     def per_group(self, key: str) -> list[dict[str, Any]]:

@@ -185,6 +185,9 @@ def train_model(
     seed and member 0's options), and the result holds their :class:`EmotionEnsemble`; its
     history is the members' rows averaged epoch by epoch and its best epoch their rounded mean.
     """
+    if config.model.arch != "cnn":
+        raise ConfigError(f"model.arch={config.model.arch} is not trained by this loop: a voice model's head is "
+                          "fitted by voxemo.nn.voice.fit_head")
     if config.model.members > 1:
         return _train_ensemble(specs, labels, n_classes, config, val_specs=val_specs, val_labels=val_labels,
                                epochs=epochs, aug_specs=aug_specs, weights=weights, speakers=speakers,

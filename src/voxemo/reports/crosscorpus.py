@@ -20,7 +20,8 @@ def write_cross_corpus(result: CrossCorpusResult, out_dir: str | Path) -> Path:
     shared, four = result.shared, result.four_class
     (out / "metrics.json").write_text(json.dumps(result.metrics_dict(), indent=2))
     write_rows_csv([p.to_dict() for p in result.scores.predictions], out / "predictions.csv")
-    arrow = f"{' + '.join(result.train)} → {' + '.join(result.test)}"
+    source = Path(result.model).name if result.model else " + ".join(result.train)
+    arrow = f"{source} → {' + '.join(result.test)}"
     plot_confusion(shared.confusion, list(shared.labels), out / "confusion.png", title=f"{arrow} (row-normalised)")
     rows = [{"classes": f"{len(shared.labels)} shared", "n": shared.n, "accuracy": shared.accuracy,
              "uar": shared.uar, "macro_f1": shared.macro_f1}]
@@ -35,9 +36,12 @@ def write_cross_corpus(result: CrossCorpusResult, out_dir: str | Path) -> Path:
             rows.append({"classes": "angry/happy/neutral/sad, adapted", "n": a4.n, "accuracy": a4.accuracy,
                          "uar": a4.uar, "macro_f1": a4.macro_f1})
     excluded = ", ".join(f"{k} {v}" for k, v in result.scores.excluded.items()) or "none"
+    trained = (f"The trained model `{result.model}` (not trained here), classes {', '.join(result.model_labels)}; "
+               "tested on " if result.model else
+               f"One model trained on {sum(result.train.values())} clips ({', '.join(result.train)}) for "
+               f"{result.epochs} epochs, classes {', '.join(result.model_labels)}; tested on ")
     report = [f"# Cross-corpus evaluation: {arrow}\n",
-              f"One model trained on {sum(result.train.values())} clips ({', '.join(result.train)}) for "
-              f"{result.epochs} epochs, classes {', '.join(result.model_labels)}; tested on "
+              trained +
               f"{sum(result.test.values())} clips ({', '.join(result.test)}). Calm is folded into neutral; "
               f"only the shared classes ({', '.join(shared.labels)}) are scored, each clip predicted as its "
               f"most probable shared class. Test clips left out: {excluded}.\n",

@@ -33,3 +33,25 @@ def run_cross_corpus(train_records: Sequence[Utterance], test_records: Sequence[
     result = replace(result, skipped=tuple(train_errors + test_errors))
     write_cross_corpus(result, out_dir)
     return result
+
+
+def run_trained(model: str | None, test_records: Sequence[Utterance], out_dir: str | Path, *,
+                fold: Mapping[str, str] | None = None, cache_dir: str | None = None, adapt: bool = False,
+                shots: Sequence[int] = (), draws: int = 5, channel: str = "wideband", jobs: int = 0, seed: int = 0,
+                progress: bool = True) -> CrossCorpusResult:
+    """Score a trained model (a folder, or a shipped model's name; None: the default model) on labelled corpora
+    without training anything (:func:`~voxemo.experiment.crosscorpus.score_trained`) and write the same report as a
+    cross-corpus run under ``out_dir``. The test clips' features follow the model's own config."""
+    from voxemo.experiment.crosscorpus import score_trained
+    from voxemo.experiment.dataset import load_features
+    from voxemo.inference.loading import load_model
+    from voxemo.inference.torch_backend import EmotionClassifier
+
+    clf = load_model(model, backend="torch")
+    assert isinstance(clf, EmotionClassifier)
+    records, specs, errors = load_features(test_records, clf.config, cache_dir=cache_dir, jobs=jobs,
+                                           progress=progress, channel=channel)
+    result = score_trained(clf, records, specs, fold=fold, adapt=adapt, shots=shots, draws=draws, seed=seed)
+    result = replace(result, skipped=tuple(errors))
+    write_cross_corpus(result, out_dir)
+    return result
