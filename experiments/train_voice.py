@@ -3,12 +3,13 @@ fitted on all of RAVDESS, its softmax temperature fitted on the actor-6fold out-
 actor-6fold evaluation (each fold's head fitted on the other actors only)::
 
     pip install --no-deps resemblyzer==0.1.4   # the encoder's weights file; its code is never imported
-    python experiments/train_voice.py --phone-copies --out src/voxemo/models/voice
+    python experiments/train_voice.py --out src/voxemo/models/voice
+    python experiments/train_voice.py --phone-copies --out src/voxemo/models/voice-telephone
 
-``--phone-copies`` fits the head on a telephone copy of every clip as well (the shipped model's recipe). The
+``--phone-copies`` fits the head on a telephone copy of every clip as well (the ``voice-telephone`` model). The
 actor-6fold evaluation is reported on the clips as recorded and through the telephone line.
 
-About two minutes on one core: the encoder runs once over every window, then 7 logistic regressions.
+About five minutes on one core: the encoder runs once over every window, then 7 logistic regressions.
 """
 
 from __future__ import annotations

@@ -325,7 +325,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--test", nargs="+", metavar="DATA", help="... and score it on these, over the classes both share "
                                                              "(calm folded into neutral)")
     s.add_argument("--trained", metavar="MODEL",
-                   help="score this trained model (a folder, or a shipped model's name: default, telephone, voice) "
+                   help="score this trained model (a folder, or a shipped model's name: default, telephone, voice, "
+                        "voice-telephone) "
                         "on --test DATA instead of training one")
     s.add_argument("--adapt", action="store_true", help="also adapt each model without labels to its test clips' audio "
                                                         "(voxemo adapt) and score it again")

@@ -29,14 +29,14 @@ BACKENDS = ("auto", "torch", "onnx")
 
 
 #: the models shipped inside the package, by the name ``load_model`` and ``--model`` take
-PROFILES = ("default", "telephone", "voice")
+PROFILES = ("default", "telephone", "voice", "voice-telephone")
 
 
 def default_model_dir(profile: str = "default") -> Path:
     """A pretrained model shipped inside the package: ``default``, ``telephone`` (trained with a third of its
     augmented copies through a simulated telephone line, for 8 kHz narrowband audio) or ``voice`` (a pretrained
     voice encoder with a linear head, :mod:`voxemo.nn.voice`: the least bound to RAVDESS, for other languages and
-    corpora)."""
+    corpora) or ``voice-telephone`` (the same with its head also fitted on telephone copies, for calls)."""
     return Path(str(resources.files("voxemo") / "models" / profile))
 
 
@@ -47,7 +47,8 @@ def load_model(path: str | os.PathLike[str] | None = None, backend: str = "auto"
     ----------
     path : path-like or None
         A model directory (None: the shipped model), a ``.onnx`` file written by ``voxemo export --onnx``, or the
-        name of a shipped model (:data:`PROFILES`: ``"telephone"``, ``"voice"``), unless a folder of that name exists.
+        name of a shipped model (:data:`PROFILES`: ``"telephone"``, ``"voice"``, ``"voice-telephone"``), unless a
+        folder of that name exists.
     backend : {"auto", "torch", "onnx"}
         Which runtime runs the network; preprocessing is the same code either way. ``"auto"`` runs a directory's
         ``model.onnx`` with ONNX Runtime when it was exported from the ``weights.pt`` beside it, else torch.
