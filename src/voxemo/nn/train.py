@@ -187,7 +187,7 @@ def train_model(
     """
     if config.model.arch != "cnn":
         raise ConfigError(f"model.arch={config.model.arch} is not trained by this loop: a voice model's head is "
-                          "fitted by voxemo.nn.voice.fit_head")
+                          "fitted by voxemo.nn.voice.fit_head_on")
     if config.model.members > 1:
         return _train_ensemble(specs, labels, n_classes, config, val_specs=val_specs, val_labels=val_labels,
                                epochs=epochs, aug_specs=aug_specs, weights=weights, speakers=speakers,

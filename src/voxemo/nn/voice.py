@@ -131,14 +131,6 @@ def clip_windows(specs: Sequence[np.ndarray], config: Config) -> tuple[np.ndarra
     return np.concatenate(cut), np.repeat(np.arange(len(cut)), [len(w) for w in cut])
 
 
-def fit_head(net: VoiceNet, specs: Sequence[np.ndarray], labels: np.ndarray, config: Config, *,
-             c: float = HEAD_C) -> None:
-    """Train ``net`` on labelled log-mels (class indices): :func:`fit_head_on` the features of every window
-    prediction would cut from them. The encoder stays as loaded."""
-    segments, clip = clip_windows(specs, config)
-    fit_head_on(net, window_features(net, segments), np.asarray(labels)[clip], c=c)
-
-
 def fit_head_on(net: VoiceNet, raw: np.ndarray, labels: np.ndarray, *, c: float = HEAD_C) -> None:
     """Fit the standardisation and the linear layer of ``net`` to window features ``raw`` (n, 2048) labelled
     ``labels`` (n,): the windows' moments, then a multinomial logistic regression (L2, inverse strength ``c``,
