@@ -17,7 +17,7 @@ from pathlib import Path
 
 from voxemo.core.errors import CorpusError
 from voxemo.core.records import Utterance
-from voxemo.corpus import cremad, emodb, emovo, folders, manifest, nemo, ravdess, savee, tess, turevdb
+from voxemo.corpus import cremad, emodb, emotiontts, emovo, folders, manifest, nemo, ravdess, savee, tess, turevdb
 from voxemo.corpus.base import unpack_zip
 from voxemo.io.discovery import find_audio
 
@@ -34,6 +34,7 @@ LOADERS: dict[str, Callable[[str | os.PathLike[str]], list[Utterance]]] = {
     "emovo": emovo.load_emovo,
     "nemo": nemo.load_nemo,
     "turevdb": turevdb.load_turevdb,
+    "emotiontts": emotiontts.load_emotiontts,
     "folders": folders.load_folders,
     "manifest": manifest.load_manifest,
 }
@@ -50,6 +51,7 @@ _NAMING: dict[str, Callable[[Path], bool]] = {
     "emovo": emovo.looks_like_emovo,
     "nemo": nemo.looks_like_nemo,
     "turevdb": turevdb.looks_like_turevdb,
+    "emotiontts": emotiontts.looks_like_emotiontts,
 }
 
 
@@ -63,6 +65,7 @@ DESCRIPTIONS: dict[str, str] = {
     "emovo": "EMOVO, f1/dis-f1-b1.wav",
     "nemo": "nEMO, data.tsv with samples/EB0_anger_12.wav",
     "turevdb": "TurEV-DB, Calm/1358_sk_beste.wav",
+    "emotiontts": "EmotionTTS Open DB, nea/wav/nea00301.wav",
     "folders": "one folder per emotion, angry/clip.wav or speaker/angry/clip.wav",
     "manifest": "a CSV with path,label,speaker columns",
 }
