@@ -24,16 +24,23 @@ def _config(args: argparse.Namespace) -> Any:
     setting, passed to the workflows, not part of the recipe saved with a model."""
     from voxemo.core.config import Config, apply_overrides
 
-    cfg = Config()
+    family = getattr(args, "model", None) == "whisper"
+    if family:
+        from voxemo.experiment.probe import whisper_config
+
+        cfg = whisper_config()
+    else:
+        cfg = Config()
     train = {"seed": args.seed}
     if getattr(args, "epochs", None):
         train["epochs"] = args.epochs
     cfg = apply_overrides(cfg.replace(train=cfg.train.replace(**train)), getattr(args, "set", None) or [])
-    if cfg.model.arch != "cnn":
+    if cfg.model.arch != ("whisper" if family else "cnn"):
         from voxemo.core.errors import ConfigError
 
-        raise ConfigError(f"model.arch={cfg.model.arch} is not trained here: run, train and evaluate train CNNs; the "
-                          "voice model's head is fitted by experiments/train_voice.py (score it with --trained voice)")
+        raise ConfigError(f"model.arch={cfg.model.arch} is not trained here: run, train and evaluate train CNNs, and "
+                          "whisper models with --model whisper; the voice model's head is fitted by "
+                          "experiments/train_voice.py (score it with --trained voice)")
     return cfg
 
 
@@ -87,8 +94,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     s = train_recipe(_records_many(args.data, args.progress, args.corpus), cfg, args.out,
                      calibration_from=args.calibration_from, jobs=args.jobs, threads=args.threads or 1,
                      progress=args.progress)
-    print(f"chose {s.chosen}; trained on {s.n_clips} clips ({', '.join(s.corpora)}) for {s.epochs} epochs, "
-          f"{len(s.labels)} classes; saved {s.out}")
+    done = f"chose {s.chosen}; trained on {s.n_clips} clips ({', '.join(s.corpora)}) for {s.epochs} epochs" \
+        if s.epochs else f"trained a {s.chosen} on {s.n_clips} clips ({', '.join(s.corpora)})"
+    print(f"{done}, {len(s.labels)} classes; saved {s.out}")
     return 0
 
 
@@ -309,6 +317,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="naming convention: once for every DATA, or once per DATA in order (auto = detected)")
     s.add_argument("--jobs", type=int, default=0, help="processes for feature extraction (0 = all cores)")
     s.add_argument("--out", required=True, help="model folder to write")
+    s.add_argument("--model", choices=["cnn", "whisper"], default="cnn",
+                   help="cnn (default: the CNN recipe), or whisper: a linear head on the shipped Whisper encoder's "
+                        "features (several corpora and languages are its normal diet; minutes, no torch)")
     s.add_argument("--calibration-from", metavar="EVAL_DIR",
                    help="take the softmax temperature from a `voxemo evaluate` folder of the same recipe (fitted on "
                         "its out-of-fold predictions: every speaker unseen) instead of the validation speakers")
@@ -319,14 +330,15 @@ def build_parser() -> argparse.ArgumentParser:
                                         "another, and write metrics and a report")
     data_arg(s, positional=True)
     s.add_argument("--protocol", choices=PROTOCOLS, default="actor-6fold")
-    s.add_argument("--model", choices=["cnn", "egemaps-svm"], default="cnn",
-                   help="cnn (default), or the classic baseline: openSMILE eGeMAPS functionals + RBF SVM")
+    s.add_argument("--model", choices=["cnn", "whisper", "egemaps-svm"], default="cnn",
+                   help="cnn (default), whisper (a linear head on the shipped Whisper encoder), or the classic "
+                        "baseline: openSMILE eGeMAPS functionals + RBF SVM")
     s.add_argument("--train", nargs="+", metavar="DATA", help="cross-corpus: train one model on these corpora ...")
     s.add_argument("--test", nargs="+", metavar="DATA", help="... and score it on these, over the classes both share "
                                                              "(calm folded into neutral)")
     s.add_argument("--trained", metavar="MODEL",
                    help="score this trained model (a folder, or a shipped model's name: default, telephone, voice, "
-                        "voice-telephone) "
+                        "voice-telephone, whisper) "
                         "on --test DATA instead of training one")
     s.add_argument("--adapt", action="store_true", help="also adapt each model without labels to its test clips' audio "
                                                         "(voxemo adapt) and score it again")

@@ -62,6 +62,9 @@ class AudioConfig(_Config):
         Shortest usable signal in seconds, after trimming; shorter input is rejected with an error.
     max_duration : float
         Longest input in seconds accepted by ``load_audio`` (protects memory); longer input is rejected.
+    pad_short : bool
+        Pad speech shorter than ``duration`` to it (the CNN, whose input has a fixed size); ``False`` gives it as
+        one window of its real length (models whose network takes any length, such as the Whisper family).
     """
 
     sample_rate: int = 22050
@@ -69,6 +72,7 @@ class AudioConfig(_Config):
     duration: float = 3.0
     min_duration: float = 0.25
     max_duration: float = 600.0
+    pad_short: bool = True
 
     def __post_init__(self) -> None:
         if not isinstance(self.sample_rate, int) or not 8000 <= self.sample_rate <= 48000:
@@ -111,6 +115,10 @@ class FeatureConfig(_Config):
         _positive("FeatureConfig", "top_db", self.top_db)
 
 
+#: the model families: the trained CNN, the frozen voice encoder, the frozen Whisper encoder
+ARCHS = ("cnn", "voice", "whisper")
+
+
 @dataclass(frozen=True)
 class ModelConfig(_Config):
     """CNN architecture: conv blocks of ``channels`` (each halves time and frequency), then pooling and a
@@ -138,7 +146,9 @@ class ModelConfig(_Config):
 
     ``arch="voice"`` replaces the CNN by a frozen pretrained voice encoder with a linear head
     (:class:`~voxemo.nn.voice.VoiceNet`; the shipped ``voice`` model): the CNN fields then do not apply, and the
-    audio and feature sections must be the encoder's analysis (:data:`voxemo.nn.voice.VOICE_FEATURES`)."""
+    audio and feature sections must be the encoder's analysis (:data:`voxemo.nn.voice.VOICE_FEATURES`).
+    ``arch="whisper"`` is the frozen Whisper encoder with a linear head (:mod:`voxemo.nn.probe`; the shipped
+    ``whisper`` model), with :data:`voxemo.nn.probe.WHISPER_ANALYSIS` as its audio and feature sections."""
 
     arch: str = "cnn"
     channels: tuple[int, ...] = (16, 32, 64, 128)
@@ -155,8 +165,8 @@ class ModelConfig(_Config):
     member_options: tuple[dict[str, Any], ...] = ()
 
     def __post_init__(self) -> None:
-        if self.arch not in ("cnn", "voice"):
-            raise ConfigError(f"ModelConfig.arch={self.arch!r} must be 'cnn' or 'voice'")
+        if self.arch not in ARCHS:
+            raise ConfigError(f"ModelConfig.arch={self.arch!r} must be one of {', '.join(ARCHS)}")
         if not self.channels or any(int(c) <= 0 for c in self.channels):
             raise ConfigError(f"ModelConfig.channels={self.channels!r} must be a non-empty tuple of positive ints")
         if not 0 <= self.dropout < 1:

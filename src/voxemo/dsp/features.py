@@ -150,11 +150,13 @@ def fix_frames(spec: np.ndarray, n_frames: int, *, offset: int | None = None, fi
     return out
 
 
-def windows(spec: np.ndarray, n_frames: int, *, fill: float, hop_fraction: float = 0.5) -> np.ndarray:
+def windows(spec: np.ndarray, n_frames: int, *, fill: float, hop_fraction: float = 0.5,
+            pad: bool = True) -> np.ndarray:
     """Cover the whole spectrogram with fixed-length windows.
 
-    A spectrogram no longer than ``n_frames`` gives one centred, padded window; a longer one gives windows
-    every ``hop_fraction * n_frames`` frames, the last aligned with the end, so nothing is dropped.
+    A spectrogram no longer than ``n_frames`` gives one centred, padded window (with ``pad=False``, itself: one
+    window of its real length); a longer one gives windows every ``hop_fraction * n_frames`` frames, the last
+    aligned with the end, so nothing is dropped.
 
     Returns
     -------
@@ -162,7 +164,7 @@ def windows(spec: np.ndarray, n_frames: int, *, fill: float, hop_fraction: float
     """
     t = spec.shape[1]
     if t <= n_frames:
-        return fix_frames(spec, n_frames, fill=fill)[None]
+        return (fix_frames(spec, n_frames, fill=fill) if pad else spec)[None]
     hop = max(1, int(n_frames * hop_fraction))
     starts = list(range(0, t - n_frames + 1, hop))
     if starts[-1] != t - n_frames:

@@ -57,10 +57,34 @@ def window_probabilities(specs: Sequence[np.ndarray], config: Config,
     -------
     list of np.ndarray, each (n_windows_i, n_classes); their means are the uncalibrated clip probabilities.
     """
-    n_frames, fill = segment_frames(config.audio, config.features), pad_value(config.features)
-    wins = [windows(s, n_frames, fill=fill) for s in specs]
+    wins = clip_windows(specs, config)
     if not wins:
         return []
-    probs = segment_proba(np.concatenate(wins))
+    probs = score_windows(np.concatenate(wins) if len({w.shape for w in wins}) == 1 else
+                          [w for ws in wins for w in ws], segment_proba)
     bounds = np.cumsum([0] + [len(w) for w in wins])
     return [probs[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+
+
+def clip_windows(specs: Sequence[np.ndarray], config: Config) -> list[np.ndarray]:
+    """The windows prediction cuts from each log-mel: one array (n_windows_i, n_mels, frames_i) per clip (frames_i
+    is the segment length, or shorter for a short clip when ``config.audio.pad_short`` is off)."""
+    n_frames, fill = segment_frames(config.audio, config.features), pad_value(config.features)
+    return [windows(s, n_frames, fill=fill, pad=config.audio.pad_short) for s in specs]
+
+
+def score_windows(wins: np.ndarray | Sequence[np.ndarray], segment_fn: Callable[[np.ndarray], np.ndarray]
+                  ) -> np.ndarray:
+    """``segment_fn`` of windows in order: one call for an array of equal windows, else one call per length
+    (windows of a length stacked), the rows put back in the input order."""
+    if isinstance(wins, np.ndarray):
+        return segment_fn(wins)
+    lengths = np.array([w.shape[-1] for w in wins])
+    out: np.ndarray | None = None
+    for length in np.unique(lengths):
+        idx = np.flatnonzero(lengths == length)
+        part = segment_fn(np.stack([wins[int(i)] for i in idx]))
+        if out is None:
+            out = np.zeros((len(wins), *part.shape[1:]), part.dtype)
+        out[idx] = part
+    return out if out is not None else np.zeros((0, 0), np.float32)

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from voxemo.core.config import Config
-from voxemo.core.errors import CorpusError
+from voxemo.core.errors import ConfigError, CorpusError
 from voxemo.core.labels import shared_classes
 from voxemo.core.records import Utterance
 from voxemo.experiment.crossscore import FOUR_CLASSES, fold_probabilities, score_cross_corpus, score_subset
@@ -26,7 +26,7 @@ from voxemo.experiment.multicorpus import corpora, corpus_weights, model_labels,
 from voxemo.experiment.results import CrossCorpusResult
 
 if TYPE_CHECKING:
-    from voxemo.inference.torch_backend import EmotionClassifier
+    from voxemo.inference.classifier import Classifier
 
 __all__ = ["FOUR_CLASSES", "adapt_to", "cross_corpus", "fold_probabilities", "score_cross_corpus", "score_subset",
            "score_trained"]
@@ -83,7 +83,7 @@ def cross_corpus(train_records: Sequence[Utterance], train_specs: Sequence[np.nd
                              config=config, adapted=adapted, adaptation=adaptation, shots=tuple(curve))
 
 
-def score_trained(clf: EmotionClassifier, test_records: Sequence[Utterance], test_specs: Sequence[np.ndarray], *,
+def score_trained(clf: Classifier, test_records: Sequence[Utterance], test_specs: Sequence[np.ndarray], *,
                   fold: Mapping[str, str] | None = None, adapt: bool = False, shots: Sequence[int] = (),
                   draws: int = 5, seed: int = 0) -> CrossCorpusResult:
     """Score a model trained elsewhere (a model folder, e.g. a shipped one) on a labelled corpus, as
@@ -100,7 +100,7 @@ def score_trained(clf: EmotionClassifier, test_records: Sequence[Utterance], tes
     shared_classes(labels, [r.emotion for r in test_records], fold)  # fail on unusable labels before predicting
     start = time.perf_counter()
 
-    def scored(c: EmotionClassifier) -> Any:
+    def scored(c: Classifier) -> Any:
         probs = average_windows(test_specs, c.config, c.calibrated_segment_proba, len(labels))
         return score_cross_corpus(test_records, probs, labels, labels, fold=fold)
 
@@ -109,7 +109,11 @@ def score_trained(clf: EmotionClassifier, test_records: Sequence[Utterance], tes
         aset = adaptation_set([r.path for r in test_records], test_specs, clf.config, min_seconds=0)
         model = clf.adapted(aset)
         adapted, adaptation = scored(model), model.adaptation
-    curve = few_shot_curve(model.model, clf.config, labels, labels, test_records, test_specs, shots, draws=draws,
+    network: Any = getattr(model, "model", None)
+    if shots and network is None:
+        raise ConfigError(f"{clf.origin()}: --shots with --trained fine-tunes a CNN; for a whisper model measure the "
+                          "few-shot curve with --model whisper --train DATA... --test DATA... --shots K,...")
+    curve = few_shot_curve(network, clf.config, labels, labels, test_records, test_specs, shots, draws=draws,
                            seed=seed) if shots else []
     count = {c: sum(r.corpus == c for r in test_records) for c in corpora(test_records)}
     return CrossCorpusResult(train={}, test=count, model_labels=tuple(labels), epochs=0,

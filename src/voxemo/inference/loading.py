@@ -29,14 +29,16 @@ BACKENDS = ("auto", "torch", "onnx")
 
 
 #: the models shipped inside the package, by the name ``load_model`` and ``--model`` take
-PROFILES = ("default", "telephone", "voice", "voice-telephone")
+PROFILES = ("default", "telephone", "voice", "voice-telephone", "whisper")
 
 
 def default_model_dir(profile: str = "default") -> Path:
     """A pretrained model shipped inside the package: ``default``, ``telephone`` (trained with a third of its
     augmented copies through a simulated telephone line, for 8 kHz narrowband audio) or ``voice`` (a pretrained
     voice encoder with a linear head, :mod:`voxemo.nn.voice`: the least bound to RAVDESS, for other languages and
-    corpora) or ``voice-telephone`` (the same with its head also fitted on telephone copies, for calls)."""
+    corpora), ``voice-telephone`` (the same with its head also fitted on telephone copies, for calls) or ``whisper``
+    (OpenAI Whisper base's encoder, frozen, with a linear head fitted on several corpora and languages,
+    :mod:`voxemo.inference.probe_backend`: the one for languages and voices voxemo has never met)."""
     return Path(str(resources.files("voxemo") / "models" / profile))
 
 
@@ -75,6 +77,12 @@ def load_model(path: str | os.PathLike[str] | None = None, backend: str = "auto"
 
 
 def _load(p: Path, backend: str) -> Classifier:
+    from voxemo.inference.probe_backend import ProbeClassifier, is_probe_folder
+
+    if p.is_dir() and is_probe_folder(p):
+        if backend == "torch":
+            raise ModelError(f"{p}: an encoder-family model runs with ONNX Runtime only (--backend auto or onnx)")
+        return ProbeClassifier.load(p)
     is_onnx_file = p.suffix.lower() == ".onnx"
     if backend == "torch":
         if is_onnx_file:

@@ -21,10 +21,17 @@ from voxemo.io.modelfile import ADAPTATION, MODEL_CARD
 def save_adapted(clf: Classifier, out: str | os.PathLike[str]) -> Path:
     """Write an adapted classifier (torch or ONNX) as a model folder with ``model.onnx``, ``adaptation.json`` and
     ``MODEL_CARD.md``; every command loads it like any other model."""
-    torch_clf = clf if isinstance(clf, EmotionClassifier) else getattr(clf, "torch_model", None)
-    if not isinstance(torch_clf, EmotionClassifier) or clf.adaptation is None:
+    from voxemo.inference.probe_backend import ProbeClassifier
+
+    if clf.adaptation is None:
         raise ModelError("only a classifier returned by adapt() can be saved as an adapted model")
-    folder = torch_clf.save(out, onnx=True)
+    if isinstance(clf, ProbeClassifier):
+        folder = clf.save(out)
+    else:
+        torch_clf = clf if isinstance(clf, EmotionClassifier) else getattr(clf, "torch_model", None)
+        if not isinstance(torch_clf, EmotionClassifier):
+            raise ModelError("only a classifier returned by adapt() can be saved as an adapted model")
+        folder = torch_clf.save(out, onnx=True)
     atomic_write_text(folder / ADAPTATION, json.dumps(clf.adaptation, indent=2))
     atomic_write_text(folder / MODEL_CARD, model_card(clf.adaptation, [str(c) for c in clf.classes_]))
     return folder
@@ -53,7 +60,7 @@ Adapted without labels from **{record['base_model']}** on {record['date']}.
 {before}
 ## What changed
 
-Only normalisation statistics: every member's input standardisation and batch-norm means and variances, re-measured
+Only normalisation statistics: {_what_moved(record)}, re-measured
 on the speech of the clips above (real frames, never padding) and shrunk towards the training statistics; the
 weights, labels and softmax temperature are the base model's. Shift of the first member's layers (mean change in
 training standard deviations; new/old standard deviation):
@@ -68,6 +75,13 @@ Adaptation assumes the recordings come from one setting (language, microphone, r
 It changes what the model is sure of; it does not make it right: judge the adapted model on a few labelled clips
 of your own (docs/usage.md, "On your own recordings"). The temperature was fitted on the training corpus.
 """
+
+
+def _what_moved(record: dict[str, Any]) -> str:
+    method = str(record.get("method", ""))
+    if method.startswith("standardisation"):
+        return f"the standardisation moments (means and variances) {method.removeprefix('standardisation ')}"
+    return "every member's input standardisation and batch-norm means and variances"
 
 
 def adapt_model(inputs: Sequence[str], out: str | os.PathLike[str], *, model: str | None = None,
@@ -101,7 +115,8 @@ def _tuned_card(record: dict[str, Any], classes: Sequence[str]) -> str:
               if earlier and "recipe" not in earlier else "")
     used = f"{record['clips']} ({record['skipped']} skipped: unreadable, no speech or an emotion the model lacks)"
     how = (f"{recipe['scope']} parameters, {recipe['steps']} steps, learning rate {recipe['lr']:g}, L2 pull to the "
-           f"trained weights {recipe['l2sp']:g}")
+           f"trained weights {recipe['l2sp']:g}") if "steps" in recipe else \
+        f"the linear layer refitted (L-BFGS) with an L2 pull to the trained weights, C = {recipe['c']:g}"
     return f"""# Fine-tuned voxemo model
 
 Fine-tuned on labelled clips from **{record['base_model']}** on {record['date']}.

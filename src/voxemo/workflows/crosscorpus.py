@@ -23,6 +23,10 @@ def run_cross_corpus(train_records: Sequence[Utterance], test_records: Sequence[
     (:func:`cross_corpus`); ``channel`` (``"telephone"``) passes the test clips through a simulated channel."""
     from voxemo.experiment.dataset import load_augmented, load_features
 
+    if config.model.arch == "whisper":
+        return _run_cross_corpus_probe(train_records, test_records, config, out_dir, cache_dir=cache_dir,
+                                       adapt=adapt, shots=shots, draws=draws, channel=channel, jobs=jobs,
+                                       progress=progress)
     train_records, train_specs, train_errors = load_features(train_records, config, cache_dir=cache_dir, jobs=jobs,
                                                              progress=progress)
     test_records, test_specs, test_errors = load_features(test_records, config, cache_dir=cache_dir, jobs=jobs,
@@ -30,6 +34,27 @@ def run_cross_corpus(train_records: Sequence[Utterance], test_records: Sequence[
     aug = load_augmented(train_records, config, cache_dir=cache_dir, jobs=jobs, progress=progress)
     result = cross_corpus(train_records, train_specs, test_records, test_specs, config, aug_specs=aug, fold=fold,
                           adapt=adapt, shots=shots, draws=draws, threads=threads, progress=progress)
+    result = replace(result, skipped=tuple(train_errors + test_errors))
+    write_cross_corpus(result, out_dir)
+    return result
+
+
+def _run_cross_corpus_probe(train_records: Sequence[Utterance], test_records: Sequence[Utterance],
+                            config: Config, out_dir: str | Path, *, cache_dir: str | None, adapt: bool,
+                            shots: Sequence[int], draws: int, channel: str, jobs: int,
+                            progress: bool) -> CrossCorpusResult:
+    """:func:`run_cross_corpus` for the whisper family (:func:`voxemo.experiment.probe.cross_corpus_probe`)."""
+    from voxemo.core.errors import ConfigError
+    from voxemo.experiment.probe import cross_corpus_probe, encoder_features
+
+    if channel != "wideband":
+        raise ConfigError("--test-channel is measured for the CNN; a whisper model is not supported")
+    train_records, train_feats, train_errors = encoder_features(train_records, config, cache_dir=cache_dir,
+                                                                jobs=jobs, progress=progress)
+    test_records, test_feats, test_errors = encoder_features(test_records, config, cache_dir=cache_dir, jobs=jobs,
+                                                             progress=progress)
+    result = cross_corpus_probe(train_records, train_feats, test_records, test_feats, config=config,
+                                adapt="corpus" if adapt else "", shots=shots, draws=draws)
     result = replace(result, skipped=tuple(train_errors + test_errors))
     write_cross_corpus(result, out_dir)
     return result
@@ -45,10 +70,11 @@ def run_trained(model: str | None, test_records: Sequence[Utterance], out_dir: s
     from voxemo.experiment.crosscorpus import score_trained
     from voxemo.experiment.dataset import load_features
     from voxemo.inference.loading import load_model
-    from voxemo.inference.torch_backend import EmotionClassifier
+    from voxemo.inference.probe_backend import ProbeClassifier
 
-    clf = load_model(model, backend="torch")
-    assert isinstance(clf, EmotionClassifier)
+    clf = load_model(model)
+    if not isinstance(clf, ProbeClassifier):  # a CNN: torch, which adaptation and fine-tuning need
+        clf = load_model(model, backend="torch")
     records, specs, errors = load_features(test_records, clf.config, cache_dir=cache_dir, jobs=jobs,
                                            progress=progress, channel=channel)
     result = score_trained(clf, records, specs, fold=fold, adapt=adapt, shots=shots, draws=draws, seed=seed)

@@ -1,5 +1,5 @@
 """An evaluation from records to report folder, as ``voxemo evaluate DATA --protocol P`` runs it: the CNN recipe,
-or the eGeMAPS + SVM baseline, cross-validated under the protocol, and the report written."""
+a whisper-family head, or the eGeMAPS + SVM baseline, cross-validated under the protocol, and the report written."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from voxemo.experiment.results import Evaluation
 from voxemo.reports.evaluation import write_evaluation
 
 #: the models ``voxemo evaluate --model`` can evaluate
-MODELS = ("cnn", "egemaps-svm")
+MODELS = ("cnn", "whisper", "egemaps-svm")
 
 
 def run_evaluation(records: Sequence[Utterance], config: Config, protocol: str, out: str | Path, *,
@@ -38,15 +38,22 @@ def run_evaluation(records: Sequence[Utterance], config: Config, protocol: str, 
         raise ConfigError(f"model={model!r} is not one of {', '.join(MODELS)}")
     if channel != "wideband" and model != "cnn":
         raise ConfigError(f"--test-channel is measured for the CNN; model={model!r} is not supported")
-    if adapt and model != "cnn":
-        raise ConfigError(f"--adapt adapts the CNN's normalisation statistics; model={model!r} has none")
+    if adapt and model == "egemaps-svm":
+        raise ConfigError(f"--adapt adapts a model's normalisation statistics; model={model!r} has none")
+    if model == "whisper" and engine != "local":
+        raise ConfigError("--engine ray trains CNN folds; a whisper model's folds are linear heads: leave out --engine")
     if engine not in ("local", "ray"):
         raise ConfigError(f"engine={engine!r} is not one of local, ray")
     runner = None
     if engine == "ray":
         require("ray", "voxemo evaluate --engine ray")  # before any feature is computed
         runner = ray_fold_runner(address)
-    if model == "egemaps-svm":
+    if model == "whisper":
+        from voxemo.experiment.probe import evaluate_probe
+
+        result = evaluate_probe(records, config, protocol, adapt="fold" if adapt else "", jobs=jobs,
+                                progress=progress)
+    elif model == "egemaps-svm":
         from voxemo.experiment.baseline import evaluate_egemaps_svm
 
         result = evaluate_egemaps_svm(records, config, protocol, labels=model_labels(records), jobs=jobs,

@@ -81,6 +81,11 @@ def train_recipe(records: Sequence[Utterance], config: Config, out: str | Path, 
     validation speakers, or, with ``calibration_from``, from a ``voxemo evaluate`` folder of the same recipe
     (checked before any training, so a mismatch fails at once).
     """
+    if config.model.arch == "whisper":
+        if calibration_from:
+            raise ConfigError("--calibration-from takes a CNN evaluation's temperature; a whisper model fits its own "
+                              "on speaker-held-out logits")
+        return train_encoder_model(records, config, out, jobs=jobs, threads=threads, progress=progress)
     calibration = calibration_from_evaluation(calibration_from, config) if calibration_from else None
     records, specs, errors = load_features(records, config, jobs=jobs, progress=progress)
     labels = model_labels(records)
@@ -98,3 +103,24 @@ def train_recipe(records: Sequence[Utterance], config: Config, out: str | Path, 
                           "corpora": corpora, "labels": list(labels), "skipped": errors, "config": config.to_dict()},
              onnx=True)
     return TrainingSummary(Path(out), variants.chosen, epochs, len(records), corpora, tuple(labels), tuple(errors))
+
+
+def train_encoder_model(records: Sequence[Utterance], config: Config, out: str | Path, *, jobs: int = 0,
+                        threads: int = 1, progress: bool = True) -> TrainingSummary:
+    """Train a whisper-family model folder (:func:`voxemo.experiment.probe.train_probe`): the shipped encoder's
+    features of every clip, a linear head over them, its temperature from speaker-held-out logits."""
+    from voxemo.experiment.probe import ENCODER, train_probe
+    from voxemo.inference.encoders import ENCODERS, encoder_reference
+    from voxemo.inference.probe_backend import ProbeClassifier
+
+    trained = train_probe(records, config, jobs=jobs, threads=threads, progress=progress)
+    clf = ProbeClassifier(trained.head, config, trained.labels, encoder_reference(ENCODER),
+                          encoder_path=ENCODERS[ENCODER].path(), threads=threads)
+    clf.temperature, clf.calibration = trained.temperature, dict(trained.calibration)
+    corpora = dict(sorted(Counter(r.corpus for r in trained.records).items()))
+    speakers = {name: len({r.speaker for r in trained.records if r.corpus == name}) for name in corpora}
+    clf.save(out, report={"head": "linear probe", "n_clips": len(trained.records), "corpora": corpora,
+                          "speakers": speakers, "labels": list(trained.labels), "skipped": list(trained.errors),
+                          "encoder": encoder_reference(ENCODER), "config": config.to_dict()})
+    return TrainingSummary(Path(out), "linear probe", 0, len(trained.records), corpora, trained.labels,
+                           trained.errors)
