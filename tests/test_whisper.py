@@ -224,6 +224,11 @@ def test_trained_model_folder_predicts_real_speech_and_refuses_noise(small_whisp
     assert isinstance(clf.predict_result(noise), NoSpeech)
     with pytest.raises(ModelError, match="ONNX Runtime only"):
         load_model(small_whisper_model, backend="torch")
+    stale = tmp_path / "stale"
+    shutil.copytree(small_whisper_model, stale)
+    (stale / "encoder.json").write_text(json.dumps({"name": "whisper-base", "sha256": "ab" * 32}))
+    with pytest.raises(ModelError, match="another build of whisper-base"):
+        load_model(stale)
 
 
 def test_trained_model_adapts_and_fine_tunes_through_the_cli(small_whisper_model: Path, tmp_path: Path,

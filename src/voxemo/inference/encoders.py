@@ -75,6 +75,9 @@ def resolve_encoder(model_dir: Path) -> tuple[Path, str]:
         return (model_dir / str(ref["path"])).resolve(), sha
     if name not in ENCODERS:
         raise ModelError(f"{ref_file}: encoder {name!r} is not shipped with this voxemo (have: {', '.join(ENCODERS)})")
+    if sha != ENCODERS[name].sha256:
+        raise ModelError(f"{ref_file}: the model was trained on another build of {name} ({sha[:16]}...) than this "
+                         f"voxemo ships ({ENCODERS[name].sha256[:16]}...): retrain it (voxemo train --model whisper)")
     return ENCODERS[name].path(), sha
 
 

@@ -1,0 +1,80 @@
+"""What each shipped model costs per clip, measured in one run so the ratios hold on a busy machine.
+
+    python benchmarks/bench_models.py [--models default,voice,whisper] [--clips 60] [--data DIR ...]
+        [--encoder-f32 FILE SHA256]
+
+For each clip (real speech, read from the corpora given; default: RAVDESS and Emo-DB from ../shared/data), every
+model's ``predict_proba(path)`` (decode, resample, trim, log-mel, network, head) on one thread, the models taking
+turns in a rotating order; then the Whisper encoder alone on a 4-s log-mel window (int8 as shipped, and the float32
+build given by ``--encoder-f32``, e.g. one written by ``experiments/build_whisper_encoder.py --float32``) on one and
+two threads. Prints a markdown table of medians and ratios to the default model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+
+from voxemo.corpus.sources import load_source
+from voxemo.inference.encoders import ENCODERS, encode, encoder_session
+from voxemo.inference.loading import load_model
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--models", default="default,voice,whisper")
+    ap.add_argument("--clips", type=int, default=60)
+    ap.add_argument("--data", nargs="*", default=[str(SHARED / "ravdess"), str(SHARED / "emodb")])
+    ap.add_argument("--encoder-f32", nargs=2, metavar=("FILE", "SHA256"))
+    args = ap.parse_args()
+    recs = [r for d in args.data for r in load_source(d, None, progress=False)]
+    paths = [recs[i].path for i in np.random.default_rng(0).choice(len(recs), args.clips, replace=False)]
+    names = args.models.split(",")
+    models = {n: load_model(n) for n in names}
+    for clf in models.values():  # warm-up: sessions, first-call allocations
+        clf.predict_proba(paths[0])
+    times: dict[str, list[float]] = {n: [] for n in names}
+    for i, p in enumerate(paths):
+        order = names[i % len(names):] + names[: i % len(names)]
+        for n in order:
+            t0 = time.perf_counter()
+            models[n].predict_proba(p)
+            times[n].append(time.perf_counter() - t0)
+    base = statistics.median(times[names[0]])
+    print(f"{args.clips} clips, one thread, medians\n")
+    print(f"| model | ms per clip | x {names[0]} |\n|---|---:|---:|")
+    for n in names:
+        m = statistics.median(times[n])
+        print(f"| {n} | {m * 1e3:.1f} | {m / base:.2f} |")
+
+    window = np.full((1, 80, 400), -80.0, np.float32)
+    window[:, :, :] = np.random.default_rng(0).uniform(-60, 0, (1, 80, 400))
+    files = {"int8 (shipped)": (str(ENCODERS["whisper-base"].path()), ENCODERS["whisper-base"].sha256)}
+    if args.encoder_f32:
+        files["float32"] = (args.encoder_f32[0], args.encoder_f32[1])
+    rows = []
+    for threads in (1, 2):
+        sessions = {k: encoder_session(f, sha, threads) for k, (f, sha) in files.items()}
+        enc: dict[str, list[float]] = {k: [] for k in sessions}
+        for _ in range(3):
+            for s in sessions.values():
+                encode(s, window)
+        for i in range(30):
+            for k in (list(sessions) if i % 2 else list(sessions)[::-1]):
+                t0 = time.perf_counter()
+                encode(sessions[k], window)
+                enc[k].append(time.perf_counter() - t0)
+        rows += [(k, threads, statistics.median(v)) for k, v in enc.items()]
+    print("\nWhisper encoder alone, one 4-s window\n\n| file | threads | ms |\n|---|---:|---:|")
+    for k, threads, m in rows:
+        print(f"| {k} | {threads} | {m * 1e3:.1f} |")
+
+
+if __name__ == "__main__":
+    main()
