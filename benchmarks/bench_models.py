@@ -5,9 +5,11 @@
 
 For each clip (real speech, read from the corpora given; default: RAVDESS and Emo-DB from ../shared/data), every
 model's ``predict_proba(path)`` (decode, resample, trim, log-mel, network, head) on one thread, the models taking
-turns in a rotating order; then the Whisper encoder alone on a 4-s log-mel window (int8 as shipped, and the float32
-build given by ``--encoder-f32``, e.g. one written by ``experiments/build_whisper_encoder.py --float32``) on one and
-two threads. Prints a markdown table of medians and ratios to the default model.
+turns in a rotating order; for the whisper model also its encoder alone on the same clip's own windows (log-mel
+computed beforehand: the ratio is what preprocessing and the head add); then the Whisper encoder alone on a 4-s
+log-mel window (int8 as shipped, and the float32 build given by ``--encoder-f32``, e.g. one written by
+``experiments/build_whisper_encoder.py --float32``) on one and two threads. Prints a markdown table of medians
+and ratios to the default model.
 """
 
 from __future__ import annotations
@@ -20,8 +22,10 @@ from pathlib import Path
 import numpy as np
 
 from voxemo.corpus.sources import load_source
+from voxemo.dsp.scoring import clip_windows
 from voxemo.inference.encoders import ENCODERS, encode, encoder_session
 from voxemo.inference.loading import load_model
+from voxemo.inference.probe_backend import ProbeClassifier
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -40,16 +44,29 @@ def main() -> None:
     for clf in models.values():  # warm-up: sessions, first-call allocations
         clf.predict_proba(paths[0])
     times: dict[str, list[float]] = {n: [] for n in names}
+    probes = {n: clf for n, clf in models.items() if isinstance(clf, ProbeClassifier)}
+    for n in probes:
+        times[f"{n}: encoder alone"] = []
+    seconds = []
     for i, p in enumerate(paths):
         order = names[i % len(names):] + names[: i % len(names)]
         for n in order:
             t0 = time.perf_counter()
             models[n].predict_proba(p)
             times[n].append(time.perf_counter() - t0)
+        for n, clf in probes.items():
+            spec = clf.features(p)
+            wins = clip_windows([spec], clf.config)[0]
+            t0 = time.perf_counter()
+            clf.window_features(wins)
+            times[f"{n}: encoder alone"].append(time.perf_counter() - t0)
+        seconds.append(spec.shape[-1] * clf.config.features.hop_length / clf.config.audio.sample_rate
+                       if probes else 0.0)
     base = statistics.median(times[names[0]])
-    print(f"{args.clips} clips, one thread, medians\n")
+    print(f"{args.clips} clips, one thread, medians" + (f"; speech after trimming {statistics.median(seconds):.2f} s"
+                                                       if probes else "") + "\n")
     print(f"| model | ms per clip | x {names[0]} |\n|---|---:|---:|")
-    for n in names:
+    for n in times:
         m = statistics.median(times[n])
         print(f"| {n} | {m * 1e3:.1f} | {m / base:.2f} |")
 

@@ -3,6 +3,7 @@ TurEV-DB; train RAVDESS + TurEV-DB, test Emo-DB), plain, adapted without labels 
 RAVDESS actor-6fold. Prints a markdown table::
 
     python experiments/whisper_probe.py [--extra ../extra/emotiontts] [--norm corpus] [--c 0.05] [--shots 0,10]
+        [--leave-out boredom]
         [--rows loco,ravdess,actor6] [--encoder FILE SHA256] [--spread 3]
 
 UAR over angry/happy/neutral/sad (calm folded into neutral), as ``voxemo evaluate --train --test`` scores it;
@@ -39,21 +40,27 @@ def main() -> None:
     ap.add_argument("--rows", default="loco,ravdess,actor6")
     ap.add_argument("--spread", type=int, default=0, help="draws of 20 of RAVDESS' 24 actors (0: all actors)")
     ap.add_argument("--encoder", nargs=2, metavar=("FILE", "SHA256"), help="another encoder build")
+    ap.add_argument("--leave-out", default="", help="emotions left out of every training set (as voxemo train "
+                                                    "--leave-out), e.g. boredom")
     ap.add_argument("--jobs", type=int, default=2)
     args = ap.parse_args()
     cfg = whisper_config()
     enc = EncoderFile(*args.encoder) if args.encoder else None
     shots = [int(k) for k in args.shots.split(",") if k]
     names = ["ravdess", "emodb", "turevdb"]
-    feats = {}
+    feats, train_feats = {}, {}
+    drop = {e for e in args.leave_out.split(",") if e}
     for name in names + list(args.extra):
         recs = load_source(str(DATA / name) if name in names else name, None, progress=False)
         kept, f, errors = encoder_features(recs, cfg, enc, jobs=args.jobs, threads=2, progress=False)
         feats[name] = (kept, f)
+        train_feats[name] = ([r for r in kept if r.emotion not in drop],
+                             [x for r, x in zip(kept, f) if r.emotion not in drop])
         print(f"{name}: {len(kept)} clips, {len(errors)} failed", file=sys.stderr)
     extra = list(args.extra)
     rows = args.rows.split(",")
-    print(f"norm={args.norm} C={args.c} extra={extra or '-'} encoder={enc.path if enc else 'shipped'}\n")
+    print(f"norm={args.norm} C={args.c} extra={extra or '-'} left out={args.leave_out or '-'} "
+          f"encoder={enc.path if enc else 'shipped'}\n")
     print("| train | test | plain | adapted | per speaker | " + " | ".join(f"{k} shots" for k in shots if k) + " |")
     print("|---|---|---:|---:|---:|" + "---:|" * len([k for k in shots if k]))
     tests = []
@@ -70,7 +77,7 @@ def main() -> None:
                 keep_actor = set(np.random.default_rng(d).choice(np.arange(1, 25), 20, replace=False).tolist())
             recs, fs = [], []
             for name in train + extra:
-                for r, f in zip(*feats[name]):
+                for r, f in zip(*train_feats[name]):
                     if name != "ravdess" or int(r.speaker) in keep_actor:
                         recs.append(r)
                         fs.append(f)

@@ -112,7 +112,7 @@ def test_weight_grows_with_the_amount_of_speech() -> None:
 
 
 def test_too_little_or_no_speech_is_one_line() -> None:
-    cfg = load_model().config
+    cfg = load_model("fast").config
     with pytest.raises(AdaptationError, match=r"too little speech to adapt on: 2\.\d s in 1 file"):
         adaptation_set(["a.wav"], [np.zeros((64, 95), np.float32)], cfg)
     with pytest.raises(AdaptationError, match=r"no usable speech to adapt on: 2 input\(s\), all skipped \(e\.g\. x"):
@@ -128,7 +128,7 @@ def test_classifier_adapt_returns_a_new_model_and_leaves_the_original(make_wav, 
     files = speech_files(make_wav, rng, 14)
     bad = make_wav("talk/broken.wav", np.zeros(10, np.float32))
     (tmp_path / "talk" / "notes.wav").write_bytes(b"not audio at all")
-    clf = load_model()
+    clf = load_model("fast")
     assert isinstance(clf, OnnxClassifier)
     before = clf.predict_proba(str(files[0]))
     adapted = clf.adapt([tmp_path / "talk"], jobs=1)
@@ -138,7 +138,7 @@ def test_classifier_adapt_returns_a_new_model_and_leaves_the_original(make_wav, 
     record = adapted.adaptation
     assert record is not None and record["clips"] == 14 and record["skipped"] == 2 and bad.exists()
     assert 0 < record["weight"] < 1 and len(record["list_sha256"]) == 64
-    torch_adapted = load_model(backend="torch").adapt([str(f) for f in files], jobs=1)
+    torch_adapted = load_model("fast", backend="torch").adapt([str(f) for f in files], jobs=1)
     assert isinstance(torch_adapted, EmotionClassifier)
     np.testing.assert_allclose(torch_adapted.predict_proba(str(files[0])), adapted.predict_proba(str(files[0])),
                                atol=1e-4)
@@ -147,16 +147,16 @@ def test_classifier_adapt_returns_a_new_model_and_leaves_the_original(make_wav, 
 def test_adapt_command_writes_a_complete_model_folder(make_wav, rng: np.random.Generator, tmp_path: Path,  # type: ignore[no-untyped-def]
                                                       capsys: pytest.CaptureFixture[str]) -> None:
     files = speech_files(make_wav, rng, 14)
-    shipped = {p.name: file_digest(p) for p in default_model_dir().iterdir() if p.is_file()}
+    shipped = {p.name: file_digest(p) for p in default_model_dir("fast").iterdir() if p.is_file()}
     out = tmp_path / "adapted"
-    assert main(["-q", "adapt", str(tmp_path / "talk"), "--out", str(out), "--jobs", "1"]) == 0
+    assert main(["-q", "adapt", str(tmp_path / "talk"), "--model", "fast", "--out", str(out), "--jobs", "1"]) == 0
     assert capsys.readouterr().out.startswith("adapted on 14 clips (")
-    assert {p.name: file_digest(p) for p in default_model_dir().iterdir() if p.is_file()} == shipped
+    assert {p.name: file_digest(p) for p in default_model_dir("fast").iterdir() if p.is_file()} == shipped
     for name in ("weights.pt", "model.onnx", "config.json", "labels.json", "calibration.json", SOURCE_STATS,
                  ADAPTATION, MODEL_CARD):
         assert (out / name).is_file(), name
     record = json.loads((out / ADAPTATION).read_text())
-    assert record["clips"] == 14 and record["base_model"].endswith("default")
+    assert record["clips"] == 14 and record["base_model"].endswith("fast")
     assert "14 (0 skipped" in (out / MODEL_CARD).read_text()
     auto, torch_clf = load_model(out), load_model(out, backend="torch")
     assert auto.backend == "onnx" and auto.adaptation == record  # its model.onnx matches its weights
@@ -201,14 +201,14 @@ def test_predict_adapt_reads_each_input_once_and_keeps_the_order(make_wav, rng: 
     files = speech_files(make_wav, rng, 12)
     make_wav("talk/05b_silent.wav", np.zeros(16000, np.float32), 16000)
     out = tmp_path / "pred.csv"
-    assert main(["-q", "predict", "--adapt", str(tmp_path / "talk"), str(tmp_path / "missing.wav"), "--output",
-                 str(out), "--jobs", "1"]) == 1
+    assert main(["-q", "predict", "--model", "fast", "--adapt", str(tmp_path / "talk"), str(tmp_path / "missing.wav"),
+                 "--output", str(out), "--jobs", "1"]) == 1
     lines = out.read_text().splitlines()
     assert len(lines) == 1 + 14
     paths = [line.split(",")[0] for line in lines[1:]]
     assert paths[:13] == sorted(str(p) for p in [*files, tmp_path / "talk" / "05b_silent.wav"])
     assert paths[13].endswith("missing.wav") and "no such file" in lines[14]
-    adapted = load_model().adapt([str(f) for f in files], jobs=1)
+    adapted = load_model("fast").adapt([str(f) for f in files], jobs=1)
     want = adapted.predict_result(str(files[3]))
     row = next(line for line in lines if line.startswith(str(files[3])))
     assert f"{want.emotion},{want.confidence}" in row  # type: ignore[union-attr]
@@ -223,12 +223,12 @@ def test_adapt_command_fine_tunes_on_labelled_clips(make_wav, rng: np.random.Gen
     manifest = tmp_path / "labelled.csv"
     manifest.write_text("\n".join(rows) + "\n")
     out = tmp_path / "tuned"
-    assert main(["-q", "adapt", "--labelled", str(manifest), "--out", str(out), "--jobs", "1"]) == 0
+    assert main(["-q", "adapt", "--labelled", str(manifest), "--model", "fast", "--out", str(out), "--jobs", "1"]) == 0
     assert capsys.readouterr().out.startswith("fine-tuned on 9 labelled clips (3 skipped)")
     record = json.loads((out / ADAPTATION).read_text())
-    assert record["per_class"] == {"calm": 3, "sad": 3, "angry": 3} and record["base_model"].endswith("default")
+    assert record["per_class"] == {"calm": 3, "sad": 3, "angry": 3} and record["base_model"].endswith("fast")
     assert "# Fine-tuned voxemo model" in (out / MODEL_CARD).read_text()
-    tuned, shipped = load_model(out), load_model()
+    tuned, shipped = load_model(out), load_model("fast")
     clip = str(tmp_path / "labelled" / "00.wav")
     assert tuned.predict_proba(clip)[list(tuned.classes_).index("angry")] > shipped.predict_proba(clip)[
         list(shipped.classes_).index("angry")]

@@ -17,7 +17,7 @@ import torch
 from conftest import voiced
 from voxemo.apps.cli import main
 from voxemo.core.errors import ModelError
-from voxemo.core.labels import EMOTIONS
+from voxemo.core.labels import EMOTIONS, EXTRA_EMOTIONS
 from voxemo.dsp.features import segment_frames
 from voxemo.inference.loading import load_model
 from voxemo.inference.onnx_backend import OnnxClassifier
@@ -34,7 +34,7 @@ def tiny_onnx(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) ->
 
 @pytest.fixture(scope="module")
 def shipped_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return export_onnx(load_model(backend="torch"), tmp_path_factory.mktemp("onnx") / "default.onnx")
+    return export_onnx(load_model("fast", backend="torch"), tmp_path_factory.mktemp("onnx") / "fast.onnx")
 
 
 def signals(seed: int = 7) -> list[np.ndarray]:
@@ -45,7 +45,7 @@ def signals(seed: int = 7) -> list[np.ndarray]:
 
 @pytest.mark.parametrize("which", ["tiny", "shipped"])
 def test_onnx_matches_torch_on_synthetic_audio(which: str, request: pytest.FixtureRequest) -> None:
-    torch_clf = load_model(request.getfixturevalue("tiny_model_dir") if which == "tiny" else None, backend="torch")
+    torch_clf = load_model(request.getfixturevalue("tiny_model_dir") if which == "tiny" else "fast", backend="torch")
     onnx_clf = load_model(request.getfixturevalue(f"{which}_onnx"), backend="onnx")
     assert isinstance(onnx_clf, OnnxClassifier)
     assert onnx_clf.config == torch_clf.config
@@ -104,7 +104,7 @@ def test_onnx_matches_torch_on_real_clips(shipped_onnx: Path, real_ravdess: Path
             real_ravdess.glob(f"Actor_*/03-01-{e:02d}-01-*-*-*.*"))
         clips += [matches[0], matches[len(matches) // 2]]
     assert len(clips) == 16 and len({c.parent for c in clips}) > 1
-    torch_clf, onnx_clf = load_model(backend="torch"), load_model(shipped_onnx, backend="onnx")
+    torch_clf, onnx_clf = load_model("fast", backend="torch"), load_model(shipped_onnx, backend="onnx")
     pt, po = torch_clf.predict_proba(clips), onnx_clf.predict_proba(clips)
     assert pt.shape == (16, 8)
     assert np.abs(pt - po).max() < TOLERANCE
@@ -196,16 +196,17 @@ def test_export_errors(tiny_model_dir: Path, tiny_onnx: Path, tmp_path: Path,
     assert isinstance(load_model(tiny_model_dir), EmotionClassifier)
 
 
-def test_shipped_model_runs_with_onnx_runtime_by_default() -> None:
-    """The shipped folder's model.onnx was exported from the weights.pt beside it (not a stale copy) and is what
-    load_model() runs; torch on the same folder gives the same probabilities."""
+def test_shipped_models_run_with_onnx_runtime_by_default() -> None:
+    """The shipped CNN folder's model.onnx was exported from the weights.pt beside it (not a stale copy) and is what
+    load_model("fast") runs; torch on the same folder gives the same probabilities. The default model (an encoder
+    and a NumPy head) predicts without importing torch."""
     from voxemo.inference.loading import default_model_dir
     from voxemo.io.files import file_digest
     from voxemo.io.modelfile import WEIGHTS
 
-    clf, torch_clf = load_model(), load_model(backend="torch")
+    clf, torch_clf = load_model("fast"), load_model("fast", backend="torch")
     assert isinstance(clf, OnnxClassifier) and clf.backend == "onnx" and torch_clf.backend == "torch"
-    assert clf.weights_digest == file_digest(default_model_dir() / WEIGHTS)
+    assert clf.weights_digest == file_digest(default_model_dir("fast") / WEIGHTS)
     assert clf.temperature == torch_clf.temperature != 1.0 and clf.calibration == torch_clf.calibration
     assert clf.config == torch_clf.config and clf.classes_.tolist() == torch_clf.classes_.tolist()
     clips = signals(3)
@@ -215,7 +216,7 @@ def test_shipped_model_runs_with_onnx_runtime_by_default() -> None:
             "print(clf.backend, clf.predict(y, sr=16000), 'torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     backend, label, torch_loaded = out.stdout.split()
-    assert backend == "onnx" and label in EMOTIONS and torch_loaded == "False"
+    assert backend == "onnx" and label in EMOTIONS + EXTRA_EMOTIONS and torch_loaded == "False"
 
 
 def test_auto_backend_uses_a_folders_onnx_only_while_it_matches_the_weights(

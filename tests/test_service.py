@@ -60,7 +60,7 @@ def test_health_reports_labels_window_and_limits(client: TestClient) -> None:
     h = client.get("/health").json()
     assert h["status"] == "ok"
     assert h["classes"] == list(EMOTIONS)
-    assert h["window_seconds"] == 3.0
+    assert h["window_seconds"] == load_model().config.audio.duration == 6.0  # the whisper model reads up to 6 s
     assert h["limits"] == {"max_upload_mb": 1, "max_seconds": 20, "workers": 2, "queue": 16}
 
 
@@ -84,13 +84,18 @@ def test_predict_flac_and_stereo_48k(client: TestClient) -> None:
 
 
 def test_torch_backend_serves_the_same_predictions(client: TestClient) -> None:
-    """The default service runs the shipped model.onnx with ONNX Runtime; ``--backend torch`` gives the same."""
+    """A CNN model's service runs its model.onnx with ONNX Runtime; ``--backend torch`` gives the same (the default
+    model runs in ONNX Runtime only)."""
+    from voxemo.inference.loading import default_model_dir
+
     upload = {"file": ("clip.wav", wav_bytes(speech(4.0)), "audio/wav")}
-    with TestClient(create_app(None, backend="torch")) as torch_client:
+    with TestClient(create_app(default_model_dir("fast"), backend="torch")) as torch_client:
         got = torch_client.post("/predict", files=upload).json()
         assert torch_client.get("/health").json()["backend"] == "torch"
     assert client.get("/health").json()["backend"] == "onnx"
-    expected = client.post("/predict", files=upload).json()
+    with TestClient(create_app(default_model_dir("fast"))) as onnx_client:
+        assert onnx_client.get("/health").json()["backend"] == "onnx"
+        expected = onnx_client.post("/predict", files=upload).json()
     assert got["emotion"] == expected["emotion"]
     for c in EMOTIONS:
         assert got["probabilities"][c] == pytest.approx(expected["probabilities"][c], abs=2e-3)

@@ -114,6 +114,23 @@ def test_shipped_encoder_matches_the_float32_encoder_on_a_real_clip(real_ravdess
     assert np.abs(got - ref).mean() < 0.05 * np.abs(ref).mean()
 
 
+def test_a_window_s_features_do_not_depend_on_its_batch_mates(real_ravdess: Path) -> None:
+    """Dynamic int8 quantisation scales activations by the whole input: windows encoded together moved each other's
+    features by up to 4 (standardised units); each window must give what it gives alone, and so must each clip of
+    ``predict_proba([...])``."""
+    from voxemo.inference.loading import load_model
+
+    clf = load_model("whisper")
+    clips = [real_ravdess / "Actor_01" / f"03-01-0{e}-01-01-01-01.flac" for e in (1, 3, 5)]
+    specs = [clf.features(c) for c in clips]
+    n = min(s.shape[-1] for s in specs)
+    together = np.stack([s[:, :n] for s in specs])
+    session = encoder_session(str(ENCODERS["whisper-base"].path()), ENCODERS["whisper-base"].sha256)
+    alone = np.concatenate([encode(session, together[i : i + 1]) for i in range(len(together))])
+    np.testing.assert_array_equal(encode(session, together), alone)
+    np.testing.assert_allclose(clf.predict_proba(clips), np.stack([clf.predict_proba(c) for c in clips]), atol=1e-6)
+
+
 def test_an_altered_encoder_file_is_refused_in_one_line(tmp_path: Path) -> None:
     info = ENCODERS["whisper-base"]
     bad = tmp_path / "whisper-base.onnx"
@@ -265,3 +282,24 @@ def test_whisper_evaluates_under_a_protocol(small_whisper_model: Path, tmp_path:
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["model"] == "whisper"
     assert 0.0 <= metrics["summary"]["uar"]["mean"] <= 1.0
+
+
+def test_the_default_model_adapts_without_torch_and_refuses_export_in_one_line(real_ravdess: Path,
+                                                                               tmp_path: Path) -> None:
+    """The base install (no torch) adapts the default model; `voxemo export` names the CNN model to use instead."""
+    import subprocess
+    import sys
+
+    clips = sorted(str(p) for p in (real_ravdess / "Actor_05").glob("*.*"))[:20]
+    code = ("import sys; sys.modules['torch'] = None; from voxemo.apps.cli import main; "
+            f"rc = main(['-q', 'adapt', *{clips!r}, '--out', {str(tmp_path / 'a')!r}, '--jobs', '1']); "
+            "print(rc, 'torch' in sys.modules and sys.modules['torch'] is not None)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.stdout.splitlines()[-1] == "0 False", out.stdout + out.stderr
+    assert (tmp_path / "a" / "head.npz").is_file() and (tmp_path / "a" / "adaptation.json").is_file()
+    from voxemo.apps.cli import main
+
+    done = subprocess.run([sys.executable, "-m", "voxemo", "export", "--onnx", str(tmp_path / "x.onnx")],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "--model fast" in done.stderr and done.stderr.count("\n") == 1, done.stderr
+    assert main(["-q", "export", "--model", "fast", "--onnx", str(tmp_path / "fast.onnx")]) == 0

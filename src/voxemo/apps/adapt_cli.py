@@ -39,10 +39,20 @@ def prior_args(s: argparse.ArgumentParser) -> None:
                    help=f"refuse to adapt on less speech than this (default {MIN_SECONDS:g})")
 
 
+def needs_torch(model: str | None) -> bool:
+    """Whether adapting ``model`` (a folder, a shipped model's name or None for the default) needs torch: CNN and
+    voice models do; a whisper-family model adapts with ONNX Runtime and NumPy."""
+    from voxemo.inference.loading import model_path
+    from voxemo.inference.probe_backend import is_probe_folder
+
+    return not is_probe_folder(model_path(model))
+
+
 def cmd_adapt(args: argparse.Namespace) -> int:
     from voxemo.core.extras import require
 
-    require("torch", "voxemo adapt")  # before any file is read
+    if needs_torch(args.model):
+        require("torch", "voxemo adapt")  # before any file is read
     from voxemo.workflows.adaptation import adapt_model
 
     labelled = []

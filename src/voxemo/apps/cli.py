@@ -91,7 +91,18 @@ def cmd_train(args: argparse.Namespace) -> int:
     from voxemo.workflows.training import train_recipe
 
     cfg = _config(args)
-    s = train_recipe(_records_many(args.data, args.progress, args.corpus), cfg, args.out,
+    records = _records_many(args.data, args.progress, args.corpus)
+    if args.leave_out:
+        from voxemo.core.errors import ConfigError
+        from voxemo.core.labels import EMOTIONS, EXTRA_EMOTIONS
+
+        drop = {e.strip() for e in args.leave_out.split(",") if e.strip()}
+        unknown = sorted(drop - set(EMOTIONS + EXTRA_EMOTIONS))
+        if unknown:
+            raise ConfigError(f"--leave-out: unknown emotion(s) {', '.join(unknown)} (have: "
+                              f"{', '.join(EMOTIONS + EXTRA_EMOTIONS)})")
+        records = [r for r in records if r.emotion not in drop]
+    s = train_recipe(records, cfg, args.out,
                      calibration_from=args.calibration_from, jobs=args.jobs, threads=args.threads or 1,
                      progress=args.progress)
     done = f"chose {s.chosen}; trained on {s.n_clips} clips ({', '.join(s.corpora)}) for {s.epochs} epochs" \
@@ -181,10 +192,12 @@ def cmd_predict(args: argparse.Namespace) -> int:
         suffix = Path(args.output.rstrip("/")).suffix.lower()
         fmt = "csv" if suffix == ".csv" else "parquet" if suffix == ".parquet" else "json"
     if args.adapt:
+        from voxemo.apps.adapt_cli import needs_torch
         from voxemo.core.errors import ConfigError
         from voxemo.inference.adapted_batch import predict_adapted
 
-        require("torch", "voxemo predict --adapt")  # before any file is read
+        if needs_torch(args.model):
+            require("torch", "voxemo predict --adapt")  # before any file is read
         if args.resume or args.engine != "local" or fmt == "parquet":
             raise ConfigError("--adapt adapts on all the inputs at once, in this process: it cannot --resume, run on "
                               "--engine ray or write Parquet; adapt once with `voxemo adapt` and predict with --model "
@@ -206,9 +219,15 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from voxemo.inference.loading import load_model
+    from voxemo.core.errors import ModelError
+    from voxemo.inference.loading import load_model, model_path
+    from voxemo.inference.probe_backend import is_probe_folder
     from voxemo.inference.torch_backend import export_onnx
 
+    folder = model_path(args.model)
+    if is_probe_folder(folder):
+        raise ModelError(f"{folder}: a whisper-family model is already ONNX (its shared encoder file) and a NumPy "
+                         "head; export writes one file for CNN models: --model fast, or a folder of your own")
     out = export_onnx(load_model(args.model, backend="torch"), args.onnx)
     print(out)
     return 0
@@ -320,6 +339,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--model", choices=["cnn", "whisper"], default="cnn",
                    help="cnn (default: the CNN recipe), or whisper: a linear head on the shipped Whisper encoder's "
                         "features (several corpora and languages are its normal diet; minutes, no torch)")
+    s.add_argument("--leave-out", metavar="EMOTION[,...]",
+                   help="leave out the clips of these emotions (e.g. boredom: a class only one corpus has, which "
+                        "the others never teach against)")
     s.add_argument("--calibration-from", metavar="EVAL_DIR",
                    help="take the softmax temperature from a `voxemo evaluate` folder of the same recipe (fitted on "
                         "its out-of-fold predictions: every speaker unseen) instead of the validation speakers")
@@ -337,8 +359,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--test", nargs="+", metavar="DATA", help="... and score it on these, over the classes both share "
                                                              "(calm folded into neutral)")
     s.add_argument("--trained", metavar="MODEL",
-                   help="score this trained model (a folder, or a shipped model's name: default, telephone, voice, "
-                        "voice-telephone, whisper) "
+                   help="score this trained model (a folder, or a shipped model's name: default, fast, telephone, "
+                        "voice, voice-telephone) "
                         "on --test DATA instead of training one")
     s.add_argument("--adapt", action="store_true", help="also adapt each model without labels to its test clips' audio "
                                                         "(voxemo adapt) and score it again")
@@ -381,9 +403,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_adapt_parser(sub)
 
-    s = sub.add_parser("export", help="export a model to ONNX (network, config and labels in one file)")
+    s = sub.add_parser("export", help="export a CNN model to ONNX (network, config and labels in one file)")
     s.add_argument("--onnx", required=True, metavar="FILE", help="the .onnx file to write")
-    s.add_argument("--model", help="model folder (default: the pretrained model shipped with voxemo)")
+    s.add_argument("--model", help="CNN model folder or shipped name (fast, telephone); the default model is already "
+                                   "ONNX")
     s.set_defaults(func=cmd_export)
 
     s = sub.add_parser("serve", help="HTTP service and web page: POST /predict, /timeline, GET /health, /docs")

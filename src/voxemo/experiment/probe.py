@@ -70,7 +70,8 @@ def encoder_features(records: Sequence[Utterance], config: Config, encoder: Enco
     enc = encoder or EncoderFile.shipped()
     kept, specs, errors = load_features(records, config, cache_dir=cache_dir, jobs=jobs, progress=progress)
     root = cache_root(cache_dir)
-    folder = (Path(root) / f"encoder-{enc.sha256[:16]}-{config_digest(config.audio, config.features)}"
+    # "w1": features of each window encoded on its own (voxemo.inference.encoders.encode)
+    folder = (Path(root) / f"encoder-w1-{enc.sha256[:16]}-{config_digest(config.audio, config.features)}"
               f"-{config.audio.duration:g}-{int(config.audio.pad_short)}") if root else None
     out: list[np.ndarray | None] = [None] * len(kept)
     entries: list[Path | None] = [None] * len(kept)

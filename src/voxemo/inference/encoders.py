@@ -118,11 +118,14 @@ def encoder_session(path: str, sha256: str, threads: int = 1) -> Any:
         raise ModelError(f"{p}: not a readable ONNX encoder ({first_line(exc)})") from None
 
 
-def encode(session: Any, windows: np.ndarray, batch_size: int = 32) -> np.ndarray:
-    """Pooled encoder features of log-mel windows of one length: (n, n_mels, frames) -> (n, n_features)."""
+def encode(session: Any, windows: np.ndarray) -> np.ndarray:
+    """Pooled encoder features of log-mel windows of one length: (n, n_mels, frames) -> (n, n_features).
+
+    Each window runs on its own: dynamic int8 quantisation takes each activation's scale from the whole input
+    tensor, so windows run together would change each other's features (by up to 4 in standardised units, measured
+    on four RAVDESS clips): a clip's answer must not depend on what else is in the batch."""
     x = np.asarray(windows, dtype=np.float32)
-    out = [session.run(None, {"logmel": np.ascontiguousarray(x[i : i + batch_size])})[0]
-           for i in range(0, len(x), batch_size)]
+    out = [session.run(None, {"logmel": np.ascontiguousarray(x[i : i + 1])})[0] for i in range(len(x))]
     return np.concatenate(out) if out else np.zeros((0, session.get_outputs()[0].shape[1]), np.float32)
 
 

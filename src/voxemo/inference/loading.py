@@ -29,17 +29,31 @@ BACKENDS = ("auto", "torch", "onnx")
 
 
 #: the models shipped inside the package, by the name ``load_model`` and ``--model`` take
-PROFILES = ("default", "telephone", "voice", "voice-telephone", "whisper")
+PROFILES = ("default", "fast", "telephone", "voice", "voice-telephone")
+#: other names of shipped models: ``whisper`` is the default model's family
+ALIASES = {"whisper": "default"}
 
 
 def default_model_dir(profile: str = "default") -> Path:
-    """A pretrained model shipped inside the package: ``default``, ``telephone`` (trained with a third of its
-    augmented copies through a simulated telephone line, for 8 kHz narrowband audio) or ``voice`` (a pretrained
-    voice encoder with a linear head, :mod:`voxemo.nn.voice`: the least bound to RAVDESS, for other languages and
-    corpora), ``voice-telephone`` (the same with its head also fitted on telephone copies, for calls) or ``whisper``
-    (OpenAI Whisper base's encoder, frozen, with a linear head fitted on several corpora and languages,
-    :mod:`voxemo.inference.probe_backend`: the one for languages and voices voxemo has never met)."""
-    return Path(str(resources.files("voxemo") / "models" / profile))
+    """A pretrained model shipped inside the package (:data:`PROFILES`, or a name in :data:`ALIASES`):
+
+    - ``default`` (also ``whisper``): OpenAI Whisper base's encoder, frozen, with a linear head fitted on RAVDESS and
+      Emo-DB (:mod:`voxemo.inference.probe_backend`): two languages, nine emotions, the best across corpora;
+    - ``fast``: an ensemble of three CNNs on RAVDESS' log-mel (:mod:`voxemo.nn.model`), several times cheaper per
+      clip, the model ``voxemo run`` trains;
+    - ``telephone``: the ``fast`` recipe with a third of its augmented copies through a simulated telephone line;
+    - ``voice``: a pretrained voice encoder with a linear head fitted on RAVDESS (:mod:`voxemo.nn.voice`), and
+      ``voice-telephone``, the same with its head also fitted on telephone copies, for calls."""
+    return Path(str(resources.files("voxemo") / "models" / ALIASES.get(profile, profile)))
+
+
+def model_path(path: str | os.PathLike[str] | None) -> Path:
+    """Where ``load_model(path)`` looks: the default model's folder for None, a shipped model's folder for its name
+    (unless a file or folder of that name exists), else ``path`` itself."""
+    if path is None:
+        return default_model_dir()
+    p = Path(path)
+    return default_model_dir(str(path)) if (str(path) in PROFILES or str(path) in ALIASES) and not p.exists() else p
 
 
 def load_model(path: str | os.PathLike[str] | None = None, backend: str = "auto") -> Classifier:
@@ -49,12 +63,13 @@ def load_model(path: str | os.PathLike[str] | None = None, backend: str = "auto"
     ----------
     path : path-like or None
         A model directory (None: the shipped model), a ``.onnx`` file written by ``voxemo export --onnx``, or the
-        name of a shipped model (:data:`PROFILES`: ``"telephone"``, ``"voice"``, ``"voice-telephone"``), unless a
-        folder of that name exists.
+        name of a shipped model (:data:`PROFILES`: ``"fast"``, ``"telephone"``, ``"voice"``, ``"voice-telephone"``;
+        ``"whisper"`` is the default), unless a folder of that name exists.
     backend : {"auto", "torch", "onnx"}
         Which runtime runs the network; preprocessing is the same code either way. ``"auto"`` runs a directory's
         ``model.onnx`` with ONNX Runtime when it was exported from the ``weights.pt`` beside it, else torch.
-        ``"onnx"`` insists on ONNX Runtime (a directory must hold a ``model.onnx``); ``"torch"`` on torch.
+        ``"onnx"`` insists on ONNX Runtime (a directory must hold a ``model.onnx``); ``"torch"`` on torch (CNN and
+        voice models only: the default model's encoder runs in ONNX Runtime alone).
 
     Examples
     --------
@@ -64,10 +79,7 @@ def load_model(path: str | os.PathLike[str] | None = None, backend: str = "auto"
     """
     if backend not in BACKENDS:
         raise ModelError(f"backend={backend!r} is not one of {', '.join(BACKENDS)}")
-    p = default_model_dir() if path is None else Path(path)
-    if path is not None and str(path) in PROFILES and not p.exists():
-        p = default_model_dir(str(path))
-    clf = _load(p, backend)
+    clf = _load(model_path(path), backend)
     if clf.model_dir is not None and (clf.model_dir / ADAPTATION).is_file():
         try:
             clf.adaptation = json.loads((clf.model_dir / ADAPTATION).read_text())

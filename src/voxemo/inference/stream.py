@@ -47,6 +47,10 @@ Update = dict[str, Any]
 #: uncovered (a shorter tail is mostly the VAD's padding and hangover, and would repeat the previous window).
 MIN_TAIL = 0.2
 
+#: the longest default window: a timeline's resolution. A model whose segments are longer (the whisper family reads
+#: up to 6 s at once, and was trained on clips of 2 s and up) is still asked about 3 s at a time.
+MAX_DEFAULT_WINDOW = 3.0
+
 #: an adapting stream keeps the log-mels of at most this many seconds of speech and adapts no more after that
 MAX_ADAPT_SECONDS = 1800.0
 
@@ -61,7 +65,8 @@ class EmotionStream:
     sample_rate : int
         Rate of the chunks that will be fed, in Hz.
     window : float, optional
-        Seconds of audio per classification (default: the model's segment length, ``config.audio.duration``).
+        Seconds of audio per classification (default: the model's segment length, ``config.audio.duration``, at
+        most :data:`MAX_DEFAULT_WINDOW`).
     hop : float, optional
         Seconds between window starts within an utterance, and the longest pause update (default ``window / 2``).
     vad : VadConfig, optional
@@ -103,7 +108,7 @@ class EmotionStream:
         self.sample_rate = int(sample_rate)
         self.vad = vad or VadConfig()
         self.speech = speech or getattr(model, "speech", None) or SpeechConfig()
-        self.window = float(audio.duration if window is None else window)
+        self.window = float(min(audio.duration, MAX_DEFAULT_WINDOW) if window is None else window)
         self.hop = float(self.window / 2 if hop is None else hop)
         if not math.isfinite(self.window) or not max(audio.min_duration, self.vad.min_speech) <= self.window <= 60:
             raise ConfigError(f"window={self.window!r} s must be between "
