@@ -88,20 +88,11 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from voxemo.corpus.sources import leave_out
     from voxemo.workflows.training import train_recipe
 
     cfg = _config(args)
-    records = _records_many(args.data, args.progress, args.corpus)
-    if args.leave_out:
-        from voxemo.core.errors import ConfigError
-        from voxemo.core.labels import EMOTIONS, EXTRA_EMOTIONS
-
-        drop = {e.strip() for e in args.leave_out.split(",") if e.strip()}
-        unknown = sorted(drop - set(EMOTIONS + EXTRA_EMOTIONS))
-        if unknown:
-            raise ConfigError(f"--leave-out: unknown emotion(s) {', '.join(unknown)} (have: "
-                              f"{', '.join(EMOTIONS + EXTRA_EMOTIONS)})")
-        records = [r for r in records if r.emotion not in drop]
+    records = leave_out(_records_many(args.data, args.progress, args.corpus), args.leave_out or "")
     s = train_recipe(records, cfg, args.out,
                      calibration_from=args.calibration_from, jobs=args.jobs, threads=args.threads or 1,
                      progress=args.progress)
@@ -169,18 +160,9 @@ def _trained(args: argparse.Namespace) -> int:
 
 
 def _print_cross_corpus(result: Any, source: str, out: str) -> int:
-    import numpy as np
+    from voxemo.reports.crosscorpus import summary_line
 
-    shared, four = result.shared, result.four_class
-    extra = f"; 4 classes: UAR {four.uar:.3f}, accuracy {four.accuracy:.3f}" if four else ""
-    if result.adapted is not None:
-        adapted = result.adapted.four_class or result.adapted.shared
-        extra += f"; adapted: UAR {adapted.uar:.3f}"
-    for point in result.shots:
-        extra += f"; {point.k} shots: UAR {np.mean(point.uar4 or point.uar):.3f}"
-    print(f"{source} -> {' + '.join(result.test)}: {len(shared.labels)} shared classes: "
-          f"UAR {shared.uar:.3f}, accuracy {shared.accuracy:.3f}, macro-F1 {shared.macro_f1:.3f}{extra}; "
-          f"report: {Path(out) / 'report.md'}")
+    print(summary_line(result, source, out))
     return 0
 
 
@@ -219,15 +201,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from voxemo.core.errors import ModelError
-    from voxemo.inference.loading import load_model, model_path
-    from voxemo.inference.probe_backend import is_probe_folder
+    from voxemo.inference.loading import load_model
     from voxemo.inference.torch_backend import export_onnx
 
-    folder = model_path(args.model)
-    if is_probe_folder(folder):
-        raise ModelError(f"{folder}: a whisper-family model is already ONNX (its shared encoder file) and a NumPy "
-                         "head; export writes one file for CNN models: --model fast, or a folder of your own")
     out = export_onnx(load_model(args.model, backend="torch"), args.onnx)
     print(out)
     return 0

@@ -53,7 +53,7 @@ from voxemo.apps.upload_gate import Rejected, UploadGate, error_response
 from voxemo.core.errors import ConfigError, VoxemoError
 from voxemo.core.version import version
 from voxemo.inference.loading import load_model
-from voxemo.inference.stream import EmotionStream
+from voxemo.inference.stream import MAX_DEFAULT_WINDOW, EmotionStream
 from voxemo.inference.timeline import timeline
 from voxemo.io.audio import libsndfile_cause
 
@@ -291,7 +291,8 @@ class Service:
             "version": version(),
             "classes": [str(c) for c in self.model.classes_],
             "backend": getattr(self.model, "backend", "") or type(self.model).__name__,
-            "window_seconds": cfg.audio.duration if cfg is not None else None,
+            # the timeline's and /listen's window (what the page compares a recording's length with)
+            "window_seconds": min(cfg.audio.duration, MAX_DEFAULT_WINDOW) if cfg is not None else None,
             "limits": {"max_upload_mb": self.config.max_upload_mb, "max_seconds": self.config.max_seconds,
                        "workers": self.config.workers, "queue": self.config.queue},
         }

@@ -52,3 +52,22 @@ def load_sources(data: Sequence[str], corpora: Sequence[str] | None = None, *,
             recs = [dataclasses.replace(r, corpus=f"{corpus}-{seen[corpus]}") for r in recs]
         records += recs
     return records
+
+
+def leave_out(records: Sequence[Utterance], emotions: str) -> list[Utterance]:
+    """``records`` without the clips of ``emotions`` (comma-separated names: ``voxemo train --leave-out``).
+
+    Raises
+    ------
+    ConfigError
+        A name that is no emotion voxemo knows.
+    """
+    from voxemo.core.errors import ConfigError
+    from voxemo.core.labels import EMOTIONS, EXTRA_EMOTIONS
+
+    drop = {e.strip() for e in emotions.split(",") if e.strip()}
+    unknown = sorted(drop - set(EMOTIONS + EXTRA_EMOTIONS))
+    if unknown:
+        raise ConfigError(f"--leave-out: unknown emotion(s) {', '.join(unknown)} (have: "
+                          f"{', '.join(EMOTIONS + EXTRA_EMOTIONS)})")
+    return [r for r in records if r.emotion not in drop]

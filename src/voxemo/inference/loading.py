@@ -93,7 +93,9 @@ def _load(p: Path, backend: str) -> Classifier:
 
     if p.is_dir() and is_probe_folder(p):
         if backend == "torch":
-            raise ModelError(f"{p}: an encoder-family model runs with ONNX Runtime only (--backend auto or onnx)")
+            raise ModelError(f"{p}: an encoder-family model runs with ONNX Runtime only (--backend auto or onnx); its "
+                             "encoder is already an ONNX file, so there is no torch network to run or export: for "
+                             "those, a CNN model (--model fast)")
         return ProbeClassifier.load(p)
     is_onnx_file = p.suffix.lower() == ".onnx"
     if backend == "torch":

@@ -82,3 +82,19 @@ def shots_section(result: CrossCorpusResult, out: Path) -> list[str]:
             "class from one half (`voxemo adapt --labelled`) and scored on every clip of the other half (K = 0: not "
             "fine-tuned, same half). Mean and standard deviation over the draws; uar4 over angry/happy/neutral/sad."
             "\n", _md_table(rows), "![few-shot learning curve](shots.png)\n"]
+
+
+def summary_line(result: CrossCorpusResult, source: str, out: str | Path) -> str:
+    """The one line ``voxemo evaluate --train/--trained ... --test ...`` prints."""
+    import numpy as np
+
+    shared, four = result.shared, result.four_class
+    extra = f"; 4 classes: UAR {four.uar:.3f}, accuracy {four.accuracy:.3f}" if four else ""
+    if result.adapted is not None:
+        adapted = result.adapted.four_class or result.adapted.shared
+        extra += f"; adapted: UAR {adapted.uar:.3f}"
+    for point in result.shots:
+        extra += f"; {point.k} shots: UAR {np.mean(point.uar4 or point.uar):.3f}"
+    return (f"{source} -> {' + '.join(result.test)}: {len(shared.labels)} shared classes: "
+            f"UAR {shared.uar:.3f}, accuracy {shared.accuracy:.3f}, macro-F1 {shared.macro_f1:.3f}{extra}; "
+            f"report: {Path(out) / 'report.md'}")
