@@ -1,25 +1,28 @@
 """What each shipped model costs per clip, measured in one run so the ratios hold on a busy machine.
 
-    python benchmarks/bench_models.py [--models default,voice,whisper] [--clips 60] [--data DIR ...]
-        [--encoder-f32 FILE SHA256]
+    python benchmarks/bench_models.py [--models default,fast,voice] [--clips 60] [--data DIR ...]
+        [--encoder-f32 FILE SHA256] [--seconds S]
 
 For each clip (real speech, read from the corpora given; default: RAVDESS and Emo-DB from ../shared/data), every
 model's ``predict_proba(path)`` (decode, resample, trim, log-mel, network, head) on one thread, the models taking
 turns in a rotating order; for the whisper model also its encoder alone on the same clip's own windows (log-mel
 computed beforehand: the ratio is what preprocessing and the head add); then the Whisper encoder alone on a 4-s
 log-mel window (int8 as shipped, and the float32 build given by ``--encoder-f32``, e.g. one written by
-``experiments/build_whisper_encoder.py --float32``) on one and two threads. Prints a markdown table of medians
-and ratios to the default model.
+``experiments/build_whisper_encoder.py --float32``) on one and two threads. ``--seconds S`` first repeats each
+clip's audio to S seconds (a temporary WAV), for longer speech than the corpora's 2-4 s clips. Prints a markdown
+table of medians and ratios to the default model.
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
+import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+import soundfile as sf
 
 from voxemo.corpus.sources import load_source
 from voxemo.dsp.scoring import clip_windows
@@ -32,13 +35,17 @@ SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--models", default="default,voice,whisper")
+    ap.add_argument("--models", default="default,fast,voice")
+    ap.add_argument("--seconds", type=float, default=0.0, help="repeat each clip's audio to this length first")
     ap.add_argument("--clips", type=int, default=60)
     ap.add_argument("--data", nargs="*", default=[str(SHARED / "ravdess"), str(SHARED / "emodb")])
     ap.add_argument("--encoder-f32", nargs=2, metavar=("FILE", "SHA256"))
     args = ap.parse_args()
     recs = [r for d in args.data for r in load_source(d, None, progress=False)]
     paths = [recs[i].path for i in np.random.default_rng(0).choice(len(recs), args.clips, replace=False)]
+    tmp = tempfile.TemporaryDirectory()
+    if args.seconds:
+        paths = [_repeated(p, args.seconds, Path(tmp.name) / f"{i}.wav") for i, p in enumerate(paths)]
     names = args.models.split(",")
     models = {n: load_model(n) for n in names}
     for clf in models.values():  # warm-up: sessions, first-call allocations
@@ -91,6 +98,13 @@ def main() -> None:
     print("\nWhisper encoder alone, one 4-s window\n\n| file | threads | ms |\n|---|---:|---:|")
     for k, threads, m in rows:
         print(f"| {k} | {threads} | {m * 1e3:.1f} |")
+
+
+def _repeated(path: str, seconds: float, out: Path) -> str:
+    """``path``'s audio repeated to ``seconds`` and written to ``out``."""
+    y, sr = sf.read(path, dtype="float32", always_2d=True)
+    sf.write(out, np.tile(y, (int(np.ceil(seconds * sr / len(y))), 1))[: int(seconds * sr)], sr)
+    return str(out)
 
 
 if __name__ == "__main__":
