@@ -3,7 +3,7 @@ TurEV-DB; train RAVDESS + TurEV-DB, test Emo-DB), plain, adapted without labels 
 RAVDESS actor-6fold. Prints a markdown table::
 
     python experiments/whisper_probe.py [--extra ../extra/emotiontts] [--norm corpus] [--c 0.05] [--shots 0,10]
-        [--leave-out boredom]
+        [--leave-out boredom] [--unbalanced]
         [--rows loco,ravdess,actor6] [--encoder FILE SHA256] [--spread 3]
 
 UAR over angry/happy/neutral/sad (calm folded into neutral), as ``voxemo evaluate --train --test`` scores it;
@@ -42,6 +42,8 @@ def main() -> None:
     ap.add_argument("--encoder", nargs=2, metavar=("FILE", "SHA256"), help="another encoder build")
     ap.add_argument("--leave-out", default="", help="emotions left out of every training set (as voxemo train "
                                                     "--leave-out), e.g. boredom")
+    ap.add_argument("--unbalanced", action="store_true", help="actor6 rows on an emotion-unbalanced RAVDESS: per "
+                    "actor, two emotions drawn at random keep all their clips, the others one in four")
     ap.add_argument("--jobs", type=int, default=2)
     args = ap.parse_args()
     cfg = whisper_config()
@@ -97,11 +99,27 @@ def main() -> None:
         print(f"| {' + '.join(train + extra)} | {test} | " + " | ".join(cells) + " |", flush=True)
     if "actor6" in rows:
         recs = load_source(str(DATA / "ravdess"), None, progress=False)
+        if args.unbalanced:
+            recs = unbalanced(recs)
+            print(f"\nunbalanced RAVDESS: {len(recs)} clips, per actor two emotions whole, a quarter of the others")
         for adapt in ("", "speaker"):
             ev = evaluate_probe(recs, cfg, "actor-6fold", adapt=adapt, encoder=enc, jobs=args.jobs, progress=False)
             s = ev.summary
             print(f"\nRAVDESS actor-6fold{' (each test actor adapted)' if adapt else ''}: accuracy "
                   f"{s.accuracy.mean:.3f} ± {s.accuracy.std:.3f}, UAR {s.uar.mean:.3f} ± {s.uar.std:.3f}", flush=True)
+
+
+def unbalanced(recs: list) -> list:  # type: ignore[type-arg]
+    """Per actor, two emotions (drawn with the actor's number as seed) keep every clip, the others every fourth."""
+    emotions = sorted({r.emotion for r in recs})
+    keep = []
+    for actor in sorted({r.speaker for r in recs}):
+        mine = sorted((r for r in recs if r.speaker == actor), key=lambda r: r.path)
+        whole = set(np.random.default_rng(int(actor)).choice(emotions, 2, replace=False).tolist())
+        for e in emotions:
+            of_e = [r for r in mine if r.emotion == e]
+            keep += of_e if e in whole else of_e[::4]
+    return keep
 
 
 if __name__ == "__main__":

@@ -248,3 +248,31 @@ def test_shipped_models_carry_their_training_statistics_and_load_by_name() -> No
     phone = load_model("telephone", backend="torch")
     assert isinstance(phone, EmotionClassifier) and phone.source_stats is not None
     assert phone.config.augment.telephone == 0.3 and phone.config.model.members == 3
+
+
+def test_predict_adapt_by_speaker_adapts_each_voice_on_its_own(make_wav, rng: np.random.Generator,  # type: ignore[no-untyped-def]
+                                                                tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                                caplog: pytest.LogCaptureFixture) -> None:
+    """``--adapt-by speaker``: each speaker of a manifest gets the model adapted on its own speech; a speaker with
+    too little speech gets the model adapted on all inputs, and says so; inputs without a manifest are refused."""
+    low = [make_wav(f"a/{i:02d}.wav", voiced(3.0, 16000, rng, f0=95.0 + 3 * i), 16000) for i in range(12)]
+    high = [make_wav(f"b/{i:02d}.wav", voiced(3.0, 16000, rng, f0=210.0 + 5 * i), 16000) for i in range(12)]
+    lone = make_wav("c/00.wav", voiced(3.0, 16000, rng, f0=150.0), 16000)
+    manifest = tmp_path / "calls.csv"
+    manifest.write_text("path,speaker\n" + "".join(f"{p},A\n" for p in low) + "".join(f"{p},B\n" for p in high)
+                        + f"{lone},C\n")
+    with caplog.at_level("WARNING"):
+        assert main(["-q", "predict", "--adapt-by", "speaker", "--prior-seconds", "0", "--json", "--jobs", "1",
+                     str(manifest)]) == 0
+    got = {r["path"]: r["probabilities"] for r in map(json.loads, capsys.readouterr().out.splitlines())}
+    assert len(got) == 25 and "speaker C: too little speech" in caplog.text
+    clf = load_model()
+    own = clf.adapt([str(p) for p in low], prior_seconds=0, jobs=1).predict_proba(str(low[0]))
+    everyone = clf.adapt([str(p) for p in low + high + [lone]], prior_seconds=0, jobs=1)
+    row = np.array([got[str(low[0])][c] for c in clf.classes_])
+    assert np.abs(row - own).max() < 2e-3
+    assert np.abs(own - everyone.predict_proba(str(low[0]))).max() > 0.01  # its own voice, not the pooled one
+    lone_row = np.array([got[str(lone)][c] for c in clf.classes_])
+    assert np.abs(lone_row - everyone.predict_proba(str(lone))).max() < 2e-3
+    assert main(["-q", "predict", "--adapt-by", "speaker", str(tmp_path / "a")]) == 2
+    assert "give manifests" in capsys.readouterr().err

@@ -27,6 +27,11 @@ def add_adapt_parser(sub: argparse._SubParsersAction) -> None:
     s.set_defaults(func=cmd_adapt)
 
 
+def adapt_by_arg(s: argparse.ArgumentParser) -> None:
+    s.add_argument("--adapt-by", metavar="COLUMN", help="adapt (implies --adapt) a copy of the model to each group of "
+                   "inputs sharing this manifest column, e.g. speaker (one voice at a time)")
+
+
 def prior_args(s: argparse.ArgumentParser) -> None:
     """The shrinkage and minimum options, shared by every command that adapts."""
     from voxemo.core.config import ADAPT_MIN_SECONDS as MIN_SECONDS

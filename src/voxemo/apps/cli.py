@@ -173,7 +173,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if fmt == "text" and args.output:
         suffix = Path(args.output.rstrip("/")).suffix.lower()
         fmt = "csv" if suffix == ".csv" else "parquet" if suffix == ".parquet" else "json"
-    if args.adapt:
+    if args.adapt or args.adapt_by:  # --adapt-by implies --adapt
         from voxemo.apps.adapt_cli import needs_torch
         from voxemo.core.errors import ConfigError
         from voxemo.inference.adapted_batch import predict_adapted
@@ -186,7 +186,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
                               "instead")
         summary = predict_adapted(args.paths, model=args.model, backend=args.backend, fmt=fmt, output=args.output,
                                   jobs=args.jobs, progress=args.progress, min_confidence=args.min_confidence,
-                                  prior_seconds=args.prior_seconds, min_seconds=args.min_seconds)
+                                  prior_seconds=args.prior_seconds, min_seconds=args.min_seconds, by=args.adapt_by)
     else:
         summary = predict_batch(args.paths, model=args.model, backend=args.backend, fmt=fmt, output=args.output,
                                 resume=args.resume, jobs=args.jobs, progress=args.progress,
@@ -233,7 +233,7 @@ def cmd_corpus(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from voxemo.apps.adapt_cli import ADAPT_HELP, add_adapt_parser, prior_args
+    from voxemo.apps.adapt_cli import ADAPT_HELP, adapt_by_arg, add_adapt_parser, prior_args
     from voxemo.apps.recording_cli import add_recording_parsers
     from voxemo.experiment.splits import PROTOCOLS
 
@@ -375,6 +375,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default 0: always an emotion); inputs without speech are always reported as no speech")
     s.add_argument("--adapt", action="store_true", help=ADAPT_HELP)
     prior_args(s)
+    adapt_by_arg(s)
     s.set_defaults(func=cmd_predict)
 
     add_adapt_parser(sub)

@@ -98,3 +98,31 @@ def _manifest_item(manifest: Path, line: int, path: object) -> tuple[str, str | 
     if not p.is_absolute() and not p.exists() and (manifest.parent / p).exists():
         p = manifest.parent / p
     return str(p), None
+
+
+def manifest_column(manifest: str | os.PathLike[str], column: str) -> dict[str, str]:
+    """``{path: value}`` of ``column`` for the manifest's lines that have both (paths resolved as
+    :func:`manifest_inputs` resolves them); unreadable manifests and lines give nothing (they are error items there)."""
+    m = Path(manifest)
+    out: dict[str, str] = {}
+    try:
+        with open(m, encoding="utf-8", newline="") as f:
+            if m.suffix.lower() == ".csv":
+                rows: Iterable[object] = list(csv.DictReader(f))
+            else:
+                rows = [_json_or_none(line) for line in f if line.strip()]
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return out
+    for n, row in enumerate(rows, 1):
+        if isinstance(row, dict) and row.get(column) not in (None, ""):
+            path, error = _manifest_item(m, n, row.get("path"))
+            if error is None:
+                out[path] = str(row[column])
+    return out
+
+
+def _json_or_none(line: str) -> object:
+    try:
+        return json.loads(line)
+    except ValueError:
+        return None
