@@ -3,7 +3,7 @@ TurEV-DB; train RAVDESS + TurEV-DB, test Emo-DB), plain, adapted without labels 
 RAVDESS actor-6fold. Prints a markdown table::
 
     python experiments/whisper_probe.py [--extra ../extra/emotiontts] [--norm corpus] [--c 0.05] [--shots 0,10]
-        [--leave-out boredom] [--unbalanced]
+        [--leave-out boredom] [--unbalanced] [--test-channel telephone] [--phone-copies]
         [--rows loco,ravdess,actor6] [--encoder FILE SHA256] [--spread 3]
 
 UAR over angry/happy/neutral/sad (calm folded into neutral), as ``voxemo evaluate --train --test`` scores it;
@@ -11,6 +11,8 @@ UAR over angry/happy/neutral/sad (calm folded into neutral), as ``voxemo evaluat
 0), "per speaker" to each test speaker's own. The head's fit is convex and deterministic: there are no seeds to vary,
 so ``--spread K`` instead refits on K draws of 20 of RAVDESS' 24 actors (and every other training corpus) and
 reports the mean ± standard deviation. ``--extra`` adds corpora to every training set (never a test set).
+``--test-channel telephone`` passes every test clip through a simulated telephone line; ``--phone-copies`` trains on
+a telephone copy of every training clip too (``--set augment.telephone=1`` in the CLI).
 Features are cached (``$VOXEMO_CACHE``): the first run encodes every clip (about a minute per corpus here).
 """
 
@@ -24,7 +26,14 @@ from pathlib import Path
 import numpy as np
 
 from voxemo.corpus.sources import load_source
-from voxemo.experiment.probe import EncoderFile, cross_corpus_probe, encoder_features, evaluate_probe, whisper_config
+from voxemo.experiment.probe import (
+    EncoderFile,
+    cross_corpus_probe,
+    encoder_features,
+    evaluate_probe,
+    telephone_copies,
+    whisper_config,
+)
 from voxemo.nn.probe import HEAD_C, HEAD_NORM
 
 DATA = Path(os.environ.get("VOXEMO_SHARED", Path(__file__).resolve().parents[2] / "shared")) / "data"
@@ -44,9 +53,13 @@ def main() -> None:
                                                     "--leave-out), e.g. boredom")
     ap.add_argument("--unbalanced", action="store_true", help="actor6 rows on an emotion-unbalanced RAVDESS: per "
                     "actor, two emotions drawn at random keep all their clips, the others one in four")
+    ap.add_argument("--test-channel", default="wideband", choices=["wideband", "telephone"])
+    ap.add_argument("--phone-copies", action="store_true", help="train on a telephone copy of every clip too")
     ap.add_argument("--jobs", type=int, default=2)
     args = ap.parse_args()
     cfg = whisper_config()
+    if args.phone_copies:
+        cfg = cfg.replace(augment=cfg.augment.replace(telephone=1.0))
     enc = EncoderFile(*args.encoder) if args.encoder else None
     shots = [int(k) for k in args.shots.split(",") if k]
     names = ["ravdess", "emodb", "turevdb"]
@@ -55,14 +68,20 @@ def main() -> None:
     for name in names + list(args.extra):
         recs = load_source(str(DATA / name) if name in names else name, None, progress=False)
         kept, f, errors = encoder_features(recs, cfg, enc, jobs=args.jobs, threads=2, progress=False)
+        keep = [i for i, r in enumerate(kept) if r.emotion not in drop]
+        train_feats[name] = ([kept[i] for i in keep], [f[i] for i in keep],
+                             telephone_copies([kept[i] for i in keep], cfg, enc, jobs=args.jobs, threads=2,
+                                              progress=False))
+        if args.test_channel != "wideband":
+            kept, f, errors = encoder_features(recs, cfg, enc, jobs=args.jobs, threads=2, progress=False,
+                                               channel=args.test_channel)
         feats[name] = (kept, f)
-        train_feats[name] = ([r for r in kept if r.emotion not in drop],
-                             [x for r, x in zip(kept, f) if r.emotion not in drop])
         print(f"{name}: {len(kept)} clips, {len(errors)} failed", file=sys.stderr)
     extra = list(args.extra)
     rows = args.rows.split(",")
     print(f"norm={args.norm} C={args.c} extra={extra or '-'} left out={args.leave_out or '-'} "
-          f"encoder={enc.path if enc else 'shipped'}\n")
+          f"encoder={enc.path if enc else 'shipped'} test channel={args.test_channel} "
+          f"telephone copies={args.phone_copies}\n")
     print("| train | test | plain | adapted | per speaker | " + " | ".join(f"{k} shots" for k in shots if k) + " |")
     print("|---|---|---:|---:|---:|" + "---:|" * len([k for k in shots if k]))
     tests = []
@@ -77,17 +96,19 @@ def main() -> None:
             keep_actor = set(range(1, 25))
             if args.spread:
                 keep_actor = set(np.random.default_rng(d).choice(np.arange(1, 25), 20, replace=False).tolist())
-            recs, fs = [], []
+            recs, fs, copies = [], [], []
             for name in train + extra:
-                for r, f in zip(*train_feats[name]):
+                names_recs, names_feats, names_copies = train_feats[name]
+                for i, (r, f) in enumerate(zip(names_recs, names_feats)):
                     if name != "ravdess" or int(r.speaker) in keep_actor:
                         recs.append(r)
                         fs.append(f)
+                        copies.append(names_copies[i] if names_copies else [])
             out = []
             for adapt in ("corpus", "speaker"):
                 res = cross_corpus_probe(recs, fs, *feats[test], config=cfg, adapt=adapt,
                                          shots=shots if adapt == "corpus" else (), draws=args.draws,
-                                         norm=args.norm, c=args.c)
+                                         norm=args.norm, c=args.c, train_copies=copies)
                 if adapt == "corpus":
                     out += [res.scores.four_class.uar, res.adapted.four_class.uar]
                     curve = [float(np.mean(s.uar4)) for s in res.shots if s.k]
@@ -103,7 +124,8 @@ def main() -> None:
             recs = unbalanced(recs)
             print(f"\nunbalanced RAVDESS: {len(recs)} clips, per actor two emotions whole, a quarter of the others")
         for adapt in ("", "speaker"):
-            ev = evaluate_probe(recs, cfg, "actor-6fold", adapt=adapt, encoder=enc, jobs=args.jobs, progress=False)
+            ev = evaluate_probe(recs, cfg, "actor-6fold", adapt=adapt, encoder=enc, jobs=args.jobs, progress=False,
+                                channel=args.test_channel)
             s = ev.summary
             print(f"\nRAVDESS actor-6fold{' (each test actor adapted)' if adapt else ''}: accuracy "
                   f"{s.accuracy.mean:.3f} ± {s.accuracy.std:.3f}, UAR {s.uar.mean:.3f} ± {s.uar.std:.3f}", flush=True)

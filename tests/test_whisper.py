@@ -303,3 +303,30 @@ def test_the_default_model_adapts_without_torch_and_refuses_export_in_one_line(r
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and "--model fast" in done.stderr and done.stderr.count("\n") == 1, done.stderr
     assert main(["-q", "export", "--model", "fast", "--onnx", str(tmp_path / "fast.onnx")]) == 0
+
+
+def test_whisper_is_tested_through_a_telephone_line_and_trains_on_telephone_copies(small_whisper_model: Path,
+                                                                                  tmp_path: Path) -> None:
+    """``--test-channel telephone`` changes only the test audio; ``augment.telephone`` adds one telephone copy of
+    every training clip to each fold."""
+    from voxemo.apps.cli import main
+    from voxemo.corpus.sources import load_source
+    from voxemo.experiment.probe import evaluate_probe, whisper_config
+
+    manifest = small_whisper_model.parent / "clips.csv"
+    recs = load_source(str(manifest), None, progress=False)
+    cfg = whisper_config()
+    wide = evaluate_probe(recs, cfg, "speaker-6fold", jobs=1, progress=False)
+    phone = evaluate_probe(recs, cfg, "speaker-6fold", jobs=1, progress=False, channel="telephone")
+    assert [f.n_train for f in phone.folds] == [f.n_train for f in wide.folds]
+    p_wide = np.array([p.confidence for p in wide.predictions])
+    p_phone = np.array([p.confidence for p in phone.predictions])
+    assert p_wide.shape == p_phone.shape and not np.allclose(p_wide, p_phone, atol=1e-3)
+    copied = evaluate_probe(recs, cfg.replace(augment=cfg.augment.replace(telephone=1.0)), "speaker-6fold", jobs=1,
+                            progress=False, channel="telephone")
+    for c, p in zip(copied.folds, phone.folds):  # every training clip once more (validation clips: no copy)
+        assert p.n_train < c.n_train <= 2 * p.n_train
+    out = tmp_path / "eval"
+    assert main(["evaluate", "--model", "whisper", str(manifest), "--protocol", "speaker-6fold", "--test-channel",
+                 "telephone", "--set", "augment.telephone=1", "--out", str(out), "--jobs", "1"]) == 0
+    assert json.loads((out / "metrics.json").read_text())["model"] == "whisper"

@@ -264,7 +264,8 @@ class AugmentConfig(_Config):
     ``eq_db`` > 0 adds a family: audiomentations' 7-band parametric EQ with each band cut or boosted by up to that
     many dB (another microphone, room or channel); off by default. ``telephone`` > 0 passes that share of the
     copies through a simulated narrowband telephone line (:func:`voxemo.dsp.channel.telephone`: 8 kHz,
-    300-3400 Hz, mu-law) after the other families; off by default.
+    300-3400 Hz, mu-law) after the other families; off by default. The whisper family (a frozen encoder and a linear
+    head) uses no random copies: ``telephone`` > 0 trains it on one telephone copy of every clip besides the clip.
     A family with a zero range (``noise_snr_db=None``) is off. Gain alone cannot change the features (they are
     relative to the clip's loudest bin); it matters only together with noise. SpecAugment masks are in
     :class:`TrainConfig`. A copy's random draws depend only on ``seed``, the file's content and the copy's index.

@@ -61,18 +61,23 @@ class ProbeClip:
 
 
 def encoder_features(records: Sequence[Utterance], config: Config, encoder: EncoderFile | None = None, *,
-                     cache_dir: str | None = None, jobs: int = 0, threads: int = 1,
-                     progress: bool = True) -> tuple[list[Utterance], list[np.ndarray], list[str]]:
-    """Encoder features of every record: (records kept, one (n_windows, n_features) array each, errors)."""
+                     cache_dir: str | None = None, jobs: int = 0, threads: int = 1, progress: bool = True,
+                     channel: str = "wideband") -> tuple[list[Utterance], list[np.ndarray], list[str]]:
+    """Encoder features of every record: (records kept, one (n_windows, n_features) array each, errors). A
+    ``channel`` other than ``"wideband"`` passes the audio through that simulated line first
+    (:func:`voxemo.dsp.channel.simulate`)."""
     from voxemo.experiment.dataset import load_features
     from voxemo.io.cache import cache_root
 
     enc = encoder or EncoderFile.shipped()
-    kept, specs, errors = load_features(records, config, cache_dir=cache_dir, jobs=jobs, progress=progress)
+    kept, specs, errors = load_features(records, config, cache_dir=cache_dir, jobs=jobs, progress=progress,
+                                        channel=channel)
     root = cache_root(cache_dir)
     # "w1": features of each window encoded on its own (voxemo.inference.encoders.encode)
-    folder = (Path(root) / f"encoder-w1-{enc.sha256[:16]}-{config_digest(config.audio, config.features)}"
-              f"-{config.audio.duration:g}-{int(config.audio.pad_short)}") if root else None
+    name = (f"encoder-w1-{enc.sha256[:16]}-{config_digest(config.audio, config.features)}"
+            f"-{config.audio.duration:g}-{int(config.audio.pad_short)}"
+            + ("" if channel == "wideband" else f"-{channel}"))
+    folder = Path(root) / name if root else None
     out: list[np.ndarray | None] = [None] * len(kept)
     entries: list[Path | None] = [None] * len(kept)
     if folder is not None:
@@ -102,6 +107,31 @@ def encoder_features(records: Sequence[Utterance], config: Config, encoder: Enco
                             np.save(tmp, f, allow_pickle=False)
                 bar.update(len(part))
     return kept, [f for f in out if f is not None], errors
+
+
+def telephone_copies(records: Sequence[Utterance], config: Config, encoder: EncoderFile | None = None, *,
+                     cache_dir: str | None = None, jobs: int = 0, threads: int = 1,
+                     progress: bool = True) -> list[list[np.ndarray]] | None:
+    """The training copies of ``records`` that ``config.augment.telephone`` asks for: the family has no random
+    copies, so any share above 0 gives every clip one copy through the simulated telephone line
+    (:func:`voxemo.dsp.channel.telephone`), as its encoder features; a clip that fails through the line has none.
+    None when the share is 0."""
+    if not config.augment.telephone:
+        return None
+    kept, feats, _ = encoder_features(records, config, encoder, cache_dir=cache_dir, jobs=jobs, threads=threads,
+                                      progress=progress, channel="telephone")
+    by_path = {r.path: f for r, f in zip(kept, feats)}
+    return [[by_path[r.path]] if r.path in by_path else [] for r in records]
+
+
+def with_copies(clips: Sequence[ProbeClip], y: np.ndarray,
+                copies: Sequence[Sequence[np.ndarray]] | None) -> tuple[list[ProbeClip], np.ndarray]:
+    """``clips`` and their labels followed by each clip's ``copies`` (same label, speaker and corpus)."""
+    if not copies:
+        return list(clips), np.asarray(y)
+    extra = [(ProbeClip(f, c.speaker, c.corpus), label) for c, label, fs in zip(clips, y, copies) for f in fs]
+    return list(clips) + [c for c, _ in extra], np.concatenate([np.asarray(y), [label for _, label in extra]]
+                                                                ).astype(np.asarray(y).dtype)
 
 
 def stack_windows(clips: Sequence[ProbeClip], y: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[str], list[str],
@@ -143,6 +173,8 @@ def fit_probe_and_test(job: FoldJob, adapt: str = "") -> FoldResult:
     start = time.perf_counter()
     clips = list(job.train_x) + list(job.val_x)
     y = np.concatenate([np.asarray(job.train_y), np.asarray(job.val_y, dtype=np.asarray(job.train_y).dtype)])
+    if job.train_aug:  # telephone copies of the training clips (the validation clips have none)
+        clips, y = with_copies(clips, y, [*(list(a) for a in job.train_aug), *([] for _ in job.val_x)])
     head = fit_probe(clips, y, job.n_classes)
     test: list[ProbeClip] = list(job.test_x)
     probs = np.zeros((len(test), job.n_classes), np.float32)
@@ -164,30 +196,42 @@ def _adaptation_groups(test: Sequence[ProbeClip], adapt: str) -> list[list[int]]
 
 def evaluate_probe(records: Sequence[Utterance], config: Config, protocol: str = "actor-6fold", *,
                    adapt: str = "", encoder: EncoderFile | None = None, cache_dir: str | None = None,
-                   jobs: int = 0, progress: bool = True) -> Evaluation:
+                   jobs: int = 0, progress: bool = True, channel: str = "wideband") -> Evaluation:
     """Cross-validate the family under ``protocol`` as :func:`voxemo.experiment.evaluate.evaluate` does the CNN
     (same splits, metrics, calibration and result layout). ``adapt``: ``""`` (none), ``"fold"`` (each fold's
-    head adapted to its test clips, no labels) or ``"speaker"`` (to each test speaker's own clips)."""
+    head adapted to its test clips, no labels) or ``"speaker"`` (to each test speaker's own clips). ``channel``
+    (``"telephone"``) passes the test clips through a simulated line; ``config.augment.telephone`` trains each fold
+    on telephone copies too (:func:`telephone_copies`)."""
     from voxemo.experiment.evaluate import evaluate
 
-    kept, feats, errors = encoder_features(records, config, encoder, cache_dir=cache_dir, jobs=jobs,
-                                           progress=progress)
     if adapt not in ("", "fold", "speaker"):
         raise ConfigError(f"adapt={adapt!r} is not one of fold, speaker")
+    kept, feats, errors = encoder_features(records, config, encoder, cache_dir=cache_dir, jobs=jobs,
+                                           progress=progress)
+    tested = None
+    if channel != "wideband":
+        through, tfeats, _ = encoder_features(kept, config, encoder, cache_dir=cache_dir, jobs=jobs,
+                                              progress=progress, channel=channel)
+        if len(through) != len(kept):
+            raise ConfigError(f"{len(kept) - len(through)} clips fail through the {channel} channel")
+        tested = [ProbeClip(f, r.speaker, r.corpus) for r, f in zip(through, tfeats)]
+    copies = telephone_copies(kept, config, encoder, cache_dir=cache_dir, jobs=jobs, progress=progress)
     clips = [ProbeClip(f, r.speaker, r.corpus) for r, f in zip(kept, feats)]
     result = evaluate(kept, clips, config, protocol, labels=model_labels(kept), jobs=jobs, progress=progress,
-                      fit=partial(fit_probe_and_test, adapt=adapt))
+                      fit=partial(fit_probe_and_test, adapt=adapt), aug_specs=copies, test_specs=tested)
     return replace(result, model="whisper", skipped=tuple(errors) or None)
 
 
 def cross_corpus_probe(train_records: Sequence[Utterance], train_feats: Sequence[np.ndarray],
                        test_records: Sequence[Utterance], test_feats: Sequence[np.ndarray], *, config: Config,
                        adapt: bool | str = False, shots: Sequence[int] = (), draws: int = 5, seed: int = 0,
-                       norm: str = HEAD_NORM, c: float = HEAD_C) -> CrossCorpusResult:
+                       norm: str = HEAD_NORM, c: float = HEAD_C,
+                       train_copies: Sequence[Sequence[np.ndarray]] | None = None) -> CrossCorpusResult:
     """Train a head on the training corpora, score it on the test corpus over the shared classes, as
     :func:`voxemo.experiment.crosscorpus.cross_corpus` does the CNN: plain, adapted without labels to the test
     clips (``adapt="corpus"`` or True: the whole test corpus' moments; ``"speaker"``: each test speaker's), and
-    the few-shot curve (``shots``, over ``draws`` speaker splits; from the corpus-adapted head with ``adapt``)."""
+    the few-shot curve (``shots``, over ``draws`` speaker splits; from the corpus-adapted head with ``adapt``).
+    ``train_copies``: more training features per training clip (:func:`telephone_copies`)."""
     overlap = {r.path for r in train_records} & {r.path for r in test_records}
     if overlap:
         raise CorpusError(f"{len(overlap)} clips are in both the training and the test data, e.g. {min(overlap)}")
@@ -196,7 +240,8 @@ def cross_corpus_probe(train_records: Sequence[Utterance], train_feats: Sequence
     shared = shared_classes(train_emotions, [r.emotion for r in test_records])
     start = time.perf_counter()
     y = np.array([labels.index(e) for e in train_emotions])
-    clips = [ProbeClip(f, r.speaker, r.corpus) for r, f in zip(train_records, train_feats)]
+    clips, y = with_copies([ProbeClip(f, r.speaker, r.corpus) for r, f in zip(train_records, train_feats)], y,
+                           train_copies)
     head = fit_probe(clips, y, len(labels), norm=norm, c=c)
     result = score_cross_corpus(test_records, clip_proba(head, test_feats), labels, train_emotions)
     adapted, adaptation, base = None, None, head
@@ -275,16 +320,19 @@ def train_probe(records: Sequence[Utterance], config: Config, *, encoder: Encode
     labels = list(model_labels(kept))
     y = np.array([labels.index(r.emotion) for r in kept])
     clips = [ProbeClip(f, r.speaker, r.corpus) for r, f in zip(kept, feats)]
+    copies = telephone_copies(kept, config, encoder, cache_dir=cache_dir, jobs=jobs, threads=threads,
+                              progress=progress)
     groups = np.array([f"{r.corpus}/{r.speaker}" for r in kept])
     n_folds = min(CALIBRATION_FOLDS, len(set(groups.tolist())))
     temperature, calibration = 1.0, {}
     if n_folds >= 2:
         logits: list[np.ndarray] = [np.zeros(0)] * len(kept)
         for train, test in GroupKFold(n_splits=n_folds).split(np.zeros(len(kept)), y, groups):
-            head = fit_probe([clips[i] for i in train], y[train], len(labels))
+            head = fit_probe(*with_copies([clips[i] for i in train], y[train],
+                                          [copies[i] for i in train] if copies else None), len(labels))
             for i in test:
                 logits[i] = head.logits(clips[i].features)
         temperature = fit_temperature(logits, y)
         calibration = {"method": f"out-of-fold window logits, {n_folds} speaker folds", "clips": len(kept)}
-    head = fit_probe(clips, y, len(labels))
+    head = fit_probe(*with_copies(clips, y, copies), len(labels))
     return TrainedProbe(head, tuple(labels), temperature, calibration, tuple(kept), tuple(errors))

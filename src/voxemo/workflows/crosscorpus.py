@@ -44,17 +44,15 @@ def _run_cross_corpus_probe(train_records: Sequence[Utterance], test_records: Se
                             shots: Sequence[int], draws: int, channel: str, jobs: int,
                             progress: bool) -> CrossCorpusResult:
     """:func:`run_cross_corpus` for the whisper family (:func:`voxemo.experiment.probe.cross_corpus_probe`)."""
-    from voxemo.core.errors import ConfigError
-    from voxemo.experiment.probe import cross_corpus_probe, encoder_features
+    from voxemo.experiment.probe import cross_corpus_probe, encoder_features, telephone_copies
 
-    if channel != "wideband":
-        raise ConfigError("--test-channel is measured for the CNN; a whisper model is not supported")
     train_records, train_feats, train_errors = encoder_features(train_records, config, cache_dir=cache_dir,
                                                                 jobs=jobs, progress=progress)
     test_records, test_feats, test_errors = encoder_features(test_records, config, cache_dir=cache_dir, jobs=jobs,
-                                                             progress=progress)
+                                                             progress=progress, channel=channel)
+    copies = telephone_copies(train_records, config, cache_dir=cache_dir, jobs=jobs, progress=progress)
     result = cross_corpus_probe(train_records, train_feats, test_records, test_feats, config=config,
-                                adapt="corpus" if adapt else "", shots=shots, draws=draws)
+                                adapt="corpus" if adapt else "", shots=shots, draws=draws, train_copies=copies)
     result = replace(result, skipped=tuple(train_errors + test_errors))
     write_cross_corpus(result, out_dir)
     return result

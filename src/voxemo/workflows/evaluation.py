@@ -36,8 +36,9 @@ def run_evaluation(records: Sequence[Utterance], config: Config, protocol: str, 
     computed here, once, and the metrics are the local run's for the same seed."""
     if model not in MODELS:
         raise ConfigError(f"model={model!r} is not one of {', '.join(MODELS)}")
-    if channel != "wideband" and model != "cnn":
-        raise ConfigError(f"--test-channel is measured for the CNN; model={model!r} is not supported")
+    if channel != "wideband" and model == "egemaps-svm":
+        raise ConfigError(f"--test-channel is measured for the CNN and whisper models; model={model!r} is not "
+                          "supported")
     if adapt and model == "egemaps-svm":
         raise ConfigError(f"--adapt adapts a model's normalisation statistics; model={model!r} has none")
     if model == "whisper" and engine != "local":
@@ -52,7 +53,7 @@ def run_evaluation(records: Sequence[Utterance], config: Config, protocol: str, 
         from voxemo.experiment.probe import evaluate_probe
 
         result = evaluate_probe(records, config, protocol, adapt="fold" if adapt else "", jobs=jobs,
-                                progress=progress)
+                                progress=progress, channel=channel)
     elif model == "egemaps-svm":
         from voxemo.experiment.baseline import evaluate_egemaps_svm
 
