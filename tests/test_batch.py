@@ -5,11 +5,14 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
+import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -270,15 +273,16 @@ def test_workers_give_the_same_results_with_bounded_work_in_flight(folder: Path,
 def test_output_needs_a_machine_format_and_jobs_must_be_valid(folder: Path, tiny_model_dir: Path, tmp_path: Path,
                                                               capsys: pytest.CaptureFixture[str]) -> None:
     clip = str(folder / "part0" / "clip000.wav")
-    code, _, err = run(capsys, "--model", str(tiny_model_dir), "--jobs", "-1", clip)
-    assert code == 2 and "jobs=-1 must be >= 0" in err
+    with pytest.raises(SystemExit) as exited:  # refused where it is parsed, before any work
+        main(["predict", "--model", str(tiny_model_dir), "--jobs", "-1", clip])
+    assert exited.value.code == 2 and "--jobs: '-1' cannot be negative" in capsys.readouterr().err
     writer = batch.ResultWriter(io.StringIO(), "json", EMOTIONS)
     writer.write(FileFailure("a.wav", "a.wav: broken"))
     assert json.loads(writer.out.getvalue()) == {"path": "a.wav", "error": "a.wav: broken"}
 
 
-def _descendants(pid: int) -> set[int]:
-    """Live (not zombie) processes below ``pid``, from /proc."""
+def _descendants(pid: int) -> dict[int, int]:
+    """Live (not zombie) processes below ``pid``, each with its parent's pid, from /proc."""
     children: dict[int, list[int]] = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
@@ -287,10 +291,11 @@ def _descendants(pid: int) -> set[int]:
             continue
         if fields[0] != "Z":
             children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    found, todo = set(), [pid]
+    found, todo = {}, [pid]
     while todo:
-        for child in children.get(todo.pop(), []):
-            found.add(child)
+        parent = todo.pop()
+        for child in children.get(parent, []):
+            found[child] = parent
             todo.append(child)
     return found
 
@@ -303,28 +308,118 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
-@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc to find the worker processes")
-def test_workers_exit_when_the_parent_is_killed(folder: Path, tiny_model_dir: Path, tmp_path: Path) -> None:
-    """``kill -9`` of ``voxemo predict --jobs 2``: its fork server and workers are gone within seconds."""
-    out = tmp_path / "killed.jsonl"
+def _still_running(pids: Iterable[int], seconds: float) -> set[int]:
+    """Those of ``pids`` still running after up to ``seconds``; the test's own leftovers are killed."""
+    deadline = time.monotonic() + seconds
+    while (left := {p for p in pids if _alive(p)}) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    for p in left:
+        os.kill(p, signal.SIGKILL)
+    return left
+
+
+def _predict_with_workers(folder: Path, model: Path, tmp_path: Path,
+                          **popen: Any) -> tuple[subprocess.Popen[bytes], set[int]]:
+    """``voxemo predict --jobs 2`` started once both of its workers run: the process, and every process below it."""
     # enough inputs (each clip 20 times) that the run lasts well past the workers' start on any machine
     clips = [p for p, error in expand_inputs([folder]) if error is None]
     manifest = tmp_path / "many.csv"
     manifest.write_text("path\n" + "".join(f"{c}\n" for c in clips * 20))
-    argv = [sys.executable, "-m", "voxemo", "predict", "--model", str(tiny_model_dir), "--jobs", "2",
-            "--output", str(out), str(manifest)]
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    argv = [sys.executable, "-m", "voxemo", "predict", "--model", str(model), "--jobs", "2",
+            "--output", str(tmp_path / "killed.jsonl"), str(manifest)]
+    proc = subprocess.Popen(argv, **popen)
     try:
         deadline = time.monotonic() + 120
-        while len(_descendants(proc.pid)) < 3:  # the fork server and two workers
+        # the workers are the fork server's children, below the parent's own (fork server, resource tracker)
+        while True:
+            below = _descendants(proc.pid)
+            if sum(parent != proc.pid for parent in below.values()) >= 2:
+                break
             assert proc.poll() is None, "the run ended before its workers were seen"
             assert time.monotonic() < deadline, "the workers did not start within 2 minutes"
             time.sleep(0.05)
-        below = _descendants(proc.pid)
-    finally:
+    except BaseException:
         proc.kill()
-        proc.wait()
-    deadline = time.monotonic() + 15
-    while (left := {p for p in below if _alive(p)}) and time.monotonic() < deadline:
-        time.sleep(0.1)
+        proc.communicate()
+        raise
+    return proc, set(below)
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc to find the worker processes")
+def test_workers_exit_when_the_parent_is_killed(folder: Path, tiny_model_dir: Path, tmp_path: Path) -> None:
+    """``kill -9`` of ``voxemo predict --jobs 2``: its fork server and workers are gone within seconds."""
+    proc, below = _predict_with_workers(folder, tiny_model_dir, tmp_path,
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc.kill()
+    proc.wait()
+    left = _still_running(below, 15)
     assert left == set(), f"still running 15 s after the parent was killed: {sorted(left)}"
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc to find the worker processes")
+def test_killed_parent_left_unreaped_does_not_hang_its_reader(folder: Path, tiny_model_dir: Path,
+                                                              tmp_path: Path) -> None:
+    """``p.kill(); p.communicate()`` on ``voxemo predict --jobs 2``: the parent stays a zombie until its pipes
+    close, which its workers (and fork server) hold: they must notice its end all the same, and exit."""
+    proc, below = _predict_with_workers(folder, tiny_model_dir, tmp_path,
+                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.kill()
+    started = time.monotonic()
+    try:
+        proc.communicate(timeout=15)
+    except subprocess.TimeoutExpired:
+        _still_running(below, 0)
+        proc.communicate()
+        pytest.fail("the pipes of the killed parent were still open after 15 s")
+    assert time.monotonic() - started < 15
+    assert _still_running(below, 5) == set()
+
+
+# A script whose pool of two sleeping workers (through pmap, as `voxemo run` trains its variants) is interrupted.
+_SLEEPING_POOL = """
+import os
+import sys
+import time
+from pathlib import Path
+
+from voxemo.core.parallel import pmap
+
+
+def nap(folder: str) -> None:
+    Path(folder, str(os.getpid())).touch()
+    time.sleep(120)
+
+
+if __name__ == "__main__":
+    pmap(nap, [sys.argv[1]] * 2, jobs=2, chunksize=1, progress=False, start_method=sys.argv[2])
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc to see the worker processes")
+@pytest.mark.parametrize("start_method", ["spawn", "fork"])
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT, signal.SIGKILL], ids=["TERM", "INT", "KILL"])
+def test_pool_workers_stop_with_their_parent(tmp_path: Path, start_method: str, signum: int) -> None:
+    """TERM, INT or KILL to a process whose pool workers are mid-task: the workers are gone within seconds, not
+    after their task; TERM ends the parent with status 128 + 15."""
+    script, started = tmp_path / "pool.py", tmp_path / "started"
+    script.write_text(_SLEEPING_POOL)
+    started.mkdir()
+    proc = subprocess.Popen([sys.executable, str(script), str(started), start_method],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    workers: set[int] = set()
+    try:
+        deadline = time.monotonic() + 60
+        while len(workers := {int(p.name) for p in started.iterdir()}) < 2:
+            assert proc.poll() is None, proc.communicate()[1].decode()
+            assert time.monotonic() < deadline, "the workers did not start within a minute"
+            time.sleep(0.05)
+        proc.send_signal(signum)
+        _, err = proc.communicate(timeout=15)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+        left = _still_running(workers, 5)
+    assert left == set(), f"workers still running 5 s after {signal.Signals(signum).name}: {sorted(left)}"
+    if signum == signal.SIGTERM:
+        assert proc.returncode == 128 + signal.SIGTERM and b"Traceback" not in err

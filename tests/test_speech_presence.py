@@ -208,8 +208,9 @@ def test_cli_human_and_uncertain_lines(clips: dict[str, Path], speech_wav: Path,
     code, out, _ = run(capsys, "predict", "--json", "--jobs", "1", "--min-confidence", "1", str(speech_wav))
     row = json.loads(out)
     assert code == 0 and row["uncertain"] is True and row["emotion"] is None
-    code, _, err = run(capsys, "predict", "--min-confidence", "1.5", str(speech_wav))
-    assert code != 0 and "min_confidence" in err
+    with pytest.raises(SystemExit) as exited:
+        main(["predict", "--min-confidence", "1.5", str(speech_wav)])
+    assert exited.value.code == 2 and "'1.5' is not a probability" in capsys.readouterr().err
 
 
 def test_csv_rows_and_resume(clips: dict[str, Path], speech_wav: Path, tmp_path: Path,

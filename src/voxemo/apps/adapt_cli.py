@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from voxemo.apps.arguments import count, seconds
+
 ADAPT_HELP = ("adapt the model to the recordings being predicted first, without labels (normalisation statistics "
               "re-measured on their speech; see voxemo adapt)")
 
@@ -22,7 +24,7 @@ def add_adapt_parser(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--corpus", help="the naming convention of --labelled (default: detected)")
     s.add_argument("--model", help="model folder to adapt (default: the pretrained model shipped with voxemo)")
     s.add_argument("--out", required=True, help="folder to write the adapted model to (a complete model folder)")
-    s.add_argument("--jobs", type=int, default=0, help="processes reading the recordings (0 = all cores)")
+    s.add_argument("--jobs", type=count, default=0, help="processes reading the recordings (0 = all cores)")
     prior_args(s)
     s.set_defaults(func=cmd_adapt)
 
@@ -37,10 +39,10 @@ def prior_args(s: argparse.ArgumentParser) -> None:
     from voxemo.core.config import ADAPT_MIN_SECONDS as MIN_SECONDS
     from voxemo.core.config import ADAPT_PRIOR_SECONDS as PRIOR_SECONDS
 
-    s.add_argument("--prior-seconds", type=float, metavar="S",
+    s.add_argument("--prior-seconds", type=seconds, metavar="S",
                    help=f"seconds of speech at which the recordings and the training data weigh equally "
                         f"(default {PRIOR_SECONDS:g}; 0 = the recordings alone)")
-    s.add_argument("--min-seconds", type=float, metavar="S",
+    s.add_argument("--min-seconds", type=seconds, metavar="S",
                    help=f"refuse to adapt on less speech than this (default {MIN_SECONDS:g})")
 
 

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from voxemo.apps.arguments import count, port, positive, positive_int, probability, shots
 from voxemo.core.errors import VoxemoError
 from voxemo.core.extras import missing_extra_message, require
 from voxemo.core.reproducible import pin_cpu_kernels
@@ -258,7 +259,7 @@ def build_parser() -> argparse.ArgumentParser:
         else:
             sp.add_argument("--data", help=help_)
         corpus_arg(sp)
-        sp.add_argument("--jobs", type=int, default=0, help="processes for feature extraction (0 = all cores)")
+        sp.add_argument("--jobs", type=count, default=0, help="processes for feature extraction (0 = all cores)")
 
     def engine_args(sp: argparse.ArgumentParser) -> None:
         sp.add_argument("--engine", choices=["local", "ray"], default="local",
@@ -268,9 +269,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "10.0.0.1:6379 (default: $RAY_ADDRESS, else a Ray runtime on this machine)")
 
     def training_args(sp: argparse.ArgumentParser) -> None:
-        sp.add_argument("--epochs", type=int, help="maximum epochs per training")
-        sp.add_argument("--threads", type=int, help="torch threads per training (default 1: the same numbers on any "
-                        "machine; more is faster, and the results then differ in the last bits)")
+        sp.add_argument("--epochs", type=positive_int, help="maximum epochs per training")
+        sp.add_argument("--threads", type=positive_int, help="torch threads per training (default 1: the same numbers "
+                        "on any machine; more is faster, and the results then differ in the last bits)")
         sp.add_argument("--set", action="append", metavar="SECTION.FIELD=VALUE",
                         help="override a config field, e.g. --set augment.copies=0 --set model.pooling=attention "
                              "(repeatable; sections: audio, features, model, train, augment)")
@@ -310,7 +311,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "--help); none: RAVDESS from $VOXEMO_DATA, else a downloaded copy, else download it")
     s.add_argument("--corpus", action="append", choices=[*CORPORA, "auto"],
                    help="naming convention: once for every DATA, or once per DATA in order (auto = detected)")
-    s.add_argument("--jobs", type=int, default=0, help="processes for feature extraction (0 = all cores)")
+    s.add_argument("--jobs", type=count, default=0, help="processes for feature extraction (0 = all cores)")
     s.add_argument("--out", required=True, help="model folder to write")
     s.add_argument("--model", choices=["cnn", "whisper"], default="cnn",
                    help="cnn (default: the CNN recipe), or whisper: a linear head on the shipped Whisper encoder's "
@@ -340,10 +341,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "on --test DATA instead of training one")
     s.add_argument("--adapt", action="store_true", help="also adapt each model without labels to its test clips' audio "
                                                         "(voxemo adapt) and score it again")
-    s.add_argument("--shots", type=_shots, metavar="K,K,...",
+    s.add_argument("--shots", type=shots, metavar="K,K,...",
                    help="cross-corpus: few-shot learning curve, fine-tuning on K labelled test clips per class from "
                         "half of the test speakers and scoring the other half (e.g. 0,2,5,10,20)")
-    s.add_argument("--draws", type=int, default=5, help="speaker splits per K for --shots (default 5)")
+    s.add_argument("--draws", type=positive_int, default=5, help="speaker splits per K for --shots (default 5)")
     s.add_argument("--test-channel", choices=["wideband", "telephone"], default="wideband",
                    help="pass the test audio through a simulated channel first: telephone = 8 kHz, 300-3400 Hz, "
                         "mu-law (training audio stays as recorded)")
@@ -366,11 +367,11 @@ def build_parser() -> argparse.ArgumentParser:
                                                    "instead of stdout")
     s.add_argument("--resume", action="store_true",
                    help="append to --output FILE, skipping inputs already in it (recorded errors are not retried)")
-    s.add_argument("--jobs", type=int, default=0,
+    s.add_argument("--jobs", type=count, default=0,
                    help="worker processes, one thread each (0 = all cores; with --engine ray: actors, 0 = one per "
                         "free CPU of the cluster)")
     engine_args(s)
-    s.add_argument("--min-confidence", type=float, default=0.0, metavar="P",
+    s.add_argument("--min-confidence", type=probability, default=0.0, metavar="P",
                    help="report speech whose top probability is below P (0..1) as uncertain, with no emotion "
                         "(default 0: always an emotion); inputs without speech are always reported as no speech")
     s.add_argument("--adapt", action="store_true", help=ADAPT_HELP)
@@ -388,19 +389,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("serve", help="HTTP service and web page: POST /predict, /timeline, GET /health, /docs")
     s.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
-    s.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    s.add_argument("--port", type=port, default=8000, help="port (default 8000)")
     s.add_argument("--model", help="model folder (default: the pretrained model shipped with voxemo)")
     s.add_argument("--backend", choices=["auto", "torch", "onnx"], default="auto",
                    help=BACKEND_HELP)
-    s.add_argument("--workers", type=int, default=2, help="inference threads (default 2)")
-    s.add_argument("--queue", type=int, default=16, help="uploads that may wait for a worker before 503 (default 16)")
-    s.add_argument("--max-upload-mb", type=float, default=20.0, help="largest upload in MB, else 413 (default 20)")
-    s.add_argument("--max-seconds", type=float, default=300.0, help="longest audio in seconds, else 422 (default 300)")
-    s.add_argument("--read-timeout", type=float, default=10.0,
+    s.add_argument("--workers", type=positive_int, default=2, help="inference threads (default 2)")
+    s.add_argument("--queue", type=count, default=16, help="uploads that may wait for a worker before 503 (default 16)")
+    s.add_argument("--max-upload-mb", type=positive, default=20.0, help="largest upload in MB, else 413 (default 20)")
+    s.add_argument("--max-seconds", type=positive, default=300.0,
+                   help="longest audio in seconds, else 422 (default 300)")
+    s.add_argument("--read-timeout", type=positive, default=10.0,
                    help="seconds an upload may pause between two parts of its body, else 408 (default 10)")
-    s.add_argument("--body-timeout", type=float, default=60.0,
+    s.add_argument("--body-timeout", type=positive, default=60.0,
                    help="seconds an upload's whole body may take, else 408 (default 60)")
-    s.add_argument("--per-client", type=int, default=4,
+    s.add_argument("--per-client", type=positive_int, default=4,
                    help="uploads one client address may be sending at once, else 429 (default 4)")
     s.set_defaults(func=cmd_serve)
 
@@ -408,18 +410,12 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _shots(text: str) -> list[int]:
-    try:
-        ks = [int(k) for k in text.split(",")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of integers") from None
-    if any(k < 0 for k in ks):
-        raise argparse.ArgumentTypeError(f"{text!r}: clips per class cannot be negative")
-    return ks
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     pin_cpu_kernels()  # before numpy is imported: the same numbers on any x86-64 CPU
+    for name in ("stdout", "stderr"):  # started with it closed (`voxemo ... >&-`): what goes there is lost, no crash
+        if getattr(sys, name) is None:
+            setattr(sys, name, open(os.devnull, "w"))  # noqa: SIM115
+            print(f"voxemo: warning: standard {name[3:]}put is closed", file=sys.stderr)
     args = build_parser().parse_args(argv)
     args.progress = not args.quiet and sys.stderr.isatty()
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO,
@@ -443,6 +439,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         # devnull so that the interpreter's final flush does not raise again
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
+    except OSError as exc:  # what the command writes: a full disk, a missing folder, --out naming a file
+        print(f"voxemo: error: {exc.filename or 'output'}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ import argparse
 import sys
 from typing import Any
 
+from voxemo.apps.arguments import positive
 from voxemo.core.errors import VoxemoError
 
 
@@ -66,8 +67,8 @@ def _device(text: str) -> int | str:
 def add_recording_parsers(sub: argparse._SubParsersAction) -> None:
     def window_args(sp: argparse.ArgumentParser) -> None:
         sp.add_argument("--model", help="model folder (default: the pretrained model shipped with voxemo)")
-        sp.add_argument("--window", type=float, help="seconds per classified window (default: the model's 3 s)")
-        sp.add_argument("--hop", type=float, help="seconds between window starts (default: half the window)")
+        sp.add_argument("--window", type=positive, help="seconds per classified window (default: the model's 3 s)")
+        sp.add_argument("--hop", type=positive, help="seconds between window starts (default: half the window)")
 
     s = sub.add_parser("timeline", help="emotion over time in a long recording: speech segments and a plot")
     s.add_argument("file", metavar="FILE", help="audio file of any length (read block by block)")
@@ -83,9 +84,9 @@ def add_recording_parsers(sub: argparse._SubParsersAction) -> None:
     s = sub.add_parser("listen", help="live emotion from the microphone, one line per window (Ctrl-C stops)")
     window_args(s)
     s.add_argument("--device", type=_device, help="input device index or name (default: the system's default)")
-    s.add_argument("--seconds", type=float, help="stop after this many seconds (default: until Ctrl-C)")
+    s.add_argument("--seconds", type=positive, help="stop after this many seconds (default: until Ctrl-C)")
     s.add_argument("--json", action="store_true", help="one JSON object per update")
-    s.add_argument("--adapt", type=float, metavar="S",
+    s.add_argument("--adapt", type=positive, metavar="S",
                    help="adapt the model without labels to the voice heard after S seconds of speech, and again each "
                         "time the speech heard doubles")
     s.set_defaults(func=cmd_listen)

@@ -19,6 +19,10 @@ class AudioError(VoxemoError):
     """An audio file or array cannot be used (unreadable, empty, silent, too short, non-finite...)."""
 
 
+class NoSpeechError(AudioError):
+    """An input holds no speech (noise, tones, music, silence): voxemo predicts no emotion for it."""
+
+
 class CorpusError(VoxemoError):
     """A corpus folder, archive or file name does not follow the expected layout or naming convention."""
 

@@ -18,7 +18,7 @@ from scipy import sparse
 from voxemo.core.config import AudioConfig, FeatureConfig
 from voxemo.core.errors import AudioError
 from voxemo.dsp.mel import mel_filterbank
-from voxemo.dsp.signal import check_signal, resample, to_mono, trim
+from voxemo.dsp.signal import check_signal, resample, to_full_scale, to_mono, trim
 
 #: Bumped whenever the feature computation changes, so cached features are never reused across versions.
 FEATURE_VERSION = 1
@@ -44,7 +44,7 @@ def prepare_signal(y: np.ndarray, sr: int, audio: AudioConfig, *, name: str = "s
     """
     mono = to_mono(np.asarray(y))
     check_signal(mono, sr, name=name)
-    out = resample(mono, int(sr), audio.sample_rate)
+    out = resample(to_full_scale(mono), int(sr), audio.sample_rate)
     out, _ = trim(out, top_db=audio.top_db)
     seconds = len(out) / audio.sample_rate
     if seconds < audio.min_duration:
@@ -119,6 +119,8 @@ def extract(y: np.ndarray, sr: int, audio: AudioConfig, features: FeatureConfig,
     spec = logmel(signal, audio.sample_rate, features)
     if features.utterance_norm:
         spec = spec - spec.mean(axis=1, keepdims=True)
+    if not np.isfinite(spec).all():  # a last guard: no NaN ever reaches a model, a cache or an answer
+        raise AudioError(f"{name}: its spectrogram is not finite (the samples overflow)")
     return spec
 
 

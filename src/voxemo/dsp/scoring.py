@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from voxemo.core.config import Config
+from voxemo.core.errors import ModelError
 from voxemo.dsp.features import pad_value, segment_frames, windows
 
 
@@ -62,6 +63,9 @@ def window_probabilities(specs: Sequence[np.ndarray], config: Config,
         return []
     probs = score_windows(np.concatenate(wins) if len({w.shape for w in wins}) == 1 else
                           [w for ws in wins for w in ws], segment_proba)
+    if not np.isfinite(probs).all():  # never an answer of NaN: a model that computes one is broken
+        raise ModelError("the model's probabilities are not finite (NaN or inf): its weights or statistics are "
+                         "broken; retrain or re-adapt it")
     bounds = np.cumsum([0] + [len(w) for w in wins])
     return [probs[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
 

@@ -35,6 +35,22 @@ def check_signal(y: np.ndarray, sr: int, *, name: str = "signal") -> None:
         raise AudioError(f"{name}: silent (peak {20 * np.log10(peak) if peak > 0 else -np.inf:.0f} dBFS)")
 
 
+def to_full_scale(y: np.ndarray) -> np.ndarray:
+    """``y`` scaled down so that its peak is 1 when it exceeds full scale, else ``y`` itself.
+
+    Integer files cannot leave [-1, 1]; float files can, by a little (an overshoot) or absurdly (a corrupt or
+    mis-scaled file: samples of 1e30 overflow every power computed from them). Either way the content is the same
+    sound at another gain, so voxemo hears it at full scale instead of failing or computing infinities.
+
+    >>> to_full_scale(np.array([0.5, -4.0], np.float32)).tolist()
+    [0.125, -1.0]
+    """
+    peak = float(max(y.max(initial=0.0), -y.min(initial=0.0)))
+    if not peak > 1.0 or not np.isfinite(peak):  # non-finite samples are check_signal's to refuse
+        return y
+    return (y.astype(np.float64) / peak).astype(np.float32)
+
+
 def resample(y: np.ndarray, sr: int, target_sr: int) -> np.ndarray:
     """Resample a mono signal from ``sr`` to ``target_sr`` Hz with soxr (high quality)."""
     if sr == target_sr:

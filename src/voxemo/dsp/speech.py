@@ -30,7 +30,7 @@ import numpy as np
 
 from voxemo.core.config import _Config
 from voxemo.core.errors import ConfigError
-from voxemo.dsp.signal import resample, to_mono
+from voxemo.dsp.signal import resample, to_full_scale, to_mono
 from voxemo.dsp.vad import VAD_RATE, VadConfig, voiced_frames
 
 #: Hop of the analysis, in samples at 16 kHz (10 ms).
@@ -199,6 +199,7 @@ def speech_presence(y: np.ndarray, sr: int, config: SpeechConfig | None = None,
     mono = to_mono(np.asarray(y))
     if mono.size == 0 or not np.all(np.isfinite(mono)):
         return SpeechPresence(False, 0.0, 0.0, 0.0, 0.0, f"{NO_SPEECH}: no usable samples")
+    mono = to_full_scale(mono)  # as the features hear it (a float file may exceed full scale)
     x = resample(mono, int(sr), VAD_RATE) if int(sr) != VAD_RATE else mono.astype(np.float32)
     n_hops = len(x) // HOP
     if n_hops < 3:

@@ -75,7 +75,13 @@ class AdaptationSet:
                previous: dict[str, Any] | None = None,
                method: str = "normalisation statistics (input standardisation and batch norm, every member)",
                ) -> dict[str, Any]:
-        """What a model adapted on this set says about it (``adaptation.json`` and the model card)."""
+        """What a model adapted on this set says about it (``adaptation.json`` and the model card); refused with
+        :class:`~voxemo.core.errors.AdaptationError` when a layer's statistics moved by a non-finite amount."""
+        broken = [s["layer"] for member in layers for s in member
+                  if not (np.isfinite(s["mean_shift"]) and np.isfinite(s["std_ratio"]))]
+        if broken:
+            raise AdaptationError(f"adaptation computed non-finite statistics ({broken[0]}) from {len(self.paths)} "
+                                  "clip(s): nothing saved")
         return {"method": method,
                 "base_model": base, "clips": len(self.paths), "skipped": len(self.skipped),
                 "speech_seconds": round(self.seconds, 2), "speech_hours": round(self.seconds / 3600, 4),

@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from voxemo.core.config import Config
-from voxemo.core.errors import AudioError, VoxemoError
+from voxemo.core.errors import AudioError, NoSpeechError, VoxemoError
 from voxemo.dsp.features import extract
 from voxemo.dsp.scoring import average_windows
-from voxemo.dsp.speech import SpeechConfig
+from voxemo.dsp.speech import SpeechConfig, speech_presence
 from voxemo.inference.adaptset import (
     AdaptationSet,
     LabelledSet,
@@ -142,30 +142,65 @@ class Classifier:
     # ---- prediction ---------------------------------------------------------------------------------------
     def features(self, x: AudioInput, sr: int | None = None) -> np.ndarray:
         """Log-mel spectrogram of a file path, or of an array with its sample rate ``sr`` in Hz."""
-        a = self.config.audio
+        y, rate, name = self._signal(x, sr)
+        return extract(y, rate, self.config.audio, self.config.features, name=name)
+
+    def _signal(self, x: AudioInput, sr: int | None) -> tuple[np.ndarray, int, str]:
         if isinstance(x, np.ndarray):
             if sr is None:
                 raise AudioError("array input needs its sample rate: pass sr=<Hz>")
-            return extract(x, sr, a, self.config.features, name="array")
-        y, file_sr = load_audio(x, max_duration=a.max_duration)
-        return extract(y, file_sr, a, self.config.features, name=str(x))
+            return x, sr, "array"
+        y, file_sr = load_audio(x, max_duration=self.config.audio.max_duration)
+        return y, file_sr, str(x)
 
-    def predict_proba(self, x: AudioInput | Sequence[AudioInput], sr: int | None = None) -> np.ndarray:
+    def _speech_features(self, x: AudioInput, sr: int | None) -> np.ndarray | str:
+        """The log-mel of an input with speech, or why it has none."""
+        y, rate, name = self._signal(x, sr)
+        spec = extract(y, rate, self.config.audio, self.config.features, name=name)  # its checks come first
+        presence = speech_presence(y, rate, self.speech)
+        return spec if presence.speech else f"{name}: {presence.reason}"
+
+    def predict_proba(self, x: AudioInput | Sequence[AudioInput], sr: int | None = None, *,
+                      speech_check: bool = True) -> np.ndarray:
         """Class probabilities: shape (n_classes,) for one input, (n_inputs, n_classes) for a list.
 
         An input is a file path or a NumPy signal of shape (n,) or (n, channels) with ``sr``. A clip longer
         than ``config.audio.duration`` is covered by overlapping windows whose probabilities are averaged.
+
+        Speech first, as on every other path: an input without speech (:func:`voxemo.dsp.speech.speech_presence`
+        with :attr:`speech`) raises :class:`~voxemo.core.errors.NoSpeechError`, as an unreadable one raises
+        :class:`~voxemo.core.errors.AudioError`. ``speech_check=False`` scores whatever it is given (the network's
+        raw answer, e.g. for a benchmark). :meth:`predict_result` never raises and says which inputs are speech.
         """
         single = isinstance(x, (str, os.PathLike, np.ndarray))
         items: list[AudioInput] = [x] if isinstance(x, (str, os.PathLike, np.ndarray)) else list(x)
-        specs = [self.features(item, sr) for item in items]
+        specs = []
+        for item in items:
+            spec = self._speech_features(item, sr) if speech_check else self.features(item, sr)
+            if isinstance(spec, str):
+                raise NoSpeechError(spec)
+            specs.append(spec)
         probs = average_windows(specs, self.config, self.calibrated_segment_proba, len(self.classes_))
         return probs[0] if single else probs
 
-    def predict(self, x: AudioInput | Sequence[AudioInput], sr: int | None = None) -> str | np.ndarray:
-        """Most probable emotion: a label for one input, an array of labels for a list."""
-        probs = self.predict_proba(x, sr)
-        return self.classes_[probs.argmax(-1)] if probs.ndim == 2 else str(self.classes_[int(probs.argmax())])
+    def predict(self, x: AudioInput | Sequence[AudioInput], sr: int | None = None, *,
+                speech_check: bool = True) -> str | None | np.ndarray:
+        """Most probable emotion: a label for one input, an array of labels for a list; None for an input without
+        speech (``speech_check=False``: a label for anything). Unreadable inputs raise, as in :meth:`predict_proba`.
+        """
+        single = isinstance(x, (str, os.PathLike, np.ndarray))
+        items: list[AudioInput] = [x] if isinstance(x, (str, os.PathLike, np.ndarray)) else list(x)
+        specs: list[np.ndarray | str] = [self._speech_features(item, sr) if speech_check else self.features(item, sr)
+                                         for item in items]
+        speech = [i for i, s in enumerate(specs) if not isinstance(s, str)]
+        found = [s for s in specs if not isinstance(s, str)]
+        probs = average_windows(found, self.config, self.calibrated_segment_proba, len(self.classes_))
+        labels: list[str | None] = [None] * len(items)
+        for i, p in zip(speech, probs):
+            labels[i] = str(self.classes_[int(p.argmax())])
+        if single:
+            return labels[0]
+        return np.array(labels, dtype=object) if None in labels else np.array(labels)
 
     def predict_result(self, path: str | os.PathLike[str], *, min_confidence: float | None = None) -> FileResult:
         """One file's typed result (:mod:`voxemo.inference.results`).

@@ -293,14 +293,15 @@ class EmotionStream:
         if not speech:
             return out
         try:
-            for i, p in zip(speech, self.model.predict_proba([signals[i] for i in speech], sr=self.model_rate)):
+            found = self.model.predict_proba([signals[i] for i in speech], sr=self.model_rate, speech_check=False)
+            for i, p in zip(speech, found):
                 out[i] = p
             return out
         except AudioError:
             pass
         for i in speech:
             try:
-                out[i] = self.model.predict_proba(signals[i], sr=self.model_rate)
+                out[i] = self.model.predict_proba(signals[i], sr=self.model_rate, speech_check=False)
             except AudioError:
                 out[i] = None
         return out

@@ -5,6 +5,7 @@ that name the file and the cause; and the audio extensions voxemo recognises.
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,9 @@ from voxemo.core.errors import AudioError
 
 #: Extensions voxemo treats as audio when it walks a folder.
 AUDIO_EXTENSIONS: frozenset[str] = frozenset({".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif", ".opus"})
+
+#: More channels than this in a header is a corrupt file, not a recording (ambisonics and arrays stay below it).
+MAX_CHANNELS = 64
 
 #: Audio containers the corpus loaders pick up (case-insensitive). Corpora are distributed as WAV; FLAC copies
 #: (like ``../shared/data``) are bit-identical, so both are accepted.
@@ -30,16 +34,35 @@ def open_audio(path: str | os.PathLike[str]) -> sf.SoundFile:
     """Open an audio file for reading (whole or in blocks), or raise :class:`AudioError` naming the file and the
     cause: missing, a directory, empty, or not audio libsndfile can read."""
     p = Path(path)
-    if not p.exists():
-        raise AudioError(f"{p}: no such file")
-    if p.is_dir():
+    try:
+        st = os.stat(p)
+    except FileNotFoundError:
+        raise AudioError(f"{p}: no such file") from None
+    except OSError as exc:  # a symlink loop, too long a name, a path through a file, no permission on a folder
+        raise AudioError(f"{p}: cannot open ({exc.strerror or exc})") from None
+    except ValueError:
+        raise AudioError(f"{p!r}: the path holds a NUL byte") from None
+    if stat.S_ISDIR(st.st_mode):
         raise AudioError(f"{p}: is a directory, not an audio file")
-    if p.stat().st_size == 0:
+    if not stat.S_ISREG(st.st_mode):
+        kind = "a FIFO" if stat.S_ISFIFO(st.st_mode) else "a device or socket"
+        raise AudioError(f"{p}: is {kind}, not an audio file")
+    if st.st_size == 0:
         raise AudioError(f"{p}: empty file (0 bytes)")
     try:
-        return sf.SoundFile(str(p))
+        with open(p, "rb"):  # libsndfile says only "System error." when it may not read the file
+            pass
+    except OSError as exc:
+        raise AudioError(f"{p}: cannot read ({exc.strerror or exc})") from None
+    try:
+        f = sf.SoundFile(str(p))
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
         raise AudioError(f"{p}: not a readable audio file ({libsndfile_cause(exc)})") from None
+    if f.channels > MAX_CHANNELS:
+        f.close()
+        raise AudioError(f"{p}: {f.channels} channels in its header, more than any recording voxemo reads "
+                         f"({MAX_CHANNELS}): a corrupt header?")
+    return f
 
 
 def load_audio(path: str | os.PathLike[str], *, max_duration: float | None = None) -> tuple[np.ndarray, int]:

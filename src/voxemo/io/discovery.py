@@ -33,6 +33,15 @@ def expand_inputs(paths: Iterable[str | os.PathLike[str]]) -> Iterator[tuple[str
     """
     for raw in paths:
         p = Path(raw)
+        try:
+            os.stat(p)
+        except FileNotFoundError:
+            yield str(p), f"{p}: no such file or folder"
+            continue
+        except (OSError, ValueError) as exc:  # too long a name, a symlink loop, a NUL byte: this input only
+            cause = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            yield str(p), f"{str(p)[:200]}: unusable path ({cause})"
+            continue
         if p.is_dir():
             found = False
             for f in _walk_audio(p):

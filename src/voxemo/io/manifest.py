@@ -66,17 +66,18 @@ MANIFEST_EXTENSIONS = (".jsonl", ".csv")
 
 
 def manifest_inputs(manifest: str | os.PathLike[str]) -> Iterator[tuple[str, str | None]]:
-    """The audio paths listed in a manifest, read lazily; a line without a usable path becomes an error item."""
+    """The audio paths listed in a manifest, read lazily; a line without a usable path (none, not UTF-8, a NUL
+    byte, too long a name, a line the CSV reader cannot parse) becomes an error item and the next line goes on."""
     m = Path(manifest)
     try:
-        with open(m, encoding="utf-8", newline="") as f:
+        # surrogateescape: a stray non-UTF-8 byte spoils its own line (an error item), not the whole file
+        with open(m, encoding="utf-8", errors="surrogateescape", newline="") as f:
             if m.suffix.lower() == ".csv":
                 reader = csv.DictReader(f)
                 if "path" not in (reader.fieldnames or []):
                     yield str(m), f"{m}: manifest CSV has no 'path' column (header {reader.fieldnames})"
                     return
-                for row in reader:
-                    yield _manifest_item(m, reader.line_num, row.get("path"))
+                yield from _csv_items(m, reader)
             else:
                 for n, line in enumerate(f, 1):
                     if not line.strip():
@@ -91,12 +92,43 @@ def manifest_inputs(manifest: str | os.PathLike[str]) -> Iterator[tuple[str, str
         yield str(m), f"{m}: cannot read manifest ({exc})"
 
 
+def _csv_items(manifest: Path, reader: csv.DictReader[str]) -> Iterator[tuple[str, str | None]]:
+    """:func:`_manifest_item` of every CSV row; a row the reader refuses (a NUL byte, an oversized field) is an
+    error item and reading goes on after it."""
+    rows = iter(reader)
+    failed_at = -1
+    while True:
+        try:
+            row = next(rows)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            where = f"{manifest}:{reader.line_num + 1}"  # the reader counts a line once it has parsed it
+            if reader.line_num == failed_at:  # a second error without a line read: it cannot go past this one
+                yield where, f"{where}: unreadable CSV from here on ({exc})"
+                return
+            failed_at = reader.line_num
+            yield where, f"{where}: unreadable CSV line ({exc})"
+            continue
+        yield _manifest_item(manifest, reader.line_num, row.get("path"))
+
+
 def _manifest_item(manifest: Path, line: int, path: object) -> tuple[str, str | None]:
+    where = f"{manifest}:{line}"
     if not isinstance(path, str) or not path.strip():
-        return f"{manifest}:{line}", f"{manifest}:{line}: no path in this manifest line"
+        return where, f"{where}: no path in this manifest line"
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return where, f"{where}: the path is not UTF-8 text"
+    if "\0" in path:
+        return where, f"{where}: the path holds a NUL byte"
     p = Path(path)
-    if not p.is_absolute() and not p.exists() and (manifest.parent / p).exists():
-        p = manifest.parent / p
+    try:
+        if not p.is_absolute() and not p.exists() and (manifest.parent / p).exists():
+            p = manifest.parent / p
+    except OSError as exc:  # e.g. a name longer than the file system allows
+        return where, f"{where}: unusable path {path[:60]!r}{'...' if len(path) > 60 else ''} ({exc.strerror or exc})"
     return str(p), None
 
 
@@ -106,7 +138,7 @@ def manifest_column(manifest: str | os.PathLike[str], column: str) -> dict[str, 
     m = Path(manifest)
     out: dict[str, str] = {}
     try:
-        with open(m, encoding="utf-8", newline="") as f:
+        with open(m, encoding="utf-8", errors="surrogateescape", newline="") as f:
             if m.suffix.lower() == ".csv":
                 rows: Iterable[object] = list(csv.DictReader(f))
             else:
