@@ -23,7 +23,7 @@ _API = {
     "AudioConfig": "voxemo.core.config", "Config": "voxemo.core.config", "FeatureConfig": "voxemo.core.config",
     "ModelConfig": "voxemo.core.config", "TrainConfig": "voxemo.core.config", "AugmentConfig": "voxemo.core.config",
     "AdaptationError": "voxemo.core.errors", "AudioError": "voxemo.core.errors", "ConfigError": "voxemo.core.errors",
-    "CorpusError": "voxemo.core.errors",
+    "CorpusError": "voxemo.core.errors", "NoSpeechError": "voxemo.core.errors",
     "DownloadError": "voxemo.core.errors", "ModelError": "voxemo.core.errors", "VoxemoError": "voxemo.core.errors",
     "Utterance": "voxemo.core.records",
     "read_manifest": "voxemo.io.manifest", "write_manifest": "voxemo.io.manifest",
@@ -37,7 +37,7 @@ _API = {
 
 __all__ = ["AdaptationError", "AudioConfig", "AudioError", "AugmentConfig", "Classifier", "Config", "ConfigError",
     "CorpusError", "DownloadError", "EMOTIONS", "EmotionClassifier", "EmotionStream", "FeatureConfig", "ModelConfig",
-    "ModelError", "OnnxClassifier", "TAXONOMY", "TrainConfig", "Utterance", "VoxemoError", "__version__",
+    "ModelError", "NoSpeechError", "OnnxClassifier", "TAXONOMY", "TrainConfig", "Utterance", "VoxemoError", "__version__",
     "export_onnx", "load_corpus", "load_model", "load_ravdess", "predict_batch", "read_manifest", "timeline",
     "write_manifest"
 ]
@@ -51,6 +51,7 @@ if TYPE_CHECKING:
         CorpusError,
         DownloadError,
         ModelError,
+        NoSpeechError,
         VoxemoError,
     )
     from voxemo.core.labels import EMOTIONS, TAXONOMY
