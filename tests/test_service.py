@@ -204,7 +204,7 @@ class BlockingModel:
         self.started = threading.Semaphore(0)
         self.release = threading.Event()
 
-    def predict_proba(self, y: np.ndarray, sr: int) -> np.ndarray:  # the service's warm-up
+    def predict_proba(self, y: np.ndarray, sr: int, **_: object) -> np.ndarray:  # the service's warm-up
         return np.full(len(self.classes_), 1 / len(self.classes_))
 
     def predict_file(self, path: Path) -> dict[str, Any]:

@@ -10,14 +10,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from voxemo.apps.arguments import count, port, positive, positive_int, probability, shots
+from voxemo.apps.arguments import count, positive_int, probability, shots
+from voxemo.apps.serve_cli import BACKEND_HELP
 from voxemo.core.errors import VoxemoError
 from voxemo.core.extras import missing_extra_message, require
 from voxemo.core.reproducible import pin_cpu_kernels
 from voxemo.core.version import version
-
-BACKEND_HELP = ("inference runtime (default auto: the model folder's model.onnx with ONNX Runtime when it was "
-                "exported from its weights, else torch)")
 
 
 def _config(args: argparse.Namespace) -> Any:
@@ -210,15 +208,6 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_serve(args: argparse.Namespace) -> int:
-    from voxemo.apps.service import serve
-
-    serve(args.host, args.port, model=args.model, backend=args.backend, workers=args.workers,
-          queue=args.queue, max_upload_mb=args.max_upload_mb, max_seconds=args.max_seconds,
-          read_timeout=args.read_timeout, body_timeout=args.body_timeout, per_client=args.per_client)
-    return 0
-
-
 def cmd_corpus(args: argparse.Namespace) -> int:
     import json
 
@@ -236,6 +225,7 @@ def cmd_corpus(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     from voxemo.apps.adapt_cli import ADAPT_HELP, adapt_by_arg, add_adapt_parser, prior_args
     from voxemo.apps.recording_cli import add_recording_parsers
+    from voxemo.apps.serve_cli import add_serve_parser
     from voxemo.experiment.splits import PROTOCOLS
 
     p = argparse.ArgumentParser(prog="voxemo", description="Speech emotion recognition: train, evaluate, predict.")
@@ -387,24 +377,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "ONNX")
     s.set_defaults(func=cmd_export)
 
-    s = sub.add_parser("serve", help="HTTP service and web page: POST /predict, /timeline, GET /health, /docs")
-    s.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
-    s.add_argument("--port", type=port, default=8000, help="port (default 8000)")
-    s.add_argument("--model", help="model folder (default: the pretrained model shipped with voxemo)")
-    s.add_argument("--backend", choices=["auto", "torch", "onnx"], default="auto",
-                   help=BACKEND_HELP)
-    s.add_argument("--workers", type=positive_int, default=2, help="inference threads (default 2)")
-    s.add_argument("--queue", type=count, default=16, help="uploads that may wait for a worker before 503 (default 16)")
-    s.add_argument("--max-upload-mb", type=positive, default=20.0, help="largest upload in MB, else 413 (default 20)")
-    s.add_argument("--max-seconds", type=positive, default=300.0,
-                   help="longest audio in seconds, else 422 (default 300)")
-    s.add_argument("--read-timeout", type=positive, default=10.0,
-                   help="seconds an upload may pause between two parts of its body, else 408 (default 10)")
-    s.add_argument("--body-timeout", type=positive, default=60.0,
-                   help="seconds an upload's whole body may take, else 408 (default 60)")
-    s.add_argument("--per-client", type=positive_int, default=4,
-                   help="uploads one client address may be sending at once, else 429 (default 4)")
-    s.set_defaults(func=cmd_serve)
+    add_serve_parser(sub)
 
     add_recording_parsers(sub)
     return p

@@ -12,22 +12,27 @@ Endpoints
 Errors are one-line JSON objects ``{"error": "..."}``; no response ever carries a server path or a traceback:
 
 =====  =================================================================================================
+ 408   the request head did not arrive within ``header_timeout``, or the upload's body paused longer than
+       ``read_timeout``, took longer than ``body_timeout``, or stalled while its address was at ``per_client``
  413   the upload is larger than ``max_upload_mb`` (checked while the body streams in, not only from
        Content-Length)
  415   the upload is not a readable audio file (libsndfile's cause is named)
  422   readable but unusable: empty, silent, too short after trimming, longer than ``max_seconds``,
        or the ``file`` field is missing
+ 429   the client's address already has ``per_client`` uploads arriving, none of them stalled
  503   every worker is busy and the queue is full; ``Retry-After`` says when to try again
 =====  =================================================================================================
 
 Inference runs in a pool of ``workers`` threads; at most ``workers + queue`` uploads are admitted at once
 (checked before their body is read, so a burst costs at most that many uploads of memory), the rest are
-turned away with 503 instead of piling up.
+turned away with 503 instead of piling up. Every wait on a client has a deadline: ``header_timeout`` for a request
+head, ``read_timeout`` and ``body_timeout`` for an upload's body, ``ws_idle_timeout`` for a ``/listen`` message.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -38,7 +43,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from importlib import resources
-from pathlib import Path, PurePosixPath, PureWindowsPath
+from pathlib import Path
 from typing import Annotated, Any, BinaryIO
 
 import numpy as np
@@ -49,7 +54,14 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from voxemo.apps.upload_gate import Rejected, UploadGate, error_response
+from voxemo.apps.upload_gate import (
+    Rejected,
+    UploadGate,
+    client_name,
+    error_response,
+    head_timeout_protocol,
+    upload_suffix,
+)
 from voxemo.core.errors import ConfigError, VoxemoError
 from voxemo.core.version import version
 from voxemo.inference.loading import load_model
@@ -88,7 +100,17 @@ class ServiceConfig:
         An upload's body must arrive with at most ``read_timeout`` seconds between two parts and within
         ``body_timeout`` seconds in all, else 408 (it takes no worker slot while it arrives).
     per_client : int
-        Uploads one client address may be sending at once; more get 429.
+        Uploads one client address may be sending at once; more get 429, unless one of those has stalled, which then
+        gives its place up (408).
+    stalled_after : float
+        Seconds after which an upload counts as stalled: nothing received for that long, or open that long at an
+        average rate that cannot bring its declared length within ``body_timeout``.
+    header_timeout : float
+        Seconds a client has for a request head (request line and headers), counted from the connection's start or
+        the end of the previous response; then the connection is closed (408 when part of a head had arrived).
+    ws_idle_timeout : float
+        Seconds a ``/listen`` session may go without a message from the client (its first one included); then the
+        server sends an error and closes it (code 1001).
 
     An upload may also decode to at most :attr:`max_samples` samples (all channels; checked from the header before
     decoding, 413 beyond): ``max_seconds`` of 48 kHz stereo.
@@ -101,6 +123,9 @@ class ServiceConfig:
     read_timeout: float = 10.0
     body_timeout: float = 60.0
     per_client: int = 4
+    stalled_after: float = 2.0
+    header_timeout: float = 10.0
+    ws_idle_timeout: float = 30.0
 
     def __post_init__(self) -> None:
         if not self.max_upload_mb > 0:
@@ -116,6 +141,9 @@ class ServiceConfig:
                               f"{self.body_timeout!r} must be positive (seconds)")
         if not isinstance(self.per_client, int) or self.per_client < 1:
             raise ConfigError(f"ServiceConfig.per_client={self.per_client!r} must be an integer >= 1")
+        for name in ("stalled_after", "header_timeout", "ws_idle_timeout"):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"ServiceConfig.{name}={getattr(self, name)!r} must be positive (seconds)")
 
     @property
     def max_samples(self) -> int:
@@ -125,14 +153,6 @@ class ServiceConfig:
     @property
     def max_upload_bytes(self) -> int:
         return int(self.max_upload_mb * 1024 * 1024)
-
-
-def client_name(filename: str | None) -> str:
-    """The uploaded file's base name as the client sent it (no folders), used in results and messages."""
-    if not filename:
-        return "upload"
-    name = PureWindowsPath(PurePosixPath(filename).name).name.strip()
-    return name[:200] or "upload"
 
 
 class Service:
@@ -165,7 +185,7 @@ class Service:
     def _in_tempdir(self, src: BinaryIO, name: str, work: Callable[[Path, str], dict[str, Any]]) -> dict[str, Any]:
         with tempfile.TemporaryDirectory(prefix="voxemo-upload-") as tmp:
             # Keep the client's extension (libsndfile detects formats by content, MP3 partly by name).
-            path = Path(tmp) / ("upload" + Path(name).suffix.lower()[:8])
+            path = Path(tmp) / ("upload" + upload_suffix(name))
             with open(path, "wb") as dst:
                 src.seek(0)
                 shutil.copyfileobj(src, dst)
@@ -181,7 +201,7 @@ class Service:
         t = np.arange(sr) / sr
         tone = (0.3 * np.sin(2 * np.pi * 220 * t) * np.sin(2 * np.pi * 2 * t) ** 2).astype(np.float32)
         try:
-            self.model.predict_proba(tone, sr)
+            self.model.predict_proba(tone, sr, speech_check=False)
         except VoxemoError as exc:  # a model that cannot take this signal still serves; say so
             log.warning("warm-up prediction failed: %s", exc)
 
@@ -228,7 +248,8 @@ class Service:
         ``MAX_CHUNK_SECONDS`` each; then optionally text ``{"end": true}``, after which the server flushes the
         stream, sends the last updates and ``{"done": true}``, and closes. Every update is one text message
         (``{"start", "end", "emotion", "confidence", "probabilities", "speech"}``). A session may stream at
-        most ``max_seconds`` of audio; errors arrive as ``{"error": "..."}`` before the server closes.
+        most ``max_seconds`` of audio, and goes at most ``ws_idle_timeout`` seconds without a message (the server
+        closes it with code 1001 then); errors arrive as ``{"error": "..."}`` before the server closes.
         """
         await ws.accept()
         if self.streams >= self.config.workers + self.config.queue:
@@ -236,9 +257,10 @@ class Service:
             return
         self.streams += 1
         loop = asyncio.get_running_loop()
+        idle = self.config.ws_idle_timeout
         try:
             try:
-                hello = json.loads(await ws.receive_text())
+                hello = json.loads(await asyncio.wait_for(ws.receive_text(), idle))
                 rate, fmt = hello["sample_rate"], hello.get("format", "f32")
                 if fmt not in _PCM_FORMATS:
                     raise ValueError(f"format {fmt!r} is not one of {sorted(_PCM_FORMATS)}")
@@ -249,7 +271,7 @@ class Service:
             dtype = _PCM_FORMATS[fmt]
             max_samples = int(self.config.max_seconds * stream.sample_rate)
             while True:
-                message = await ws.receive()
+                message = await asyncio.wait_for(ws.receive(), idle)
                 if message["type"] == "websocket.disconnect":
                     return
                 data, text = message.get("bytes"), message.get("text")
@@ -280,6 +302,9 @@ class Service:
                     await ws.send_json(u)
         except WebSocketDisconnect:
             return
+        except asyncio.TimeoutError:  # TimeoutError itself from Python 3.11 on
+            await _ws_close(ws, f"no message for {idle:g} s; closing the idle session (send audio at least every "
+                                f"{idle:g} s)", 1001)
         finally:
             self.streams -= 1
 
@@ -299,8 +324,10 @@ class Service:
 
 
 async def _ws_close(ws: WebSocket, message: str, code: int) -> None:
-    await ws.send_json({"error": message})
-    await ws.close(code)
+    """Send ``{"error": message}``, then close with ``code`` and the message (cut to 123 bytes) as the reason."""
+    with contextlib.suppress(WebSocketDisconnect):  # the client may have gone meanwhile (an idle one, above all)
+        await ws.send_json({"error": message})
+        await ws.close(code, message.encode()[:123].decode(errors="ignore"))
 
 
 def _rename(message: str, path: Path, name: str) -> str:
@@ -322,7 +349,8 @@ def page_html() -> str:
 
 def create_app(model: Any = None, *, backend: str = "auto", max_upload_mb: float = 20.0, max_seconds: float = 300.0,
                workers: int = 2, queue: int = 16, read_timeout: float = 10.0, body_timeout: float = 60.0,
-               per_client: int = 4) -> FastAPI:
+               per_client: int = 4, stalled_after: float = 2.0, header_timeout: float = 10.0,
+               ws_idle_timeout: float = 30.0) -> FastAPI:
     """Build the FastAPI app.
 
     Parameters
@@ -331,11 +359,13 @@ def create_app(model: Any = None, *, backend: str = "auto", max_upload_mb: float
         A loaded classifier, a model folder, or None for the model shipped with voxemo.
     backend : {"auto", "torch", "onnx"}
         How to load ``model`` when it is a folder or None.
-    max_upload_mb, max_seconds, workers, queue, read_timeout, body_timeout, per_client
-        See :class:`ServiceConfig`.
+    max_upload_mb, max_seconds, workers, queue, read_timeout, body_timeout, per_client, stalled_after, \
+    header_timeout, ws_idle_timeout
+        See :class:`ServiceConfig`. ``header_timeout`` takes effect when the app runs under :func:`serve`.
     """
     config = ServiceConfig(max_upload_mb=max_upload_mb, max_seconds=max_seconds, workers=workers, queue=queue,
-                           read_timeout=read_timeout, body_timeout=body_timeout, per_client=per_client)
+                           read_timeout=read_timeout, body_timeout=body_timeout, per_client=per_client,
+                           stalled_after=stalled_after, header_timeout=header_timeout, ws_idle_timeout=ws_idle_timeout)
     if model is None or isinstance(model, (str, os.PathLike)):
         model = load_model(model, backend=backend)
     service = Service(model, config)
@@ -404,13 +434,16 @@ def create_app(model: Any = None, *, backend: str = "auto", max_upload_mb: float
         await service.listen(ws)
 
     app.add_middleware(UploadGate, capacity=config.workers + config.queue, max_bytes=config.max_upload_bytes,
-                       read_timeout=config.read_timeout, body_timeout=config.body_timeout, per_client=config.per_client)
+                       read_timeout=config.read_timeout, body_timeout=config.body_timeout, per_client=config.per_client,
+                       stalled_after=config.stalled_after)
     return app
 
 
 def serve(host: str = "127.0.0.1", port: int = 8000, **kwargs: Any) -> None:
-    """Run :func:`create_app` under uvicorn (blocking). ``kwargs`` go to :func:`create_app`."""
+    """Run :func:`create_app` under uvicorn (blocking), over HTTP/1.1 with the request-head deadline of
+    :class:`~voxemo.apps.upload_gate.HeadTimeoutProtocol`. ``kwargs`` go to :func:`create_app`."""
     import uvicorn
 
     app = create_app(**kwargs)
-    uvicorn.run(app, host=host, port=port, log_level="info")
+    config: ServiceConfig = app.state.service.config
+    uvicorn.run(app, host=host, port=port, log_level="info", http=head_timeout_protocol(config.header_timeout))

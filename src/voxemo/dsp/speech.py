@@ -37,6 +37,8 @@ from voxemo.dsp.vad import VAD_RATE, VadConfig, voiced_frames
 HOP = 160
 #: Pitch frame, in samples at 16 kHz (40 ms: two periods of a 50 Hz voice).
 FRAME = 640
+#: Frames analysed at once: bounds the tracker's memory (2,048 frames: about 60 MB) on inputs of any length.
+BLOCK = 2048
 #: f0 range of the pitch tracker (Hz).
 F0_MIN, F0_MAX = 65.0, 600.0
 
@@ -189,6 +191,11 @@ def _movement(f0: np.ndarray, pitched: np.ndarray, c: SpeechConfig) -> float:
     return float((run & (slope >= c.min_move)).sum() / run.sum())
 
 
+def _blocks(hops: np.ndarray, size: int = BLOCK) -> list[np.ndarray]:
+    """``hops`` cut into consecutive blocks of at most ``size``."""
+    return [hops[i : i + size] for i in range(0, len(hops), size)]
+
+
 def speech_presence(y: np.ndarray, sr: int, config: SpeechConfig | None = None,
                     vad: VadConfig | None = None) -> SpeechPresence:
     """Whether ``y`` (shape (n,) or (n, channels), float in [-1, 1], at ``sr`` Hz) holds speech.
@@ -204,8 +211,10 @@ def speech_presence(y: np.ndarray, sr: int, config: SpeechConfig | None = None,
     n_hops = len(x) // HOP
     if n_hops < 3:
         return SpeechPresence(False, 0.0, 0.0, 0.0, 0.0, f"{NO_SPEECH}: too short")
-    x64 = x[: n_hops * HOP].astype(np.float64)
-    db = 10 * np.log10(np.mean(x64.reshape(n_hops, HOP) ** 2, axis=1) + 1e-12)
+    hops = x[: n_hops * HOP].reshape(n_hops, HOP)
+    power = np.concatenate([np.mean(hops[b[0] : b[-1] + 1].astype(np.float64) ** 2, axis=1)
+                            for b in _blocks(np.arange(n_hops), BLOCK * 8)])
+    db = 10 * np.log10(power + 1e-12)
     active = (db >= c.floor_db) & (db >= db.max() - c.range_db)
     active_s = round(float(active.sum()) * HOP / VAD_RATE, 3)
     if not active.any():
@@ -214,16 +223,18 @@ def speech_presence(y: np.ndarray, sr: int, config: SpeechConfig | None = None,
     per = vad_cfg.frame_ms * VAD_RATE // 1000 // HOP
     vad_hops = np.repeat(voiced_frames(x, vad_cfg), per)[:n_hops]
     vad_hops = np.concatenate([vad_hops, np.zeros(n_hops - len(vad_hops), bool)])
-    frames = _frames(x.astype(np.float64), n_hops)
+    frames = _frames(x, n_hops)  # float32 views; each block is analysed in float64
     # pitch only where it can count (pitched hops are active): the same numbers, frame for frame, at well under half
     # the cost on clips with pauses (the tracker's FFTs were three quarters of a prediction's time)
     f0, clarity = np.zeros(n_hops), np.zeros(n_hops)
-    f0[active], clarity[active] = pitch_track(frames[active])
+    for block in _blocks(np.flatnonzero(active)):  # in blocks: a 10-minute file's frames and FFTs would be GBs
+        f0[block], clarity[block] = pitch_track(frames[block].astype(np.float64))
     pitched = active & (clarity >= c.clarity)
     voiced = pitched & vad_hops
     speech_s = round(float(voiced.sum()) * HOP / VAD_RATE, 3)
     movement = round(_movement(f0, pitched, c), 4)
-    flat = round(float(np.median(_flatness(frames[pitched]))) if pitched.any() else 1.0, 4)
+    flatness = [_flatness(frames[block].astype(np.float64)) for block in _blocks(np.flatnonzero(pitched))]
+    flat = round(float(np.median(np.concatenate(flatness))) if pitched.any() else 1.0, 4)
     if speech_s < c.min_voiced:
         why = "no voice (noise, clicks or silence)" if not pitched.any() else "too little voice"
     elif flat > c.max_flatness:

@@ -97,7 +97,7 @@ def analyse_file(path: str | os.PathLike[str], config: Config,
     or a :class:`~voxemo.inference.results.FileFailure` with the one-line cause (unreadable, silent, too short)."""
     name = str(path)
     try:
-        y, sr = load_audio(path, max_duration=config.audio.max_duration)
+        y, sr = load_audio(path, max_duration=config.audio.max_duration, mono=True)
         spec = extract(y, sr, config.audio, config.features, name=name)  # its checks come first
         presence = speech_presence(y, sr, speech)
     except VoxemoError as exc:

@@ -19,6 +19,9 @@ AUDIO_EXTENSIONS: frozenset[str] = frozenset({".wav", ".flac", ".ogg", ".mp3", "
 #: More channels than this in a header is a corrupt file, not a recording (ambisonics and arrays stay below it).
 MAX_CHANNELS = 64
 
+#: Frames decoded at once when :func:`load_audio` mixes channels down while reading.
+MONO_BLOCK = 1 << 16
+
 #: Audio containers the corpus loaders pick up (case-insensitive). Corpora are distributed as WAV; FLAC copies
 #: (like ``../shared/data``) are bit-identical, so both are accepted.
 CORPUS_EXTENSIONS: tuple[str, ...] = (".wav", ".flac")
@@ -65,7 +68,8 @@ def open_audio(path: str | os.PathLike[str]) -> sf.SoundFile:
     return f
 
 
-def load_audio(path: str | os.PathLike[str], *, max_duration: float | None = None) -> tuple[np.ndarray, int]:
+def load_audio(path: str | os.PathLike[str], *, max_duration: float | None = None,
+               mono: bool = False) -> tuple[np.ndarray, int]:
     """Read an audio file as float32 without resampling.
 
     Parameters
@@ -74,6 +78,9 @@ def load_audio(path: str | os.PathLike[str], *, max_duration: float | None = Non
         WAV (8/16/24/32-bit integer or float), FLAC, OGG/Vorbis, Opus or MP3 file.
     max_duration : float, optional
         Reject files longer than this many seconds before decoding them.
+    mono : bool
+        Average the channels while decoding, block by block (the same samples as
+        :func:`voxemo.dsp.signal.to_mono` of the whole array, without holding every channel of a long file).
 
     Returns
     -------
@@ -96,7 +103,15 @@ def load_audio(path: str | os.PathLike[str], *, max_duration: float | None = Non
                     f"{p}: too long ({frames / sr:.1f} s > max_duration={max_duration:g} s); "
                     "cut it or raise AudioConfig.max_duration"
                 )
-            y = f.read(dtype="float32", always_2d=False)
+            if mono and f.channels > 1:
+                y = np.empty(max(frames, 0), np.float32)
+                done = 0
+                for block in f.blocks(blocksize=MONO_BLOCK, dtype="float32", always_2d=True):
+                    y[done : done + len(block)] = block.mean(axis=1, dtype=np.float32)
+                    done += len(block)
+                y = y[:done]
+            else:
+                y = f.read(dtype="float32", always_2d=False)
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
         raise AudioError(f"{p}: not a readable audio file ({libsndfile_cause(exc)})") from None
     except MemoryError:
