@@ -37,9 +37,9 @@ _API = {
 
 __all__ = ["AdaptationError", "AudioConfig", "AudioError", "AugmentConfig", "Classifier", "Config", "ConfigError",
     "CorpusError", "DownloadError", "EMOTIONS", "EmotionClassifier", "EmotionStream", "FeatureConfig", "ModelConfig",
-    "ModelError", "NoSpeechError", "OnnxClassifier", "TAXONOMY", "TrainConfig", "Utterance", "VoxemoError", "__version__",
-    "export_onnx", "load_corpus", "load_model", "load_ravdess", "predict_batch", "read_manifest", "timeline",
-    "write_manifest"
+    "ModelError", "NoSpeechError", "OnnxClassifier", "TAXONOMY", "TrainConfig", "Utterance", "VoxemoError",
+    "__version__", "export_onnx", "load_corpus", "load_model", "load_ravdess", "predict_batch", "read_manifest",
+    "timeline", "write_manifest"
 ]
 
 if TYPE_CHECKING:

@@ -22,9 +22,12 @@ from voxemo.dsp.signal import check_signal, resample, to_full_scale, to_mono, tr
 
 #: Bumped whenever the feature computation changes, so cached features are never reused across versions.
 FEATURE_VERSION = 1
+#: STFT frames computed at once by :func:`logmel` (bounds its memory on long recordings)
+STFT_BLOCK = 4096
 
 
-def prepare_signal(y: np.ndarray, sr: int, audio: AudioConfig, *, name: str = "signal") -> np.ndarray:
+def prepare_signal(y: np.ndarray, sr: int, audio: AudioConfig, *, name: str = "signal",
+                   full_scale: bool = True) -> np.ndarray:
     """Downmix, validate, resample to ``audio.sample_rate`` and trim silence.
 
     Parameters
@@ -44,7 +47,7 @@ def prepare_signal(y: np.ndarray, sr: int, audio: AudioConfig, *, name: str = "s
     """
     mono = to_mono(np.asarray(y))
     check_signal(mono, sr, name=name)
-    out = resample(to_full_scale(mono), int(sr), audio.sample_rate)
+    out = resample(to_full_scale(mono) if full_scale else mono, int(sr), audio.sample_rate)
     out, _ = trim(out, top_db=audio.top_db)
     seconds = len(out) / audio.sample_rate
     if seconds < audio.min_duration:
@@ -84,8 +87,15 @@ def power_spectrogram(y: np.ndarray, n_fft: int, hop_length: int) -> np.ndarray:
     -------
     np.ndarray, shape (1 + n_fft // 2, 1 + n // hop_length), float32 for float32 input.
     """
-    padded = np.pad(y, n_fft // 2)
-    frames = np.lib.stride_tricks.sliding_window_view(padded, n_fft)[::hop_length]
+    return _frame_power(_frames(y, n_fft, hop_length), n_fft)
+
+
+def _frames(y: np.ndarray, n_fft: int, hop_length: int) -> np.ndarray:
+    """The centred, zero-padded STFT frames of ``y`` as a strided view, (n_frames, n_fft)."""
+    return np.lib.stride_tricks.sliding_window_view(np.pad(y, n_fft // 2), n_fft)[::hop_length]
+
+
+def _frame_power(frames: np.ndarray, n_fft: int) -> np.ndarray:
     return (np.abs(scipy.fft.rfft(frames * _hann(n_fft), axis=-1)) ** 2).T
 
 
@@ -97,8 +107,12 @@ def logmel(y: np.ndarray, sr: int, features: FeatureConfig) -> np.ndarray:
     np.ndarray, shape (n_mels, n_frames), float32 with values in ``[-top_db, 0]``. Being relative to the
     clip's maximum, it does not change when the signal's gain does.
     """
-    spec = power_spectrogram(y, features.n_fft, features.hop_length)
-    mel = np.asarray(_mel_basis(sr, features.n_fft, features.n_mels, features.fmin, features.fmax) @ spec)
+    basis = _mel_basis(sr, features.n_fft, features.n_mels, features.fmin, features.fmax)
+    frames = _frames(y, features.n_fft, features.hop_length)
+    mel = np.empty((features.n_mels, len(frames)), np.float32 if y.dtype == np.float32 else np.float64)
+    for start in range(0, len(frames), STFT_BLOCK):  # in blocks: a long recording's whole STFT would be GBs
+        block = frames[start : start + STFT_BLOCK]
+        mel[:, start : start + len(block)] = basis @ _frame_power(block, features.n_fft)
     # librosa.power_to_db(mel, ref=np.max, top_db=...) written out: the same float32 operations, without loading
     # librosa's spectrum module (about a second of imports and JIT in every fresh process)
     amin = np.float32(1e-10)
@@ -107,13 +121,14 @@ def logmel(y: np.ndarray, sr: int, features: FeatureConfig) -> np.ndarray:
 
 
 def extract(y: np.ndarray, sr: int, audio: AudioConfig, features: FeatureConfig, *, name: str = "signal",
-            augment: Callable[[np.ndarray, int], np.ndarray] | None = None) -> np.ndarray:
+            augment: Callable[[np.ndarray, int], np.ndarray] | None = None, full_scale: bool = True) -> np.ndarray:
     """Signal at any rate and channel count -> log-mel of the trimmed speech, shape (n_mels, n_frames).
 
     ``augment(signal, sample_rate)``, used only for training copies, transforms the prepared (resampled, trimmed)
-    signal before the spectrogram.
+    signal before the spectrogram. ``full_scale=False``: ``y`` was brought to full scale before it was resampled
+    (:func:`voxemo.io.audio.load_resampled`), so it is not scaled again.
     """
-    signal = prepare_signal(y, sr, audio, name=name)
+    signal = prepare_signal(y, sr, audio, name=name, full_scale=full_scale)
     if augment is not None:
         signal = augment(signal, audio.sample_rate)
     spec = logmel(signal, audio.sample_rate, features)

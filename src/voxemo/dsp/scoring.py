@@ -15,6 +15,9 @@ from voxemo.core.config import Config
 from voxemo.core.errors import ModelError
 from voxemo.dsp.features import pad_value, segment_frames, windows
 
+#: windows a network scores at once (a clip of up to 64 windows, about 100 s, in one call as before)
+MAX_BATCH = 64
+
 
 def average_windows(specs: Sequence[np.ndarray], config: Config, segment_proba: Callable[[np.ndarray], np.ndarray],
                     n_classes: int) -> np.ndarray:
@@ -82,7 +85,10 @@ def score_windows(wins: np.ndarray | Sequence[np.ndarray], segment_fn: Callable[
     """``segment_fn`` of windows in order: one call for an array of equal windows, else one call per length
     (windows of a length stacked), the rows put back in the input order."""
     if isinstance(wins, np.ndarray):
-        return segment_fn(wins)
+        if len(wins) <= MAX_BATCH:
+            return segment_fn(wins)
+        # a long recording's windows in batches: a network's activations for hundreds of windows at once are GBs
+        return np.concatenate([segment_fn(wins[i : i + MAX_BATCH]) for i in range(0, len(wins), MAX_BATCH)])
     lengths = np.array([w.shape[-1] for w in wins])
     out: np.ndarray | None = None
     for length in np.unique(lengths):

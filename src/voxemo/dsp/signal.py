@@ -4,6 +4,9 @@ levels. Every function takes and returns NumPy arrays; none touches a file (read
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Any
+
 import numpy as np
 import soxr
 
@@ -56,6 +59,33 @@ def resample(y: np.ndarray, sr: int, target_sr: int) -> np.ndarray:
     if sr == target_sr:
         return y.astype(np.float32, copy=False)
     return soxr.resample(y, sr, target_sr, quality="HQ").astype(np.float32, copy=False)
+
+
+def resample_blocks(blocks: Iterable[np.ndarray], sr: int, rates: Iterable[int], *,
+                    peak: float = 1.0) -> dict[int, np.ndarray]:
+    """One mono signal arriving in consecutive blocks (float32, at ``sr`` Hz), divided by ``peak`` when that is above
+    1 (as :func:`to_full_scale` does the whole signal), resampled to each of
+    ``rates`` as it arrives (soxr's stream, high quality: the same samples as :func:`resample` of the whole signal),
+    so a long recording never has to be held at its own rate."""
+    streams = {int(r): None if int(r) == sr else soxr.ResampleStream(sr, int(r), 1, dtype="float32", quality="HQ")
+               for r in rates}
+    parts: dict[int, list[np.ndarray]] = {r: [] for r in streams}
+    pending: np.ndarray | None = None
+    for block in blocks:  # one block behind, so that the last one is known as the last
+        if pending is not None:
+            _feed(streams, parts, pending, peak, last=False)
+        pending = block
+    if pending is not None:
+        _feed(streams, parts, pending, peak, last=True)
+    return {r: np.concatenate(p) if p else np.zeros(0, np.float32) for r, p in parts.items()}
+
+
+def _feed(streams: dict[int, Any], parts: dict[int, list[np.ndarray]], block: np.ndarray, peak: float, *,
+          last: bool) -> None:
+    x = (block.astype(np.float64) / peak).astype(np.float32) if peak > 1.0 else block
+    for rate, stream in streams.items():
+        parts[rate].append(x.astype(np.float32, copy=True) if stream is None else
+                           stream.resample_chunk(np.ascontiguousarray(x, np.float32), last=last))
 
 
 def frame_power(y: np.ndarray, frame_length: int = 2048, hop_length: int = 512) -> np.ndarray:

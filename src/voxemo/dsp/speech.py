@@ -207,7 +207,7 @@ def speech_presence(y: np.ndarray, sr: int, config: SpeechConfig | None = None,
     if mono.size == 0 or not np.all(np.isfinite(mono)):
         return SpeechPresence(False, 0.0, 0.0, 0.0, 0.0, f"{NO_SPEECH}: no usable samples")
     mono = to_full_scale(mono)  # as the features hear it (a float file may exceed full scale)
-    x = resample(mono, int(sr), VAD_RATE) if int(sr) != VAD_RATE else mono.astype(np.float32)
+    x = resample(mono, int(sr), VAD_RATE) if int(sr) != VAD_RATE else mono.astype(np.float32, copy=False)
     n_hops = len(x) // HOP
     if n_hops < 3:
         return SpeechPresence(False, 0.0, 0.0, 0.0, 0.0, f"{NO_SPEECH}: too short")

@@ -146,7 +146,10 @@ class SpeechTracker:
             return []
         frames = np.asarray(buf[: n * self._frame_len], np.float32)
         pcm = to_pcm16(frames)
-        energy = 10 * np.log10(np.mean(np.square(frames.reshape(n, -1), dtype=np.float64), axis=1) + 1e-10)
+        rows = frames.reshape(n, -1)
+        power = np.concatenate([np.mean(np.square(rows[i : i + 8192], dtype=np.float64), axis=1)
+                                for i in range(0, n, 8192)])  # in blocks: no float64 copy of a long signal
+        energy = 10 * np.log10(power + 1e-10)
         size = 2 * self._frame_len
         events: list[tuple[str, int]] = []
         for i in range(n):
@@ -207,6 +210,9 @@ def voiced_frames(y: np.ndarray, config: VadConfig | None = None) -> np.ndarray:
     vad = webrtcvad.Vad(c.aggressiveness)
     out = np.array([vad.is_speech(pcm[2 * size * i : 2 * size * (i + 1)], VAD_RATE) for i in range(n)], bool)
     if c.gate_db > 0:
-        energy = 10 * np.log10(np.mean(np.square(frames.reshape(n, -1), dtype=np.float64), axis=1) + 1e-10)
+        rows = frames.reshape(n, -1)
+        power = np.concatenate([np.mean(np.square(rows[i : i + 8192], dtype=np.float64), axis=1)
+                                for i in range(0, n, 8192)])  # in blocks: no float64 copy of a long signal
+        energy = 10 * np.log10(power + 1e-10)
         out &= energy >= energy.max() - c.gate_db
     return out

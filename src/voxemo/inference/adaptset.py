@@ -26,8 +26,9 @@ from voxemo.core.labels import class_index
 from voxemo.core.parallel import pmap
 from voxemo.dsp.features import extract
 from voxemo.dsp.speech import SpeechConfig, speech_presence
+from voxemo.dsp.vad import VAD_RATE
 from voxemo.inference.results import FileFailure, NoSpeech
-from voxemo.io.audio import load_audio
+from voxemo.io.audio import load_resampled
 from voxemo.io.discovery import expand_inputs
 
 log = logging.getLogger(__name__)
@@ -97,9 +98,11 @@ def analyse_file(path: str | os.PathLike[str], config: Config,
     or a :class:`~voxemo.inference.results.FileFailure` with the one-line cause (unreadable, silent, too short)."""
     name = str(path)
     try:
-        y, sr = load_audio(path, max_duration=config.audio.max_duration, mono=True)
-        spec = extract(y, sr, config.audio, config.features, name=name)  # its checks come first
-        presence = speech_presence(y, sr, speech)
+        # decoded, mixed down and resampled block by block: a long file is never held at its own rate
+        signals = load_resampled(path, {config.audio.sample_rate, VAD_RATE}, max_duration=config.audio.max_duration)
+        rate = config.audio.sample_rate
+        spec = extract(signals[rate], rate, config.audio, config.features, name=name, full_scale=False)  # checks first
+        presence = speech_presence(signals[VAD_RATE], VAD_RATE, speech)
     except VoxemoError as exc:
         return FileFailure(name, str(exc))
     except OSError as exc:

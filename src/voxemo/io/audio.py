@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 
 from voxemo.core.errors import AudioError
+from voxemo.dsp.signal import resample_blocks
 
 #: Extensions voxemo treats as audio when it walks a folder.
 AUDIO_EXTENSIONS: frozenset[str] = frozenset({".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif", ".opus"})
@@ -119,3 +121,33 @@ def load_audio(path: str | os.PathLike[str], *, max_duration: float | None = Non
     if y.size == 0:
         raise AudioError(f"{p}: contains no audio samples (truncated or empty stream)")
     return y, sr
+
+
+def load_resampled(path: str | os.PathLike[str], rates: Iterable[int], *,
+                   max_duration: float | None = None) -> dict[int, np.ndarray]:
+    """A file mixed to mono and resampled to each of ``rates`` while it is decoded, block by block
+    (:func:`voxemo.dsp.signal.resample_blocks`): the same samples as :func:`load_audio`, then
+    :func:`~voxemo.dsp.signal.to_mono`, :func:`~voxemo.dsp.signal.to_full_scale` and
+    :func:`~voxemo.dsp.signal.resample`, without holding the file at its own rate. Two passes: the first finds the
+    peak. Raises :class:`AudioError` as :func:`load_audio` does."""
+    p = Path(path)
+    try:
+        with open_audio(p) as f:
+            sr = int(f.samplerate)
+            if max_duration is not None and f.frames > 0 and f.frames / sr > max_duration:
+                raise AudioError(f"{p}: too long ({f.frames / sr:.1f} s > max_duration={max_duration:g} s); "
+                                 "cut it or raise AudioConfig.max_duration")
+
+            def mono_blocks() -> Iterator[np.ndarray]:
+                f.seek(0)
+                for block in f.blocks(blocksize=MONO_BLOCK, dtype="float32", always_2d=True):
+                    yield block[:, 0].copy() if block.shape[1] == 1 else block.mean(axis=1, dtype=np.float32)
+
+            peak = max((float(max(b.max(initial=0.0), -b.min(initial=0.0))) for b in mono_blocks()), default=0.0)
+            if peak == 0.0 and f.frames == 0:
+                raise AudioError(f"{p}: contains no audio samples (truncated or empty stream)")
+            return resample_blocks(mono_blocks(), sr, rates, peak=peak if np.isfinite(peak) else 1.0)
+    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
+        raise AudioError(f"{p}: not a readable audio file ({libsndfile_cause(exc)})") from None
+    except MemoryError:
+        raise AudioError(f"{p}: too large to decode in memory") from None
