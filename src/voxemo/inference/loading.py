@@ -29,7 +29,7 @@ BACKENDS = ("auto", "torch", "onnx")
 
 
 #: the models shipped inside the package, by the name ``load_model`` and ``--model`` take
-PROFILES = ("default", "fast", "telephone", "voice", "voice-telephone")
+PROFILES = ("default", "whisper-telephone", "fast", "telephone", "voice", "voice-telephone")
 #: other names of shipped models: ``whisper`` is the default model's family
 ALIASES = {"whisper": "default"}
 
@@ -38,7 +38,8 @@ def default_model_dir(profile: str = "default") -> Path:
     """A pretrained model shipped inside the package (:data:`PROFILES`, or a name in :data:`ALIASES`):
 
     - ``default`` (also ``whisper``): OpenAI Whisper base's encoder, frozen, with a linear head fitted on RAVDESS and
-      Emo-DB (:mod:`voxemo.inference.probe_backend`): two languages, nine emotions, the best across corpora;
+      Emo-DB (:mod:`voxemo.inference.probe_backend`): two languages, eight emotions, the best across corpora;
+    - ``whisper-telephone``: the same with a telephone copy of every training clip, for calls;
     - ``fast``: an ensemble of three CNNs on RAVDESS' log-mel (:mod:`voxemo.nn.model`), several times cheaper per
       clip, the model ``voxemo run`` trains;
     - ``telephone``: the ``fast`` recipe with a third of its augmented copies through a simulated telephone line;
