@@ -339,8 +339,10 @@ def _predict_with_workers(folder: Path, model: Path, tmp_path: Path,
             assert time.monotonic() < deadline, "the workers did not start within 2 minutes"
             time.sleep(0.05)
     except BaseException:
+        below = _descendants(proc.pid)
         proc.kill()
-        proc.communicate()
+        proc.wait()
+        _still_running(below, 0)
         raise
     return proc, set(below)
 
@@ -396,7 +398,7 @@ if __name__ == "__main__":
 
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc to see the worker processes")
-@pytest.mark.parametrize("start_method", ["spawn", "fork"])
+@pytest.mark.parametrize("start_method", ["spawn", "fork", "forkserver"])
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT, signal.SIGKILL], ids=["TERM", "INT", "KILL"])
 def test_pool_workers_stop_with_their_parent(tmp_path: Path, start_method: str, signum: int) -> None:
     """TERM, INT or KILL to a process whose pool workers are mid-task: the workers are gone within seconds, not
@@ -415,11 +417,14 @@ def test_pool_workers_stop_with_their_parent(tmp_path: Path, start_method: str, 
             time.sleep(0.05)
         proc.send_signal(signum)
         _, err = proc.communicate(timeout=15)
-    finally:
+    finally:  # whatever happened, no sleeping worker outlives the test
         if proc.poll() is None:
             proc.kill()
-            proc.communicate()
+            proc.wait()
         left = _still_running(workers, 5)
+        for pipe in (proc.stdout, proc.stderr):
+            if pipe is not None:
+                pipe.close()
     assert left == set(), f"workers still running 5 s after {signal.Signals(signum).name}: {sorted(left)}"
     if signum == signal.SIGTERM:
         assert proc.returncode == 128 + signal.SIGTERM and b"Traceback" not in err

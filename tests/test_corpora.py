@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import zipfile
 from collections import Counter
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from voxemo import load_corpus
 from voxemo.apps.cli import main
 from voxemo.core.errors import CorpusError
 from voxemo.core.labels import EMOTIONS, TAXONOMY, shared_classes
-from voxemo.corpus import CORPORA, corpus_summary, detect_corpus
+from voxemo.corpus import CORPORA, base, corpus_summary, detect_corpus
 from voxemo.io.manifest import read_manifest, write_manifest
 
 SHARED_EMODB = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "emodb"
@@ -444,6 +445,78 @@ def test_zip_that_cannot_be_unpacked_is_a_one_line_error(tmp_path: Path, monkeyp
     monkeypatch.setattr(tempfile, "mkdtemp", read_only)
     with pytest.raises(CorpusError, match=r"emodb.zip: cannot unpack into .*Permission denied"):
         load_corpus(archive)
+
+
+# --- zip bombs ---------------------------------------------------------------------------------------------------
+
+def write_zip(path: Path, members: dict[str, bytes]) -> Path:
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    return path
+
+
+@pytest.fixture
+def small_zip_limits(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Zip limits low enough for a bomb of a few kB: 1 MiB in all, ratios from 64 KiB, 100 members."""
+    monkeypatch.setattr(base, "MAX_UNPACKED_BYTES", 1 << 20)
+    monkeypatch.setattr(base, "RATIO_FREE_BYTES", 1 << 16)
+    monkeypatch.setattr(base, "MAX_MEMBERS", 100)
+
+
+def _noise(n: int) -> bytes:
+    return np.random.default_rng(n).bytes(n)
+
+
+@pytest.mark.parametrize(("members", "cause"), [
+    ({"Actor_01/big.wav": bytes(512 << 10)},
+     r"member 'Actor_01/big.wav' unpacks to 524,288 bytes, [\d,]+ times its compressed size \(at most 100\)"),
+    ({f"clip{i}.wav": bytes(60_000) for i in range(10)},  # each too small to judge, together a bomb
+     r"unpacks to 600,000 bytes, [\d,]+ times its compressed size \(at most 100\)"),
+    ({f"clip{i}.wav": _noise(20_000) for i in range(60)}, r"unpacks to 1,200,000 bytes, more than 1,048,576"),
+    ({f"clip{i}.wav": b"" for i in range(101)}, r"holds 101 members, more than 100"),
+], ids=["ratio", "archive-ratio", "total", "members"])
+def test_zip_bomb_is_refused_before_anything_is_written(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                        small_zip_limits: None, members: dict[str, bytes],
+                                                        cause: str) -> None:
+    archive = write_zip(tmp_path / "corpus.zip", members)
+    assert main(["-q", "corpus", str(archive)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and re.search(rf"{re.escape(str(archive))}: {cause} \(a zip bomb\?\); if you trust it", err[0])
+    assert list(tmp_path.iterdir()) == [archive]  # nothing unpacked, no temporary folder left
+
+
+def test_zip_with_lying_sizes_writes_no_more_than_it_declares(tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """A member declared 1,000 bytes that inflates to 512 KiB: no more than 1,000 bytes reach the disk, its CRC
+    fails, and the partial folder is deleted."""
+    data = bytearray(write_zip(tmp_path / "corpus.zip", {"big.wav": bytes(512 << 10)}).read_bytes())
+    local, central = data.index(b"PK\x03\x04"), data.rindex(b"PK\x01\x02")
+    data[local + 22:local + 26] = data[central + 24:central + 28] = (1000).to_bytes(4, "little")
+    archive = tmp_path / "liar.zip"
+    archive.write_bytes(bytes(data))
+    sizes: dict[str, int] = {}
+    rmtree = base.shutil.rmtree
+
+    def measure_then_rmtree(path: str | Path, **kwargs: object) -> None:
+        sizes.update({p.name: p.stat().st_size for p in Path(path).rglob("*") if p.is_file()})
+        rmtree(path, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(base.shutil, "rmtree", measure_then_rmtree)
+    with pytest.raises(CorpusError, match=r"liar.zip: not a readable zip archive \(Bad CRC-32"):
+        base.unpack_zip(archive)
+    assert sizes.keys() == {"big.wav"} and sizes["big.wav"] <= 1000
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["corpus.zip", "liar.zip"]
+
+
+def test_unpacking_stops_at_the_total_limit_while_writing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Should a listing pass that should not, the bytes written are still capped, and nothing stays on disk."""
+    archive = write_zip(tmp_path / "corpus.zip", {"a.wav": _noise(60_000), "b.wav": _noise(60_001)})
+    monkeypatch.setattr(base, "check_zip_limits", lambda zf, archive: None)
+    monkeypatch.setattr(base, "MAX_UNPACKED_BYTES", 100_000)
+    with pytest.raises(CorpusError, match=r"member 'b.wav' unpacks to more than the 100,000-byte limit"):
+        base.unpack_zip(archive)
+    assert list(tmp_path.iterdir()) == [archive]
 
 
 def test_manifest_that_is_not_utf8_is_a_one_line_error(tmp_path: Path) -> None:

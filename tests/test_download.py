@@ -311,6 +311,25 @@ def test_download_ravdess_md5_mismatch(server, tmp_path: Path, ravdess_zip: byte
     assert len(state.requests) == 2
 
 
+def test_download_ravdess_refuses_a_zip_bomb(server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """2 MiB of zeros in a 2 kB member: refused from the listing, before a member is read or written."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr(ravdess_names()[0], bytes(2 << 20))
+    url, state = server
+    state.files["/ravdess.zip"] = buf.getvalue()
+
+    def no_reading(self: zipfile.ZipFile) -> None:
+        raise AssertionError("a member of the bomb was read")
+
+    monkeypatch.setattr(zipfile.ZipFile, "testzip", no_reading)
+    with pytest.raises(DownloadError, match=r"member 'Actor_01/03-01-01-01-01-01-01.wav' unpacks to 2,097,152 "
+                                            r"bytes, [\d,]+ times its compressed size \(at most 100\) \(a zip bomb"):
+        dl.download_ravdess(tmp_path, url=f"{url}/ravdess.zip", progress=False, expected_size=None, md5=None)
+    assert (tmp_path / (dl.RAVDESS_ZIP + ".bad")).exists()
+    assert not (tmp_path / "ravdess").exists()
+
+
 def test_download_ravdess_not_a_zip(server, tmp_path: Path) -> None:
     url, state = server
     state.files["/ravdess.zip"] = b"<html>maintenance</html>"

@@ -21,12 +21,88 @@ from voxemo.io.discovery import find_audio
 T = TypeVar("T")
 
 
+#: Most bytes an archive may unpack to in all: room for the largest speech corpora (tens of GB).
+MAX_UNPACKED_BYTES = 50 * 1024**3
+
+#: Most times its compressed size an archive, and each member of it, may unpack to. Audio barely compresses
+#: (WAV 1-3x, FLAC none) and text 5-20x; deflate tops out near 1,000x, on long runs of one byte: a bomb's mark.
+MAX_RATIO = 100
+
+#: Members (and archives) that unpack to less than this are never refused for their ratio: so little cannot fill
+#: a disk, and a short text or a silent clip may well compress more than :data:`MAX_RATIO`.
+RATIO_FREE_BYTES = 1024**2
+
+#: Most members an archive may hold: far more than any corpus has clips, far fewer than an inode bomb needs.
+MAX_MEMBERS = 1_000_000
+
+_COPY_BLOCK = 1024**2
+
+_TRUST = "(a zip bomb?); if you trust it, unpack it yourself and pass the folder"
+
+
+def check_zip_limits(zf: zipfile.ZipFile, archive: str | os.PathLike[str]) -> None:
+    """Refuse an archive whose listing declares more than a corpus unpacks to (a zip bomb), before writing anything.
+
+    At most :data:`MAX_MEMBERS` members and :data:`MAX_UNPACKED_BYTES` bytes in all, and at most :data:`MAX_RATIO`
+    times the compressed size for the whole archive and for each member (except below :data:`RATIO_FREE_BYTES`):
+    what passes unpacks to no more than about ``MAX_RATIO`` times the archive's size. :func:`unpack_zip` also caps
+    what it writes at these declared sizes, in case they lie.
+
+    Raises
+    ------
+    CorpusError
+        Naming the archive, the limit exceeded and what to do.
+    """
+    infos = zf.infolist()
+    if len(infos) > MAX_MEMBERS:
+        raise CorpusError(f"{archive}: holds {len(infos):,} members, more than {MAX_MEMBERS:,} {_TRUST}")
+    for info in infos:
+        ratio = info.file_size / max(info.compress_size, 1)
+        if info.file_size >= RATIO_FREE_BYTES and ratio > MAX_RATIO:
+            raise CorpusError(f"{archive}: member {info.filename!r} unpacks to {info.file_size:,} bytes, "
+                              f"{ratio:,.0f} times its compressed size (at most {MAX_RATIO}) {_TRUST}")
+    total = sum(info.file_size for info in infos)
+    if total > MAX_UNPACKED_BYTES:
+        raise CorpusError(f"{archive}: unpacks to {total:,} bytes, more than {MAX_UNPACKED_BYTES:,} {_TRUST}")
+    ratio = total / max(sum(info.compress_size for info in infos), 1)
+    if total >= RATIO_FREE_BYTES and ratio > MAX_RATIO:
+        raise CorpusError(f"{archive}: unpacks to {total:,} bytes, {ratio:,.0f} times its compressed size "
+                          f"(at most {MAX_RATIO}) {_TRUST}")
+
+
+def _extract(zf: zipfile.ZipFile, info: zipfile.ZipInfo, dest: Path, budget: int, archive: Path) -> int:
+    """Write one member under ``dest``, copying at most its declared size and ``budget`` bytes; return the bytes
+    written. The caps hold whatever the member's data turns out to be."""
+    path = dest / info.filename
+    if info.is_dir():
+        path.mkdir(parents=True, exist_ok=True)
+        return 0
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cap = min(info.file_size, budget)
+    written = 0
+    with zf.open(info) as src, open(path, "wb") as out:
+        while block := src.read(min(_COPY_BLOCK, cap - written + 1)):
+            written += len(block)
+            if written > cap:
+                what = "its declared size" if cap == info.file_size else f"the {MAX_UNPACKED_BYTES:,}-byte limit"
+                raise CorpusError(f"{archive}: member {info.filename!r} unpacks to more than {what} {_TRUST}")
+            out.write(block)
+    return written
+
+
 def unpack_zip(archive: str | os.PathLike[str], dest: str | os.PathLike[str] | None = None) -> Path:
     """Unpack a zip archive into ``dest`` (default: beside the archive, named after it) and return that folder.
 
     Extraction goes to a temporary folder renamed into place at the end, so an interrupted run leaves no
     half-filled folder behind; an existing complete folder is reused. Members with absolute paths or ``..``
-    are refused.
+    are refused, and so is a zip bomb (:func:`check_zip_limits`): members are written one by one, none beyond
+    its declared size and all together not beyond :data:`MAX_UNPACKED_BYTES`, and on any error the temporary
+    folder is deleted.
+
+    Raises
+    ------
+    CorpusError
+        If the archive is unreadable, unsafe, a zip bomb, or cannot be written.
     """
     a = Path(archive)
     target = Path(dest) if dest is not None else a.with_suffix("")
@@ -34,14 +110,17 @@ def unpack_zip(archive: str | os.PathLike[str], dest: str | os.PathLike[str] | N
         return target
     try:
         with zipfile.ZipFile(a) as zf:
+            for info in zf.infolist():
+                member = Path(info.filename)
+                if member.is_absolute() or ".." in member.parts:
+                    raise CorpusError(f"{a}: unsafe member path {info.filename!r} in archive")
+            check_zip_limits(zf, a)
             target.parent.mkdir(parents=True, exist_ok=True)
             tmp = Path(tempfile.mkdtemp(prefix=".unpack-", dir=target.parent))
             try:
+                budget = MAX_UNPACKED_BYTES
                 for info in zf.infolist():
-                    member = Path(info.filename)
-                    if member.is_absolute() or ".." in member.parts:
-                        raise CorpusError(f"{a}: unsafe member path {info.filename!r} in archive")
-                zf.extractall(tmp)
+                    budget -= _extract(zf, info, tmp, budget, a)
                 if target.exists():
                     target.rmdir()
                 os.replace(tmp, target)

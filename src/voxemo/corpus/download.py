@@ -20,6 +20,7 @@ from pathlib import Path, PurePosixPath
 from tqdm import tqdm
 
 from voxemo.core.errors import ConfigError, CorpusError, DownloadError
+from voxemo.corpus.base import check_zip_limits
 from voxemo.corpus.ravdess import N_CLIPS, RAVDESS_EXTENSIONS, parse_ravdess_name, unpack_zip
 
 RAVDESS_URL = "https://zenodo.org/records/1188976/files/Audio_Speech_Actors_01-24.zip?download=1"
@@ -206,22 +207,26 @@ def _md5(path: Path) -> str:
 def check_ravdess_zip(archive: str | os.PathLike[str], *, md5: str | None = None) -> None:
     """Check that ``archive`` is the RAVDESS speech zip: its MD5 when given, and its 1,440 audio-only speech clips.
 
-    Without ``md5`` every member's CRC is checked instead, so a corrupted download is caught either way.
+    Without ``md5`` every member's CRC is checked instead, so a corrupted download is caught either way. A zip
+    bomb (:func:`~voxemo.corpus.base.check_zip_limits`) is refused before any member is read.
 
     Raises
     ------
     DownloadError
-        If the archive is unreadable, corrupted, or does not hold exactly the 1,440 clips.
+        If the archive is unreadable, corrupted, a zip bomb, or does not hold exactly the 1,440 clips.
     """
     a = Path(archive)
     if md5 is not None and (actual := _md5(a)) != md5.lower():
         raise DownloadError(f"{a}: MD5 {actual} does not match the published {md5}")
     try:
         with zipfile.ZipFile(a) as zf:
+            check_zip_limits(zf, a)
             members = [info for info in zf.infolist() if not info.is_dir()]
             bad = zf.testzip() if md5 is None else None
     except (zipfile.BadZipFile, OSError) as exc:
         raise DownloadError(f"{a}: not a readable zip archive ({exc})") from None
+    except CorpusError as exc:
+        raise DownloadError(str(exc)) from None
     if bad is not None:
         raise DownloadError(f"{a}: member {bad} is corrupted (CRC mismatch)")
     stems: set[str] = set()

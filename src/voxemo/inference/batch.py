@@ -17,8 +17,6 @@ import json
 import os
 import signal
 import sys
-import threading
-import time
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
@@ -30,7 +28,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from voxemo.core.errors import ConfigError, VoxemoError
 from voxemo.core.extras import require
-from voxemo.core.parallel import limit_threads
+from voxemo.core.parallel import exit_when_closed, lifeline, limit_threads
 from voxemo.inference.loading import load_model
 from voxemo.inference.parquet import ParquetWriter, is_parquet, read_finished_parquet
 from voxemo.inference.results import FileFailure, FileResult, NoSpeech, Uncertain
@@ -38,6 +36,8 @@ from voxemo.inference.worker import Item, WorkerSettings, predict_items, result_
 from voxemo.io.discovery import expand_inputs
 
 if TYPE_CHECKING:
+    from multiprocessing.connection import Connection
+
     from voxemo.inference.classifier import Classifier
 
 
@@ -64,25 +64,14 @@ IN_FLIGHT_PER_JOB = 2
 _worker_model: Classifier | None = None
 
 
-def _init_worker(settings: WorkerSettings, parent: int) -> None:
+def _init_worker(settings: WorkerSettings, parent_lifeline: Connection) -> None:
     global _worker_model
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it stops the pool
-    threading.Thread(target=_exit_with, args=(parent,), daemon=True, name="voxemo-parent-watch").start()
+    # A worker's own parent is the fork server, which outlives the process that started the pool (its workers keep
+    # it going), so the end of that process, kill -9 included, comes through the lifeline pipe.
+    exit_when_closed(parent_lifeline)
     limit_threads()
     _worker_model = settings.load()
-
-
-def _exit_with(parent: int, every: float = 0.5) -> None:
-    """End this worker as soon as the process that started the pool is gone, however it ended (``kill -9``
-    included): a worker's own parent is the fork server, which outlives it, so no signal would tell it."""
-    while True:
-        time.sleep(every)
-        try:
-            os.kill(parent, 0)
-        except ProcessLookupError:
-            os._exit(1)
-        except PermissionError:  # the pid was reused by another user's process: ours is gone too
-            os._exit(1)
 
 
 def _predict_in_worker(items: list[Item]) -> list[FileResult]:
@@ -114,8 +103,10 @@ def predict_stream(items: Iterable[tuple[str, str | None]], clf: Classifier, *, 
             yield result_of(clf, path, error)
         return
     settings = WorkerSettings(model, clf.backend or backend, clf.min_confidence)
-    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=_worker_context(clf.backend), initializer=_init_worker,
-                               initargs=(settings, os.getpid()))
+    ctx = _worker_context(clf.backend)
+    reader, writer = lifeline(ctx)
+    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_init_worker,
+                               initargs=(settings, reader))
     pending: deque[tuple[str, Future[list[FileResult]]]] = deque()
     window = IN_FLIGHT_PER_JOB * jobs
     rest = chain(head, it)
@@ -136,6 +127,8 @@ def predict_stream(items: Iterable[tuple[str, str | None]], clf: Classifier, *, 
             yield from _results(*pending.popleft())
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+        reader.close()
+        writer.close()
 
 
 def _worker_context(backend: str) -> Any:
