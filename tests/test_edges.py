@@ -133,3 +133,18 @@ def test_a_closed_stdout_is_a_warning_not_a_traceback(clip: Path) -> None:
     out = subprocess.run(f"{sys.executable} -c \"{code}\" >&-", shell=True, capture_output=False,
                          stderr=subprocess.PIPE, text=True, timeout=120)
     assert out.returncode == 0 and out.stderr.strip() == "voxemo: warning: standard output is closed", out.stderr
+
+
+def test_the_service_and_the_timeline_never_answer_nan(huge: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from voxemo.apps.service import create_app
+    from voxemo.inference.timeline import timeline
+
+    with TestClient(create_app(load_model(), max_upload_mb=20, max_seconds=60)) as client:
+        r = client.post("/predict", files={"file": ("huge.wav", huge.read_bytes(), "audio/wav")})
+    assert r.status_code == 200, r.text
+    body = json.loads(r.text, parse_constant=lambda c: pytest.fail(c))
+    assert body["speech"] and all(v is not None and np.isfinite(v) for v in body["probabilities"].values())
+    tl = timeline(huge, load_model())
+    assert tl["segments"] and json.dumps(tl, allow_nan=False)
