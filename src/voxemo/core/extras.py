@@ -31,14 +31,17 @@ class MissingExtraError(VoxemoError, ImportError):
 def missing_extra_message(module: str, purpose: str = "this") -> str | None:
     """The one-line message for a missing ``module`` (a dotted name is fine), or None if no extra provides it.
 
-    >>> missing_extra_message("torch.nn", "training")
-    "training needs torch, which is not installed: pip install 'voxemo[train]'"
+    >>> missing_extra_message("uvicorn.main", "voxemo serve")
+    "voxemo serve needs uvicorn, which is not installed: pip install 'voxemo[serve]'"
     """
     top = module.split(".")[0]
     extra = EXTRA_OF.get(top)
     if extra is None:
         return None
-    return f"{purpose} needs {top}, which is not installed: pip install 'voxemo[{extra}]'"
+    # the train extra brings torch, whose PyPI build is the CUDA one (gigabytes of nvidia packages); a CPU machine wants the CPU wheel
+    cpu = (" (on a machine without a GPU, first: pip install torch --index-url https://download.pytorch.org/whl/cpu)"
+           if top == "torch" or extra == "train" else "")
+    return f"{purpose} needs {top}, which is not installed: pip install 'voxemo[{extra}]'{cpu}"
 
 
 def require(module: str, purpose: str) -> ModuleType:
