@@ -38,7 +38,7 @@ def missing_extra_message(module: str, purpose: str = "this") -> str | None:
     extra = EXTRA_OF.get(top)
     if extra is None:
         return None
-    # the train extra brings torch, whose PyPI build is the CUDA one (gigabytes of nvidia packages); a CPU machine wants the CPU wheel
+    # the train extra brings torch, whose PyPI build is the CUDA one (gigabytes of nvidia packages)
     cpu = (" (on a machine without a GPU, first: pip install torch --index-url https://download.pytorch.org/whl/cpu)"
            if top == "torch" or extra == "train" else "")
     return f"{purpose} needs {top}, which is not installed: pip install 'voxemo[{extra}]'{cpu}"
