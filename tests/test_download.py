@@ -342,10 +342,27 @@ def test_download_ravdess_not_a_zip(server, tmp_path: Path) -> None:
 
 @pytest.fixture
 def no_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
-    """Point VOXEMO_HOME at an empty folder and clear VOXEMO_DATA; returns the home folder."""
+    """Point VOXEMO_HOME at an empty folder, clear VOXEMO_DATA and work in an empty folder (no local copy next to
+    it); returns the home folder."""
     monkeypatch.delenv("VOXEMO_DATA", raising=False)
     monkeypatch.setenv("VOXEMO_HOME", str(tmp_path / "home"))
+    (tmp_path / "work").mkdir()
+    monkeypatch.chdir(tmp_path / "work")
     return tmp_path / "home"
+
+
+def test_resolve_finds_a_local_copy_before_downloading_and_says_how_to_use_one_offline(
+        no_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def offline(dest_dir: Path, *, progress: bool = True) -> Path:
+        raise DownloadError("cannot download https://example.org/x.zip: Name or service not known; check the network")
+
+    monkeypatch.setattr(dl, "download_ravdess", offline)
+    with pytest.raises(DownloadError, match=r"or use a local copy: --data DIR .* or \$VOXEMO_DATA"):
+        dl.resolve_ravdess(None, progress=False)
+    shared = no_env.parent / "shared" / "data" / "ravdess" / "Actor_01"
+    shared.mkdir(parents=True)
+    (shared / "03-01-01-01-01-01-01.wav").write_bytes(b"RIFF")
+    assert dl.resolve_ravdess(None, progress=False) == Path("..") / "shared" / "data" / "ravdess"
 
 
 def test_default_data_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import http.client
+import logging
 import os
 import re
 import urllib.error
@@ -22,6 +23,8 @@ from tqdm import tqdm
 from voxemo.core.errors import ConfigError, CorpusError, DownloadError
 from voxemo.corpus.base import check_zip_limits
 from voxemo.corpus.ravdess import N_CLIPS, RAVDESS_EXTENSIONS, parse_ravdess_name, unpack_zip
+
+log = logging.getLogger(__name__)
 
 RAVDESS_URL = "https://zenodo.org/records/1188976/files/Audio_Speech_Actors_01-24.zip?download=1"
 
@@ -281,12 +284,18 @@ def download_ravdess(dest_dir: str | os.PathLike[str], *, url: str = RAVDESS_URL
     return target
 
 
+#: where a copy of RAVDESS is looked for before downloading one (relative to the current folder): a project's
+#: ``data/`` folder, and the layout of a checkout next to a shared data folder
+LOCAL_COPIES = (Path("data") / RAVDESS_DIR, Path("..") / "shared" / "data" / RAVDESS_DIR)
+
+
 def resolve_ravdess(data: str | os.PathLike[str] | None, *, download_if_missing: bool = True,
                     progress: bool = True) -> Path:
     """The RAVDESS copy a command should use.
 
     In order: ``data`` when given; else ``$VOXEMO_DATA``; else an earlier download in
-    ``default_data_dir()/ravdess``; else a fresh download there (when ``download_if_missing``).
+    ``default_data_dir()/ravdess``; else a copy in :data:`LOCAL_COPIES`; else a fresh download there (when
+    ``download_if_missing``; if it fails, the error says how to point at a local copy).
 
     Raises
     ------
@@ -308,9 +317,16 @@ def resolve_ravdess(data: str | os.PathLike[str] | None, *, download_if_missing:
         return path
     base = default_data_dir()
     target = base / RAVDESS_DIR
-    if target.is_dir() and any(target.iterdir()):
-        return target
+    for found in (target, *LOCAL_COPIES):
+        if found.is_dir() and any(found.iterdir()):
+            if found != target:
+                log.info("RAVDESS: using the copy in %s (--data or $VOXEMO_DATA choose another)", found)
+            return found
     if not download_if_missing:
         raise CorpusError(f"RAVDESS not found in {target}: pass --data with the RAVDESS folder or {RAVDESS_ZIP}, "
                           "set VOXEMO_DATA, or run `voxemo download ravdess`")
-    return download_ravdess(base, progress=progress)
+    try:
+        return download_ravdess(base, progress=progress)
+    except DownloadError as exc:  # offline: say how to use a copy at hand instead
+        raise DownloadError(f"{exc}; or use a local copy: --data DIR (the RAVDESS folder or {RAVDESS_ZIP}) or "
+                            "$VOXEMO_DATA") from None
