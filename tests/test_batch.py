@@ -428,3 +428,18 @@ def test_pool_workers_stop_with_their_parent(tmp_path: Path, start_method: str, 
     assert left == set(), f"workers still running 5 s after {signal.Signals(signum).name}: {sorted(left)}"
     if signum == signal.SIGTERM:
         assert proc.returncode == 128 + signal.SIGTERM and b"Traceback" not in err
+
+
+def test_a_script_without_a_main_guard_is_told_what_to_add(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+    import types
+
+    plain, guarded = tmp_path / "plain.py", tmp_path / "guarded.py"
+    plain.write_text("import voxemo\nvoxemo.predict_batch(['calls/'], output='r.jsonl')\n")
+    guarded.write_text("import voxemo\nif __name__ == '__main__':\n    voxemo.predict_batch(['calls/'])\n")
+    main = types.ModuleType("__main__")
+    monkeypatch.setitem(sys.modules, "__main__", main)
+    main.__file__ = str(plain)
+    assert 'put the call under `if __name__ == "__main__":`, or pass jobs=1' in str(batch._died("a.wav"))
+    main.__file__ = str(guarded)
+    assert "rerun with --output FILE --resume" in str(batch._died("a.wav"))

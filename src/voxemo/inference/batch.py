@@ -165,8 +165,27 @@ def _results(path: str, future: Future[list[FileResult]]) -> list[FileResult]:
 
 
 def _died(path: str) -> VoxemoError:
+    if _unguarded_script() is not None:
+        return VoxemoError(f"a worker process died at start: {_unguarded_script()} calls voxemo at its top level, "
+                           "and each worker process imports it again; put the call under "
+                           "`if __name__ == \"__main__\":`, or pass jobs=1")
     return VoxemoError(f"a worker process died (killed, or out of memory?) on the {CHUNK} files from {path}; "
                        "rerun with --output FILE --resume to go on from there")
+
+
+def _unguarded_script() -> str | None:
+    """The script this process runs when it has no ``if __name__ == "__main__":`` (a worker that imports it runs its
+    top level again, and fails), else None."""
+    import sys
+
+    path = getattr(sys.modules.get("__main__"), "__file__", None)
+    if not path or not str(path).endswith(".py"):
+        return None
+    try:
+        text = Path(path).read_text(errors="replace")
+    except OSError:
+        return None
+    return None if "__main__" in text else str(path)
 
 
 # ---- output ----------------------------------------------------------------------------------------------------
