@@ -153,7 +153,7 @@ def test_cli_outputs(make_wav: Callable[..., Path], rng: np.random.Generator, tm
     assert rows[0][:3] == ["start", "end", "emotion"] and len(rows) == len(doc["segments"]) + 1
     assert main(["timeline", str(path), "--window", "2", "--hop", "1"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
-    assert lines and all(len(ln.split("\t")) == 4 for ln in lines)
+    assert lines[0] == "start\tend\temotion\tconfidence" and all(len(ln.split("\t")) == 4 for ln in lines[1:])
     silent = make_wav("quiet.wav", np.zeros(16000, np.float32), 16000)
     assert main(["timeline", str(silent)]) == 0
     out, err = capsys.readouterr()

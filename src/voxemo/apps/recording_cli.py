@@ -39,6 +39,7 @@ def cmd_timeline(args: argparse.Namespace) -> int:
     elif not result["segments"]:
         print(f"{result['path']}: no speech found in {result['duration']:.1f} s", file=sys.stderr)
     else:
+        print("start\tend\temotion\tconfidence")  # seconds; tab-separated, as the README shows
         for s in result["segments"]:
             print(f"{s['start']:.2f}\t{s['end']:.2f}\t{s['emotion']}\t{s['confidence']:.2f}")
     return 0

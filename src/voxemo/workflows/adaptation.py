@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,6 +17,8 @@ from voxemo.inference.loading import load_model
 from voxemo.inference.torch_backend import EmotionClassifier
 from voxemo.io.files import atomic_write_text
 from voxemo.io.modelfile import ADAPTATION, MODEL_CARD
+
+log = logging.getLogger(__name__)
 
 
 def save_adapted(clf: Classifier, out: str | os.PathLike[str]) -> Path:
@@ -99,9 +102,13 @@ def adapt_model(inputs: Sequence[str], out: str | os.PathLike[str], *, model: st
     if clf.model_dir is not None and clf.model_dir.resolve() == target:
         raise ModelError(f"{out}: is the model being adapted; write the adapted model to another folder")
     if inputs:
+        log.info("adapting %s: reading the speech of %s", clf.origin(), ", ".join(map(str, inputs[:3]))
+                 + (f" and {len(inputs) - 3} more" if len(inputs) > 3 else ""))
         clf = clf.adapt(inputs, jobs=jobs, prior_seconds=prior_seconds, min_seconds=min_seconds, progress=progress)
     if labelled:
+        log.info("fine-tuning on %d labelled clips", len(labelled))
         clf = clf.fine_tune([(r.path, r.emotion) for r in labelled], jobs=jobs, progress=progress)
+    log.info("writing %s", out)
     save_adapted(clf, out)
     return clf
 
