@@ -15,7 +15,7 @@ from voxemo.core.errors import VoxemoError
 #: top-level import name -> the extra that installs it
 EXTRA_OF: dict[str, str] = {
     "torch": "train", "onnx": "train", "onnxscript": "train", "sklearn": "train", "librosa": "train",
-    "audiomentations": "train", "pyloudnorm": "train", "matplotlib": "train",
+    "audiomentations": "train", "pyloudnorm": "train", "matplotlib": "plot",
     "fastapi": "serve", "fastapi_offline": "serve", "starlette": "serve", "uvicorn": "serve", "multipart": "serve",
     "websockets": "serve",
     "sounddevice": "live",
