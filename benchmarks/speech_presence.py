@@ -3,8 +3,10 @@
 The non-speech set (written to ``--out``, default ``$TMPDIR/voxemo_speech_presence_set/``): noise colours, single
 tones, chords, synthesised melodies, plucked strings (Karplus-Strong), clicks and impulse trains, mains hum with
 harmonics, silence with ±1 LSB dither, DTMF digits and mixtures (hum + noise, tone + noise), 1-6 s, at 8 to 48 kHz and
-peak levels from -40 to -1 dBFS, from a fixed seed. A last category, melodies with vibrato (sung-like notes), is a
-stress test outside the specified set and is reported on its own row.
+peak levels from -40 to -1 dBFS, from a fixed seed. A category of melodies with vibrato (sung-like notes) is a
+stress test outside the specified set and is reported on its own row. Then voice-like non-speech, a pitch that
+moves as a voice's does: chirps (sine sweeps), sirens (wail, yelp, hi-lo), bark-like burst trains and engine hum,
+drawn from a second generator (``seed + 1``) after all the others, so the earlier clips stay bit-identical.
 
 Every clip goes through :func:`voxemo.dsp.speech.speech_presence` (the decision) and, with ``--predict``, through
 ``Classifier.predict_result`` (the whole path ``voxemo predict`` takes: decode, checks, speech, emotion).
@@ -144,8 +146,105 @@ def _hum(n: int, sr: int, rng: np.random.Generator) -> np.ndarray:
                           for k in range(1, int(rng.integers(2, 12)))))
 
 
+def _harmonics(freq: np.ndarray, sr: int, amps: np.ndarray) -> np.ndarray:
+    """Partials ``k * freq`` (``freq`` in Hz per sample) with amplitudes ``amps[k - 1]``, each only while below
+    ``sr / 2.2`` (no aliasing)."""
+    phase = 2 * np.pi * np.cumsum(freq) / sr
+    return np.asarray(sum(a * np.sin(k * phase) * (k * freq < sr / 2.2) for k, a in enumerate(amps, 1)))
+
+
+def _chirp(n: int, sr: int, rng: np.random.Generator) -> np.ndarray:
+    """A sine sweep, linear or exponential, up or down, over the whole clip or repeated every 0.3-2 s; a quarter of
+    the sweeps carry a few harmonics."""
+    lo = np.exp(rng.uniform(np.log(50), np.log(800)))
+    hi = min(np.exp(rng.uniform(np.log(2 * lo), np.log(8 * lo + 3000))), sr / 2.5)
+    hi = max(hi, 1.5 * lo)
+    period = n if rng.random() < 0.6 else int(rng.uniform(0.3, 2.0) * sr)
+    u = (np.arange(n) % period) / period  # 0..1 along each sweep
+    u = u if rng.random() < 0.5 else 1 - u  # up or down
+    freq = lo + (hi - lo) * u if rng.random() < 0.5 else lo * (hi / lo) ** u
+    n_harm = 1 if rng.random() < 0.75 else int(rng.integers(2, 5))
+    return _harmonics(freq, sr, rng.uniform(0.2, 1, n_harm) / np.arange(1, n_harm + 1))
+
+
+def _siren(n: int, sr: int, rng: np.random.Generator) -> np.ndarray:
+    """An emergency siren: a wail (f0 swept between a low of 450-800 Hz and a high of 1000-1600 Hz at 0.1-0.5 Hz,
+    sinusoidally or as a rise and a faster fall), a yelp (the same sweep at 2-5 Hz) or a hi-lo (the two tones
+    alternating every 0.3-0.7 s), with 2-5 harmonics as a horn's, plus a little noise."""
+    t = np.arange(n) / sr
+    lo, hi = rng.uniform(450, 800), rng.uniform(1000, 1600)
+    variant = rng.choice(["wail", "yelp", "hi-lo"])
+    if variant == "hi-lo":
+        half = rng.uniform(0.3, 0.7)
+        freq = np.where((t // half) % 2 == 0, hi, lo) * 0.75 ** (rng.random() < 0.5)
+    else:
+        rate = rng.uniform(0.1, 0.5) if variant == "wail" else rng.uniform(2, 5)
+        cycle = (rate * t + rng.uniform(0, 1)) % 1
+        if rng.random() < 0.5:
+            shape = 0.5 - 0.5 * np.cos(2 * np.pi * cycle)  # smooth up and down
+        else:
+            shape = np.minimum(cycle / 0.7, (1 - cycle) / 0.3)  # rise, then a faster fall (a sawtooth-like wail)
+        freq = lo + (hi - lo) * np.clip(shape, 0, 1)
+    n_harm = int(rng.integers(2, 6))
+    y = _harmonics(freq, sr, rng.uniform(0.3, 1, n_harm) / np.arange(1, n_harm + 1) ** rng.uniform(0.5, 1.5))
+    return y + rng.uniform(0.0, 0.1) * np.std(y) * rng.standard_normal(n)
+
+
+def _barks(n: int, sr: int, rng: np.random.Generator) -> np.ndarray:
+    """A dog-bark-like train: 80-250 ms bursts, 2-5 per second, each a harmonic sound whose f0 starts at 300-900 Hz
+    and falls fast, plus noise, under a sharp-attack, decaying envelope."""
+    y = np.zeros(n)
+    rate = rng.uniform(2, 5)
+    pos = int(rng.uniform(0, 0.3) * sr)
+    while pos < n:
+        m = min(int(rng.uniform(0.08, 0.25) * sr), n - pos)
+        t = np.arange(m) / sr
+        f_start = rng.uniform(300, 900)
+        freq = f_start * (1 - rng.uniform(0.3, 0.6) * (1 - np.exp(-t / rng.uniform(0.02, 0.08))))
+        n_harm = int(rng.integers(3, 9))
+        burst = _harmonics(freq, sr, rng.uniform(0.2, 1, n_harm) / np.arange(1, n_harm + 1) ** rng.uniform(0.3, 1.2))
+        burst = burst + rng.uniform(0.1, 0.6) * np.std(burst) * rng.standard_normal(m)
+        attack = np.minimum(1, t / rng.uniform(0.003, 0.015))
+        y[pos : pos + m] = burst * attack * np.exp(-t / rng.uniform(0.03, 0.12))
+        pos += int(sr / rate * rng.uniform(0.7, 1.3))
+    return y
+
+
+def _engine(n: int, sr: int, rng: np.random.Generator) -> np.ndarray:
+    """Engine hum: a harmonic series on an f0 of 20-120 Hz whose rpm drifts slowly (±2-20%), amplitude modulated at
+    0.5-10 Hz, over pink or brown noise."""
+    t = np.arange(n) / sr
+    f0 = rng.uniform(20, 120)
+    drift = rng.uniform(0.02, 0.2) * np.sin(2 * np.pi * rng.uniform(0.03, 0.3) * t + rng.uniform(0, 6.3))
+    if rng.random() < 0.5:  # revving: a slow ramp as well
+        drift = drift + rng.uniform(-0.2, 0.2) * t / t[-1]
+    n_harm = int(rng.integers(6, 30))
+    amps = rng.uniform(0.2, 1, n_harm) / np.arange(1, n_harm + 1) ** rng.uniform(0.5, 1.5)
+    y = _harmonics(f0 * (1 + drift), sr, amps)
+    y = y * (1 + rng.uniform(0.1, 0.5) * np.sin(2 * np.pi * rng.uniform(0.5, 10) * t))
+    noise = _noise(str(rng.choice(["pink", "brown"])), n, rng)
+    return y + rng.uniform(0.05, 0.4) * np.std(y) * noise / np.std(noise)
+
+
+#: Voice-like non-speech, added later: drawn from their own generator after the others so that every earlier clip
+#: stays bit-identical.
+VOICE_LIKE = {"chirp": (24, _chirp), "siren": (24, _siren), "bark-like bursts": (24, _barks),
+              "engine hum": (20, _engine)}
+
+
 def nonspeech_set(seed: int = 0) -> Iterator[tuple[str, str, np.ndarray, int]]:
     """(category, name, signal, sample rate) of every clip of the non-speech set."""
+    yield from _first_set(seed)
+    rng = np.random.default_rng(seed + 1)
+    for category, (count, make) in VOICE_LIKE.items():
+        for i in range(count):
+            sr = int(rng.choice(RATES))
+            n = int(rng.uniform(1.0, 6.0) * sr)
+            name = category.replace(" ", "_").replace("-", "_")
+            yield category, f"{name}_{i:02d}", _level(make(n, sr, rng), rng), sr
+
+
+def _first_set(seed: int) -> Iterator[tuple[str, str, np.ndarray, int]]:
     rng = np.random.default_rng(seed)
     counts = {"white noise": 20, "pink noise": 20, "brown noise": 20, "tone": 30, "chord": 20, "synth melody": 25,
               "plucked strings": 20, "clicks": 20, "hum": 16, "dither silence": 16, "DTMF": 20, "hum + noise": 12,

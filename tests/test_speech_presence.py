@@ -68,8 +68,35 @@ def _dtmf(sr: int) -> np.ndarray:
                            for a, b in pairs])
 
 
+def _partials(freq: np.ndarray, sr: int, amps: list[float] | np.ndarray) -> np.ndarray:
+    """Partials ``k * freq`` (Hz per sample) with amplitudes ``amps[k - 1]``, each only while below ``sr / 2.2``."""
+    phase = 2 * np.pi * np.cumsum(freq) / sr
+    return np.asarray(sum(a * np.sin(k * phase) * (k * freq < sr / 2.2) for k, a in enumerate(amps, 1)))
+
+
+def _barks(sr: int, rng: np.random.Generator) -> np.ndarray:
+    """A train of 100-200 ms bursts, about three a second: six partials on an f0 that starts at 450-750 Hz and falls
+    by 45% within ~100 ms, plus noise, under a sharp attack and a 60 ms decay."""
+    y = np.zeros(int(2.5 * sr))
+    pos = int(0.1 * sr)
+    while pos < len(y):
+        t = _t(rng.uniform(0.1, 0.2), sr)[: len(y) - pos]
+        burst = _partials(rng.uniform(450, 750) * (1 - 0.45 * (1 - np.exp(-t / 0.04))), sr, 1 / np.arange(1, 7) ** 0.7)
+        burst = burst + 0.3 * np.std(burst) * rng.standard_normal(len(t))
+        y[pos : pos + len(t)] = burst * np.minimum(1, t / 0.008) * np.exp(-t / 0.06)
+        pos += int(rng.uniform(0.25, 0.4) * sr)
+    return y
+
+
+def _engine(t: np.ndarray, sr: int, rng: np.random.Generator) -> np.ndarray:
+    """Engine hum: 20 partials on a 45 Hz f0 drifting by ±8%, amplitude modulated at 3 Hz, over pink noise."""
+    y = _partials(45 * (1 + 0.08 * np.sin(2 * np.pi * 0.2 * t)), sr, 1 / np.arange(1, 21))
+    pink = _pink(len(t), rng)
+    return y * (1 + 0.3 * np.sin(2 * np.pi * 3 * t)) + 0.2 * np.std(y) * pink / np.std(pink)
+
+
 def nonspeech(rng: np.random.Generator, sr: int = SR) -> dict[str, np.ndarray]:
-    """One clip per category of the benchmark's non-speech set."""
+    """One clip per category of the benchmark's non-speech set (other parameters than the benchmark's)."""
     t = _t(2.5, sr)
     clicks = np.zeros(len(t))
     clicks[:: sr // 8] = 1.0
@@ -88,6 +115,13 @@ def nonspeech(rng: np.random.Generator, sr: int = SR) -> dict[str, np.ndarray]:
         "hum + noise": _norm(hum + 0.3 * rng.standard_normal(len(t))),
         "dither": (rng.integers(-1, 2, len(t)) / 32768).astype(np.float32),
         "DTMF": _norm(_dtmf(sr)),
+        # voice-like: a pitch that moves (drawn after the others, which stay as they were)
+        "chirp 100-3100 Hz": _norm(_partials(100 + 1200 * t, sr, [1.0])),
+        "chirp falling": _norm(_partials(1800 * (150 / 1800) ** (t / t[-1]), sr, [1.0, 0.3])),
+        "siren wail": _norm(_partials(1025 + 375 * np.sin(2 * np.pi * 0.4 * t), sr, [1.0, 0.5, 0.3])),
+        "siren yelp": _norm(_partials(650 + 750 * ((3.5 * t) % 1), sr, [1.0, 0.5, 0.3])),
+        "bark-like bursts": _norm(_barks(sr, rng)),
+        "engine hum": _norm(_engine(t, sr, rng)),
     }
 
 
@@ -126,6 +160,24 @@ def test_nonspeech_is_not_speech(category: str, sr: int) -> None:
     assert p.reason.startswith(NO_SPEECH)
 
 
+@pytest.mark.parametrize(("category", "why"), [("chirp 100-3100 Hz", "unbroken"), ("chirp falling", "unbroken"),
+                                               ("siren wail", "unbroken"), ("bark-like bursts", "bark")])
+def test_voice_like_nonspeech_says_why(category: str, why: str) -> None:
+    p = speech_presence(nonspeech(np.random.default_rng(4), 44100)[category], 44100)
+    assert not p.speech and why in p.reason, p
+    assert set(p.to_dict()) >= {"unbroken", "level_range", "f0", "fall", "decay"}
+
+
+def test_each_voice_like_rule_alone(rng: np.random.Generator) -> None:
+    wail = nonspeech(rng)["siren wail"]
+    no_runs = SpeechConfig(unbroken_seconds=100.0)  # no run is that long: the level rule has to catch the siren
+    p = speech_presence(wail, SR, no_runs)
+    assert not p.speech and "steady level" in p.reason and p.level_range < 3, p
+    assert speech_presence(wail, SR, no_runs.replace(min_level_range=0.0)).speech  # a moving pitch, as a voice's
+    barks = nonspeech(rng)["bark-like bursts"]
+    assert speech_presence(barks, SR, SpeechConfig(bark_decay=1.0)).speech  # without the bark rule: speech
+
+
 def test_a_voice_whose_pitch_moves_is_speech(rng: np.random.Generator) -> None:
     for sr, f0, seconds in ((16000, 150.0, 2.0), (8000, 220.0, 0.4), (44100, 110.0, 3.0)):
         p = speech_presence(voiced(seconds, sr, rng, f0=f0), sr)
@@ -148,6 +200,11 @@ def test_speech_config_validates() -> None:
         SpeechConfig(clarity=1.5)
     with pytest.raises(ConfigError):
         SpeechConfig(min_move=2.0, max_jump=1.0)
+    for bad in ({"max_unbroken": 0.0}, {"bark_decay": 1.5}, {"unbroken_seconds": 0.0}, {"min_level_range": -1.0},
+                {"unbroken_movement": 1.5}):
+        with pytest.raises(ConfigError):
+            SpeechConfig(**bad)
+    assert SpeechConfig.from_dict({"clarity": 0.6}) == SpeechConfig()  # configs saved before these fields load
 
 
 @pytest.mark.data
@@ -295,3 +352,15 @@ def test_no_speech_result_json_is_one_line() -> None:
     ResultWriter(buf, "json", ["calm"]).write(NoSpeech("a.wav", "no speech found: noise"))
     assert json.loads(buf.getvalue()) == {"path": "a.wav", "speech": False, "emotion": None,
                                           "reason": "no speech found: noise"}
+
+
+def test_a_bark_train_whose_bursts_swell_and_fade_is_not_speech() -> None:
+    """A high, fast-falling burst is a bark whatever its envelope (``bark_steep_fall``), not only when it dies away."""
+    sr, t = 22050, _t(2.5, 22050)
+    y = np.zeros_like(t)
+    for start in np.arange(0.1, 2.2, 0.33):
+        n, i = int(0.18 * sr), int(start * sr)
+        f0 = 700 * np.exp(-np.arange(n) / sr * 5)
+        y[i : i + n] += _partials(f0, sr, [1, 0.5, 0.3]) * np.hanning(n)
+    p = speech_presence(_norm(y), sr)
+    assert not p.speech and "bark" in p.reason and p.decay < SpeechConfig().bark_decay
