@@ -4,7 +4,8 @@
         [--encoder-f32 FILE SHA256] [--seconds S]
 
 For each clip (real speech, read from the corpora given; default: RAVDESS and Emo-DB from ../shared/data), every
-model's ``predict_proba(path)`` (decode, resample, trim, log-mel, network, head) on one thread, the models taking
+model's ``predict_proba(path, speech_check=False)`` (decode, resample, trim, log-mel, network, head: the model's
+cost; the speech check, on by default, adds the same few ms to every model) on one thread, the models taking
 turns in a rotating order; for the whisper model also its encoder alone on the same clip's own windows (log-mel
 computed beforehand: the ratio is what preprocessing and the head add); then the Whisper encoder alone on a 4-s
 log-mel window (int8 as shipped, and the float32 build given by ``--encoder-f32``, e.g. one written by
@@ -49,7 +50,7 @@ def main() -> None:
     names = args.models.split(",")
     models = {n: load_model(n) for n in names}
     for clf in models.values():  # warm-up: sessions, first-call allocations
-        clf.predict_proba(paths[0])
+        clf.predict_proba(paths[0], speech_check=False)
     times: dict[str, list[float]] = {n: [] for n in names}
     probes = {n: clf for n, clf in models.items() if isinstance(clf, ProbeClassifier)}
     for n in probes:
@@ -59,7 +60,7 @@ def main() -> None:
         order = names[i % len(names):] + names[: i % len(names)]
         for n in order:
             t0 = time.perf_counter()
-            models[n].predict_proba(p)
+            models[n].predict_proba(p, speech_check=False)
             times[n].append(time.perf_counter() - t0)
         for n, clf in probes.items():
             spec = clf.features(p)
