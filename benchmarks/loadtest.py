@@ -229,8 +229,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise SystemExit("pass --data DIR or set VOXEMO_DATA to a RAVDESS folder")
     clips = pick_clips(Path(args.data), args.clips)
     jobs = plan(clips, args.requests, args.bad_every, args.max_upload_mb)
-    server_args = ["--workers", str(args.workers), "--queue", str(args.queue),
-                   "--max-upload-mb", str(args.max_upload_mb), "--backend", args.backend]
+    # every simulated client shares this machine's address: let the per-address limit admit them all
+    server_args = ["--workers", str(args.workers), "--queue", str(args.queue), "--per-client",
+                   str(max(4, args.concurrency)), "--max-upload-mb", str(args.max_upload_mb), "--backend", args.backend]
     if args.model:
         server_args += ["--model", args.model]
     info: dict[str, Any] = {}

@@ -20,7 +20,8 @@ loadtest = load_benchmark("loadtest")
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[str]:
-    with loadtest.running_server("--workers", "2", "--queue", "8", "--max-upload-mb", "1") as url:
+    # the test's 6 concurrent clients share one address: the per-address limit (4 by default) must admit them
+    with loadtest.running_server("--workers", "2", "--queue", "8", "--max-upload-mb", "1", "--per-client", "8") as url:
         yield url
 
 

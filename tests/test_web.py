@@ -322,8 +322,10 @@ def test_drop_a_file_on_the_page(browser: Any, server: str) -> None:
     browser.execute_script("""
         const rate = 16000, y = new Float32Array(2 * rate);
         for (let i = 0; i < y.length; i++) {
+          // a voice in syllables: its level comes and goes four times a second (a steady tone is not speech)
           const t = i / rate, f0 = 150 * (1 + 0.05 * Math.sin(2 * Math.PI * 5 * t));
-          for (let k = 1; k < 8; k++) y[i] += 0.3 * Math.sin(2 * Math.PI * k * f0 * t) / k / 2.6;
+          const level = Math.max(0, Math.sin(2 * Math.PI * 4 * t));
+          for (let k = 1; k < 8; k++) y[i] += level * 0.3 * Math.sin(2 * Math.PI * k * f0 * t) / k / 2.6;
         }
         const dt = new DataTransfer();
         dt.items.add(new File([encodeWav(y, rate)], "dropped.wav", { type: "audio/wav" }));
