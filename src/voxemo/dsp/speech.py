@@ -218,25 +218,29 @@ def _frames(y: np.ndarray, n_hops: int) -> np.ndarray:
     return np.lib.stride_tricks.sliding_window_view(padded, FRAME)[starts]
 
 
-def _nsdf(frames: np.ndarray) -> np.ndarray:
-    """McLeod's normalised square difference function of every frame, (n, w) over lags 0 .. w - 1."""
+def _nsdf(frames: np.ndarray, lags: int | None = None) -> np.ndarray:
+    """McLeod's normalised square difference function of every frame, (n, lags) over lags 0 .. lags - 1 (all ``w``
+    lags by default; each lag's value does not depend on how many are computed)."""
     n, w = frames.shape
+    lags = w if lags is None else min(lags, w)
     x = frames - frames.mean(axis=1, keepdims=True)
     spec = np.fft.rfft(x, 2 * w, axis=1)
-    acf = np.fft.irfft(np.abs(spec) ** 2, axis=1)[:, :w]
+    acf = np.fft.irfft(np.abs(spec) ** 2, axis=1)[:, :lags]
     sq = np.cumsum(x**2, axis=1)
     total = sq[:, -1:]
     # m(tau) = sum_{j < w - tau} x_j^2 + x_{j + tau}^2
-    head = np.concatenate([total, total - sq[:, :-1]], axis=1)  # sum from tau to the end
-    tail = np.concatenate([total, sq[:, ::-1][:, 1:]], axis=1)  # sum up to w - tau
+    head = np.concatenate([total, total - sq[:, : lags - 1]], axis=1)  # sum from tau to the end
+    tail = np.concatenate([total, sq[:, ::-1][:, 1:lags]], axis=1)  # sum up to w - tau
     return np.asarray(2 * acf / np.maximum(head + tail, 1e-12))
 
 
 def _pitch_tracks(frames: np.ndarray, sr: int, f0_maxes: tuple[float, ...]) -> list[tuple[np.ndarray, np.ndarray]]:
     """(f0, clarity) of every frame for each upper f0 limit, read off one NSDF (see :func:`pitch_track`)."""
-    nsdf = _nsdf(frames)
-    n, w = nsdf.shape
+    n, w = frames.shape
     hi = min(int(sr / F0_MIN) + 1, w - 2)
+    # only the lags a peak can be read at (and the one after it, for the interpolation): a first negative lag beyond
+    # them leaves no valid peak, with or without the lags after it
+    nsdf = _nsdf(frames, hi + 2)
     lo_all = int(sr / max(f0_maxes))
     negative = nsdf < 0
     first_neg = np.where(negative.any(axis=1), negative.argmax(axis=1), w)
