@@ -218,13 +218,33 @@ def _frames(y: np.ndarray, n_hops: int) -> np.ndarray:
     return np.lib.stride_tricks.sliding_window_view(padded, FRAME)[starts]
 
 
+def _fft_size(n: int) -> int:
+    """The smallest 2^a 3^b 5^c at least ``n`` (a size pocketfft transforms fast).
+
+    >>> _fft_size(887), _fft_size(1280)
+    (900, 1280)
+    """
+    best = 1 << max(n - 1, 1).bit_length()
+    p5 = 1
+    while p5 < best:
+        p35 = p5
+        while p35 < best:
+            size = p35
+            while size < n:
+                size *= 2
+            best = min(best, size)
+            p35 *= 3
+        p5 *= 5
+    return best
+
+
 def _nsdf(frames: np.ndarray, lags: int | None = None) -> np.ndarray:
     """McLeod's normalised square difference function of every frame, (n, lags) over lags 0 .. lags - 1 (all ``w``
     lags by default; each lag's value does not depend on how many are computed)."""
     n, w = frames.shape
     lags = w if lags is None else min(lags, w)
     x = frames - frames.mean(axis=1, keepdims=True)
-    spec = np.fft.rfft(x, 2 * w, axis=1)
+    spec = np.fft.rfft(x, _fft_size(w + lags), axis=1)  # zero-padded past w + lags: no lag below ``lags`` wraps
     acf = np.fft.irfft(np.abs(spec) ** 2, axis=1)[:, :lags]
     sq = np.cumsum(x**2, axis=1)
     total = sq[:, -1:]
