@@ -23,12 +23,22 @@ def ravdess_root() -> Path | None:
     return root if root.is_dir() else None
 
 
+def corpus_root(name: str) -> Path | None:
+    """The real copy of the development corpus ``name`` ("emodb", "turevdb"): ``$VOXEMO_EMODB`` /
+    ``$VOXEMO_TUREVDB`` if set, else ../shared/data/<name>; None when absent."""
+    env = os.environ.get(f"VOXEMO_{name.upper()}")
+    root = Path(env) if env else SHARED_RAVDESS.parent / name
+    return root if root.is_dir() else None
+
+
 @pytest.fixture(scope="session", autouse=True)
 def one_torch_thread() -> None:
     """Trainings in the test process use one torch thread (a run setting, see ``train_model(threads=...)``): small
     models train faster that way on two shared cores, and every test sees the same thread count."""
-    import torch
-
+    try:
+        import torch
+    except ModuleNotFoundError:  # a base install (no train extra): the tests that need torch skip themselves
+        return
     torch.set_num_threads(1)
 
 

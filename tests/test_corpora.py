@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from conftest import corpus_root
 from voxemo import load_corpus
 from voxemo.apps.cli import main
 from voxemo.core.errors import CorpusError
@@ -19,7 +20,6 @@ from voxemo.core.labels import EMOTIONS, TAXONOMY, shared_classes
 from voxemo.corpus import CORPORA, base, corpus_summary, detect_corpus
 from voxemo.io.manifest import read_manifest, write_manifest
 
-SHARED_EMODB = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "emodb"
 #: Published Emo-DB counts per emotion (Burkhardt et al. 2005; ../shared/data/README.md), in voxemo's names.
 EMODB_COUNTS = {"angry": 127, "boredom": 81, "disgust": 46, "fearful": 69, "happy": 71, "sad": 62, "neutral": 79}
 
@@ -386,9 +386,10 @@ def test_cli_analyze_reads_another_corpus(tmp_path: Path, rng: np.random.Generat
 
 @pytest.fixture(scope="module")
 def real_emodb() -> Path:
-    if not SHARED_EMODB.is_dir():
-        pytest.skip("real Emo-DB not found in ../shared/data/emodb")
-    return SHARED_EMODB
+    root = corpus_root("emodb")
+    if root is None:
+        pytest.skip("real Emo-DB not found (set VOXEMO_EMODB or provide ../shared/data/emodb)")
+    return root
 
 
 @pytest.mark.data
@@ -553,9 +554,9 @@ def test_turevdb_bad_names_are_one_line_errors(tmp_path: Path, name: str, cause:
 
 @pytest.mark.data
 def test_real_turevdb() -> None:
-    root = SHARED_EMODB.parent / "turevdb"
-    if not root.is_dir():
-        pytest.skip("real TurEV-DB not found in ../shared/data/turevdb")
+    root = corpus_root("turevdb")
+    if root is None:
+        pytest.skip("real TurEV-DB not found (set VOXEMO_TUREVDB or provide ../shared/data/turevdb)")
     assert detect_corpus(root) == "turevdb"
     recs = load_corpus(root)
     assert Counter(r.emotion for r in recs) == {"angry": 487, "sad": 483, "calm": 408, "happy": 357}

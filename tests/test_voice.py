@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import corpus_root
 from voxemo.apps.cli import main
 from voxemo.core.config import Config, ModelConfig
 from voxemo.core.errors import ConfigError, ModelError
@@ -153,7 +154,6 @@ def test_building_without_the_encoder_package_says_what_to_install(monkeypatch: 
         encoder_weights_path()
 
 
-SHARED_EMODB = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "emodb"
 
 
 def test_evaluate_scores_a_trained_model_without_training_it(tmp_path: Path,
@@ -161,11 +161,12 @@ def test_evaluate_scores_a_trained_model_without_training_it(tmp_path: Path,
     from voxemo.corpus.sources import load_source
     from voxemo.experiment.crossscore import score_cross_corpus
 
-    if not SHARED_EMODB.is_dir():
-        pytest.skip("Emo-DB not found beside the repository")
+    emodb = corpus_root("emodb")
+    if emodb is None:
+        pytest.skip("Emo-DB not found (set VOXEMO_EMODB or provide ../shared/data/emodb)")
     test = tmp_path / "emodb"
     test.mkdir()
-    for f in sorted(SHARED_EMODB.glob("*.flac")):
+    for f in sorted(emodb.glob("*.flac")):
         if f.name[:2] in ("03", "16") and f.name[5] in "WTFN":  # two speakers, angry/sad/happy/neutral
             (test / f.name).symlink_to(f)
     out = tmp_path / "scored"
