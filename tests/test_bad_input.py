@@ -206,13 +206,13 @@ def test_batch_goes_on_past_failures(tmp_path: Path, rng: np.random.Generator, m
     # the library generator gives the same results, one per file, in the same order
     assert [r.to_dict() for r in predict_paths(inputs, model)] == lines
 
-    # human output: predictions on stdout, one "error: ..." line per failure on stderr, still exit 1
+    # human output: predictions on stdout, one "voxemo: error: ..." line per failure on stderr, still exit 1
     code = main(["predict", "--model", str(tiny_model_dir), *map(str, inputs)])
     out, err = capsys.readouterr()
     assert code == 1
     assert [line.split("\t")[0] for line in out.splitlines()] == [str(good1), str(good2)]
     err_lines = err.splitlines()
-    assert len(err_lines) == 5 and all(line.startswith("error: ") for line in err_lines)
+    assert len(err_lines) == 5 and all(line.startswith("voxemo: error: ") for line in err_lines)
     assert "Traceback" not in out + err
 
 

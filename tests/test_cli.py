@@ -117,7 +117,8 @@ def test_predict_human_output(tiny_model_dir: Path, tmp_path: Path, rng: np.rand
     assert main(["predict", "--model", str(tiny_model_dir), str(tmp_path)]) == 1
     out, err = capsys.readouterr()
     assert [line.split("\t")[0] for line in out.splitlines()] == [str(c) for c in clips]
-    assert err.splitlines() == [f"error: {tmp_path / 'c.wav'}: not a readable audio file (Format not recognised.)"]
+    assert err.splitlines() == [
+        f"voxemo: error: {tmp_path / 'c.wav'}: not a readable audio file (Format not recognised.)"]
 
 
 @pytest.mark.parametrize("command", SUBCOMMANDS)

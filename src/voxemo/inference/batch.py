@@ -225,7 +225,7 @@ class ResultWriter:
                 self._line([result.path, result.emotion or "", result.confidence,
                             *(result.probabilities.get(c, "") for c in self.classes), "", "true", reason])
         elif isinstance(result, FileFailure):
-            print(f"error: {result.error}", file=self.err, flush=True)
+            print(f"voxemo: error: {result.error}", file=self.err, flush=True)
             return
         elif isinstance(result, NoSpeech):
             self.out.write(f"{result.path}\tno speech\t-\n")
