@@ -32,7 +32,15 @@ from voxemo.core.records import Utterance
 from voxemo.dsp.scoring import window_probabilities
 from voxemo.experiment.calibration import evaluate_folds
 from voxemo.experiment.metrics import scores
-from voxemo.experiment.results import Evaluation, FoldJob, FoldResult, FoldRunner, Prediction, Scores, Summary
+from voxemo.experiment.results import (
+    Evaluation,
+    FoldJob,
+    FoldPrediction,
+    FoldResult,
+    FoldRunner,
+    Scores,
+    Summary,
+)
 from voxemo.experiment.splits import make_splits
 from voxemo.nn.train import predict_segments, train_model
 
@@ -127,8 +135,9 @@ def evaluate(
         folds.append(replace(fold, test_speakers=tuple(speakers)))
         for j, (i, pr) in enumerate(zip(split.test, fold.probs)):
             r, p = records[i], int(pr.argmax())
-            predictions.append(Prediction(r.path, r.speaker, r.gender, r.intensity, r.emotion, labels[p], split.name,
-                                          float(pr[p]), float(calibrated[k][j, p]) if calibrated else None))
+            predictions.append(FoldPrediction(r.path, r.speaker, r.gender, r.intensity, r.emotion, labels[p],
+                                              split.name, float(pr[p]),
+                                              float(calibrated[k][j, p]) if calibrated else None))
     true = np.array([labels.index(p.emotion) for p in predictions])
     pred = np.array([labels.index(p.predicted) for p in predictions])
     return Evaluation(protocol=protocol, labels=tuple(labels), folds=tuple(folds), summary=Summary.of(folds),

@@ -29,7 +29,7 @@ def breakdown(predictions: Sequence[Any], key: str) -> list[dict[str, Any]]:
     """Accuracy per value of ``key`` (``emotion`` = per-class recall, ``intensity``, ``gender``, ``speaker``).
 
     ``predictions`` are rows with ``emotion``, ``predicted`` and ``key``: mappings or objects with those
-    attributes (:class:`~voxemo.experiment.results.Prediction`).
+    attributes (:class:`~voxemo.experiment.results.FoldPrediction`).
     """
     groups: dict[str, list[bool]] = {}
     for p in predictions:

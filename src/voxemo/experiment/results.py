@@ -138,8 +138,9 @@ class Summary:
 
 
 @dataclass(frozen=True)
-class Prediction:
-    """One test clip of an evaluation (a row of ``predictions.csv``)."""
+class FoldPrediction:
+    """One test clip of an evaluation, scored by the fold that held it out (a row of ``predictions.csv``; what
+    prediction itself returns is :class:`voxemo.inference.results.Prediction`)."""
 
     path: str
     speaker: str
@@ -188,7 +189,7 @@ class Evaluation:
     summary: Summary
     pooled: Scores
     confusion: np.ndarray
-    predictions: tuple[Prediction, ...]
+    predictions: tuple[FoldPrediction, ...]
     calibration: Mapping[str, Any]
     config: Config
     model: str | None = None
