@@ -31,7 +31,7 @@ def check_signal(y: np.ndarray, sr: int, *, name: str = "signal") -> None:
         raise AudioError(f"{name}: sample rate {sr!r} must be a positive integer (Hz)")
     if y.size == 0:
         raise AudioError(f"{name}: no samples")
-    peak = float(max(y.max(), -y.min()))  # NaN and inf propagate: one check covers them, no |y| copy
+    peak = peak_level(y)  # NaN and inf propagate: one check covers them
     if not np.isfinite(peak):
         raise AudioError(f"{name}: contains non-finite samples (NaN or inf)")
     if peak < SILENCE_PEAK:
@@ -48,9 +48,19 @@ def to_full_scale(y: np.ndarray) -> np.ndarray:
     >>> to_full_scale(np.array([0.5, -4.0], np.float32)).tolist()
     [0.125, -1.0]
     """
-    peak = float(max(y.max(initial=0.0), -y.min(initial=0.0)))
+    peak = peak_level(y)
     if not peak > 1.0 or not np.isfinite(peak):  # non-finite samples are check_signal's to refuse
         return y
+    return scale_down(y, peak)
+
+
+def peak_level(y: np.ndarray) -> float:
+    """The largest absolute sample (0 for no samples; NaN or inf when a sample is), without an ``|y|`` copy."""
+    return float(max(y.max(initial=0.0), -y.min(initial=0.0)))
+
+
+def scale_down(y: np.ndarray, peak: float) -> np.ndarray:
+    """``y`` divided by ``peak`` (in float64, back to float32): what :func:`to_full_scale` does above full scale."""
     return (y.astype(np.float64) / peak).astype(np.float32)
 
 
@@ -82,7 +92,7 @@ def resample_blocks(blocks: Iterable[np.ndarray], sr: int, rates: Iterable[int],
 
 def _feed(streams: dict[int, Any], parts: dict[int, list[np.ndarray]], block: np.ndarray, peak: float, *,
           last: bool) -> None:
-    x = (block.astype(np.float64) / peak).astype(np.float32) if peak > 1.0 else block
+    x = scale_down(block, peak) if peak > 1.0 else block
     for rate, stream in streams.items():
         parts[rate].append(x.astype(np.float32, copy=True) if stream is None else
                            stream.resample_chunk(np.ascontiguousarray(x, np.float32), last=last))

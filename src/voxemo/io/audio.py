@@ -13,7 +13,7 @@ import numpy as np
 import soundfile as sf
 
 from voxemo.core.errors import AudioError
-from voxemo.dsp.signal import resample_blocks
+from voxemo.dsp.signal import peak_level, resample_blocks
 
 #: Extensions voxemo treats as audio when it walks a folder.
 AUDIO_EXTENSIONS: frozenset[str] = frozenset({".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif", ".opus"})
@@ -21,8 +21,12 @@ AUDIO_EXTENSIONS: frozenset[str] = frozenset({".wav", ".flac", ".ogg", ".mp3", "
 #: More channels than this in a header is a corrupt file, not a recording (ambisonics and arrays stay below it).
 MAX_CHANNELS = 64
 
-#: Frames decoded at once when :func:`load_audio` mixes channels down while reading.
+#: Frames decoded at once when a file is mixed down while it is read (:func:`load_resampled`).
 MONO_BLOCK = 1 << 16
+
+#: Files up to this long are decoded once by :func:`load_resampled` (held at their own rate, about 11 MB at 48 kHz);
+#: longer ones twice, block by block, so that no long file is ever held at its own rate.
+ONE_PASS_SECONDS = 60
 
 #: Audio containers the corpus loaders pick up (case-insensitive). Corpora are distributed as WAV; FLAC copies
 #: (like ``../shared/data``) are bit-identical, so both are accepted.
@@ -70,8 +74,7 @@ def open_audio(path: str | os.PathLike[str]) -> sf.SoundFile:
     return f
 
 
-def load_audio(path: str | os.PathLike[str], *, max_duration: float | None = None,
-               mono: bool = False) -> tuple[np.ndarray, int]:
+def load_audio(path: str | os.PathLike[str], *, max_duration: float | None = None) -> tuple[np.ndarray, int]:
     """Read an audio file as float32 without resampling.
 
     Parameters
@@ -80,9 +83,6 @@ def load_audio(path: str | os.PathLike[str], *, max_duration: float | None = Non
         WAV (8/16/24/32-bit integer or float), FLAC, OGG/Vorbis, Opus or MP3 file.
     max_duration : float, optional
         Reject files longer than this many seconds before decoding them.
-    mono : bool
-        Average the channels while decoding, block by block (the same samples as
-        :func:`voxemo.dsp.signal.to_mono` of the whole array, without holding every channel of a long file).
 
     Returns
     -------
@@ -99,21 +99,8 @@ def load_audio(path: str | os.PathLike[str], *, max_duration: float | None = Non
     try:
         with open_audio(p) as f:
             sr = int(f.samplerate)
-            frames = int(f.frames)
-            if max_duration is not None and frames > 0 and frames / sr > max_duration:
-                raise AudioError(
-                    f"{p}: too long ({frames / sr:.1f} s > max_duration={max_duration:g} s); "
-                    "cut it or raise AudioConfig.max_duration"
-                )
-            if mono and f.channels > 1:
-                y = np.empty(max(frames, 0), np.float32)
-                done = 0
-                for block in f.blocks(blocksize=MONO_BLOCK, dtype="float32", always_2d=True):
-                    y[done : done + len(block)] = block.mean(axis=1, dtype=np.float32)
-                    done += len(block)
-                y = y[:done]
-            else:
-                y = f.read(dtype="float32", always_2d=False)
+            _check_length(p, f, max_duration)
+            y = f.read(dtype="float32", always_2d=False)
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
         raise AudioError(f"{p}: not a readable audio file ({libsndfile_cause(exc)})") from None
     except MemoryError:
@@ -121,6 +108,13 @@ def load_audio(path: str | os.PathLike[str], *, max_duration: float | None = Non
     if y.size == 0:
         raise AudioError(f"{p}: contains no audio samples (truncated or empty stream)")
     return y, sr
+
+
+def _check_length(p: Path, f: sf.SoundFile, max_duration: float | None) -> None:
+    """Refuse a file longer than ``max_duration`` seconds from its header, before decoding it."""
+    if max_duration is not None and f.frames > 0 and f.frames / f.samplerate > max_duration:
+        raise AudioError(f"{p}: too long ({f.frames / f.samplerate:.1f} s > max_duration={max_duration:g} s); "
+                         "cut it or raise AudioConfig.max_duration")
 
 
 def load_resampled(path: str | os.PathLike[str], rates: Iterable[int], *,
@@ -134,19 +128,20 @@ def load_resampled(path: str | os.PathLike[str], rates: Iterable[int], *,
     try:
         with open_audio(p) as f:
             sr = int(f.samplerate)
-            if max_duration is not None and f.frames > 0 and f.frames / sr > max_duration:
-                raise AudioError(f"{p}: too long ({f.frames / sr:.1f} s > max_duration={max_duration:g} s); "
-                                 "cut it or raise AudioConfig.max_duration")
+            _check_length(p, f, max_duration)
 
             def mono_blocks() -> Iterator[np.ndarray]:
                 f.seek(0)
                 for block in f.blocks(blocksize=MONO_BLOCK, dtype="float32", always_2d=True):
                     yield block[:, 0].copy() if block.shape[1] == 1 else block.mean(axis=1, dtype=np.float32)
 
-            peak = max((float(max(b.max(initial=0.0), -b.min(initial=0.0))) for b in mono_blocks()), default=0.0)
+            # a short file is decoded once and held at its own rate (a few MB); a long one is decoded twice
+            blocks: Iterable[np.ndarray] = list(mono_blocks()) if f.frames <= ONE_PASS_SECONDS * sr else mono_blocks()
+            peak = max((peak_level(b) for b in blocks), default=0.0)
             if peak == 0.0 and f.frames == 0:
                 raise AudioError(f"{p}: contains no audio samples (truncated or empty stream)")
-            return resample_blocks(mono_blocks(), sr, rates, peak=peak if np.isfinite(peak) else 1.0)
+            return resample_blocks(blocks if isinstance(blocks, list) else mono_blocks(), sr, rates,
+                                   peak=peak if np.isfinite(peak) else 1.0)
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
         raise AudioError(f"{p}: not a readable audio file ({libsndfile_cause(exc)})") from None
     except MemoryError:
