@@ -154,7 +154,13 @@ class Classifier:
         return y, file_sr, str(x)
 
     def _speech_features(self, x: AudioInput, sr: int | None) -> np.ndarray | str:
-        """The log-mel of an input with speech, or why it has none."""
+        """The log-mel of an input with speech, or why it has none; a file goes the way every prediction path reads
+        one (:func:`~voxemo.inference.adaptset.analyse_file`), an unusable one raising its one-line error."""
+        if not isinstance(x, np.ndarray):
+            checked = analyse_file(x, self.config, self.speech)
+            if isinstance(checked, FileFailure):
+                raise AudioError(checked.error)
+            return checked if isinstance(checked, np.ndarray) else f"{checked.path}: {checked.reason}"
         y, rate, name = self._signal(x, sr)
         spec = extract(y, rate, self.config.audio, self.config.features, name=name)  # its checks come first
         presence = speech_presence(y, rate, self.speech)

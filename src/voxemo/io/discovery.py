@@ -5,6 +5,7 @@ run (files, folders and manifests), listed lazily.
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -34,7 +35,7 @@ def expand_inputs(paths: Iterable[str | os.PathLike[str]]) -> Iterator[tuple[str
     for raw in paths:
         p = Path(raw)
         try:
-            os.stat(p)
+            st = os.stat(p)
         except FileNotFoundError:
             yield str(p), f"{p}: no such file or folder"
             continue
@@ -42,15 +43,13 @@ def expand_inputs(paths: Iterable[str | os.PathLike[str]]) -> Iterator[tuple[str
             cause = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
             yield str(p), f"{str(p)[:200]}: unusable path ({cause})"
             continue
-        if p.is_dir():
+        if stat.S_ISDIR(st.st_mode):
             found = False
             for f in _walk_audio(p):
                 found = True
                 yield str(f), None
             if not found:
                 yield str(p), f"{p}: folder contains no audio files ({', '.join(sorted(AUDIO_EXTENSIONS))})"
-        elif not p.exists():
-            yield str(p), f"{p}: no such file or folder"
         elif p.suffix.lower() in MANIFEST_EXTENSIONS:
             yield from manifest_inputs(p)
         else:
