@@ -148,3 +148,17 @@ def test_the_service_and_the_timeline_never_answer_nan(huge: Path) -> None:
     assert body["speech"] and all(v is not None and np.isfinite(v) for v in body["probabilities"].values())
     tl = timeline(huge, load_model())
     assert tl["segments"] and json.dumps(tl, allow_nan=False)
+
+
+def test_a_bad_manifest_row_does_not_hide_the_other_rows_columns(tmp_path: Path) -> None:
+    """``predict --adapt-by`` reads a column the way ``predict`` reads the paths: a row the CSV reader refuses costs
+    only that row."""
+    from voxemo.io.manifest import manifest_column
+
+    clips = [tmp_path / f"{i}.wav" for i in range(3)]
+    for c in clips:
+        c.write_bytes(b"x")
+    rows = [b"path,speaker", f"{clips[0]},a".encode(), b"/tmp/x\x00y.wav,b", b'"' + b"z" * 200_000 + b'",c',
+            f"{clips[1]},d".encode(), f"{clips[2]},".encode()]
+    (tmp_path / "m.csv").write_bytes(b"\n".join(rows) + b"\n")
+    assert manifest_column(tmp_path / "m.csv", "speaker") == {str(clips[0]): "a", str(clips[1]): "d"}

@@ -70,47 +70,51 @@ def manifest_inputs(manifest: str | os.PathLike[str]) -> Iterator[tuple[str, str
     byte, too long a name, a line the CSV reader cannot parse) becomes an error item and the next line goes on."""
     m = Path(manifest)
     try:
-        # surrogateescape: a stray non-UTF-8 byte spoils its own line (an error item), not the whole file
-        with open(m, encoding="utf-8", errors="surrogateescape", newline="") as f:
-            if m.suffix.lower() == ".csv":
-                reader = csv.DictReader(f)
-                if "path" not in (reader.fieldnames or []):
-                    yield str(m), f"{m}: manifest CSV has no 'path' column (header {reader.fieldnames})"
-                    return
-                yield from _csv_items(m, reader)
+        for line, row, error in _rows(m):
+            if row is None:
+                yield (f"{m}:{line}" if line else str(m)), str(error)
             else:
-                for n, line in enumerate(f, 1):
-                    if not line.strip():
-                        continue
-                    try:
-                        row = json.loads(line)
-                    except ValueError:
-                        yield f"{m}:{n}", f"{m}:{n}: not a JSON object"
-                        continue
-                    yield _manifest_item(m, n, row.get("path") if isinstance(row, dict) else None)
+                yield _manifest_item(m, line, row.get("path"))
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         yield str(m), f"{m}: cannot read manifest ({exc})"
 
 
-def _csv_items(manifest: Path, reader: csv.DictReader[str]) -> Iterator[tuple[str, str | None]]:
-    """:func:`_manifest_item` of every CSV row; a row the reader refuses (a NUL byte, an oversized field) is an
-    error item and reading goes on after it."""
-    rows = iter(reader)
-    failed_at = -1
-    while True:
-        try:
-            row = next(rows)
-        except StopIteration:
+def _rows(m: Path) -> Iterator[tuple[int, dict[str, object] | None, str | None]]:
+    """``(line, row, None)`` for every row of a manifest (a CSV row, or a JSON line's object; ``{}`` for a line that
+    is JSON but no object), ``(line, None, error)`` for a line that cannot be read, and ``(0, None, error)`` for a
+    CSV without a ``path`` column. A line the CSV reader refuses (a NUL byte, an oversized field) does not stop it."""
+    # surrogateescape: a stray non-UTF-8 byte spoils its own line, not the whole file
+    with open(m, encoding="utf-8", errors="surrogateescape", newline="") as f:
+        if m.suffix.lower() != ".csv":
+            for n, text in enumerate(f, 1):
+                if text.strip():
+                    try:
+                        row = json.loads(text)
+                    except ValueError:
+                        yield n, None, f"{m}:{n}: not a JSON object"
+                        continue
+                    yield n, row if isinstance(row, dict) else {}, None
             return
-        except csv.Error as exc:
-            where = f"{manifest}:{reader.line_num + 1}"  # the reader counts a line once it has parsed it
-            if reader.line_num == failed_at:  # a second error without a line read: it cannot go past this one
-                yield where, f"{where}: unreadable CSV from here on ({exc})"
+        reader = csv.DictReader(f)
+        if "path" not in (reader.fieldnames or []):
+            yield 0, None, f"{m}: manifest CSV has no 'path' column (header {reader.fieldnames})"
+            return
+        rows = iter(reader)
+        failed_at = -1
+        while True:
+            try:
+                row = next(rows)
+            except StopIteration:
                 return
-            failed_at = reader.line_num
-            yield where, f"{where}: unreadable CSV line ({exc})"
-            continue
-        yield _manifest_item(manifest, reader.line_num, row.get("path"))
+            except csv.Error as exc:
+                where = reader.line_num + 1  # the reader counts a line once it has parsed it
+                if reader.line_num == failed_at:  # a second error without a line read: it cannot go past this one
+                    yield where, None, f"{m}:{where}: unreadable CSV from here on ({exc})"
+                    return
+                failed_at = reader.line_num
+                yield where, None, f"{m}:{where}: unreadable CSV line ({exc})"
+                continue
+            yield reader.line_num, dict(row), None
 
 
 def _manifest_item(manifest: Path, line: int, path: object) -> tuple[str, str | None]:
@@ -138,23 +142,11 @@ def manifest_column(manifest: str | os.PathLike[str], column: str) -> dict[str, 
     m = Path(manifest)
     out: dict[str, str] = {}
     try:
-        with open(m, encoding="utf-8", errors="surrogateescape", newline="") as f:
-            if m.suffix.lower() == ".csv":
-                rows: Iterable[object] = list(csv.DictReader(f))
-            else:
-                rows = [_json_or_none(line) for line in f if line.strip()]
+        for line, row, _ in _rows(m):
+            if row is not None and row.get(column) not in (None, ""):
+                path, error = _manifest_item(m, line, row.get("path"))
+                if error is None:
+                    out[path] = str(row[column])
     except (OSError, UnicodeDecodeError, csv.Error):
-        return out
-    for n, row in enumerate(rows, 1):
-        if isinstance(row, dict) and row.get(column) not in (None, ""):
-            path, error = _manifest_item(m, n, row.get("path"))
-            if error is None:
-                out[path] = str(row[column])
+        pass
     return out
-
-
-def _json_or_none(line: str) -> object:
-    try:
-        return json.loads(line)
-    except ValueError:
-        return None
