@@ -98,6 +98,13 @@ def _feed(streams: dict[int, Any], parts: dict[int, list[np.ndarray]], block: np
                            stream.resample_chunk(np.ascontiguousarray(x, np.float32), last=last))
 
 
+def row_power(rows: np.ndarray, block: int = 1 << 13) -> np.ndarray:
+    """Mean square of every row of ``rows`` (frames, one per row) in float64, ``block`` rows at a time: the values of
+    ``np.mean(np.square(rows, dtype=np.float64), axis=1)`` without a float64 copy of a long signal."""
+    return np.concatenate([np.mean(np.square(rows[i : i + block], dtype=np.float64), axis=1)
+                           for i in range(0, len(rows), block)] or [np.zeros(0)])
+
+
 def frame_power(y: np.ndarray, frame_length: int = 2048, hop_length: int = 512) -> np.ndarray:
     """Mean square of every centred, zero-padded frame: ``librosa.feature.rms(y=y, ...)[0] ** 2``, in float64.
 

@@ -50,7 +50,7 @@ import numpy as np
 
 from voxemo.core.config import _Config
 from voxemo.core.errors import ConfigError
-from voxemo.dsp.signal import resample, to_full_scale, to_mono
+from voxemo.dsp.signal import resample, row_power, to_full_scale, to_mono
 from voxemo.dsp.vad import VAD_RATE, VadConfig, voiced_frames
 
 #: Hop of the analysis, in samples at 16 kHz (10 ms).
@@ -387,9 +387,7 @@ def speech_presence(y: np.ndarray, sr: int, config: SpeechConfig | None = None,
     if n_hops < 3:
         return SpeechPresence(False, 0.0, 0.0, 0.0, 0.0, f"{NO_SPEECH}: too short")
     hops = x[: n_hops * HOP].reshape(n_hops, HOP)
-    power = np.concatenate([np.mean(hops[b[0] : b[-1] + 1].astype(np.float64) ** 2, axis=1)
-                            for b in _blocks(np.arange(n_hops), BLOCK * 8)])
-    db = 10 * np.log10(power + 1e-12)
+    db = 10 * np.log10(row_power(hops) + 1e-12)
     active = (db >= c.floor_db) & (db >= db.max() - c.range_db)
     active_s = round(float(active.sum()) * HOP / VAD_RATE, 3)
     if not active.any():

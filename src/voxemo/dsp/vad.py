@@ -20,6 +20,7 @@ import webrtcvad
 
 from voxemo.core.config import _Config
 from voxemo.core.errors import ConfigError
+from voxemo.dsp.signal import row_power
 
 #: The rate the VAD runs at (webrtcvad accepts 8, 16, 32 or 48 kHz; 16 kHz covers the speech band).
 VAD_RATE = 16000
@@ -146,10 +147,7 @@ class SpeechTracker:
             return []
         frames = np.asarray(buf[: n * self._frame_len], np.float32)
         pcm = to_pcm16(frames)
-        rows = frames.reshape(n, -1)
-        power = np.concatenate([np.mean(np.square(rows[i : i + 8192], dtype=np.float64), axis=1)
-                                for i in range(0, n, 8192)])  # in blocks: no float64 copy of a long signal
-        energy = 10 * np.log10(power + 1e-10)
+        energy = 10 * np.log10(row_power(frames.reshape(n, -1)) + 1e-10)
         size = 2 * self._frame_len
         events: list[tuple[str, int]] = []
         for i in range(n):
@@ -210,9 +208,6 @@ def voiced_frames(y: np.ndarray, config: VadConfig | None = None) -> np.ndarray:
     vad = webrtcvad.Vad(c.aggressiveness)
     out = np.array([vad.is_speech(pcm[2 * size * i : 2 * size * (i + 1)], VAD_RATE) for i in range(n)], bool)
     if c.gate_db > 0:
-        rows = frames.reshape(n, -1)
-        power = np.concatenate([np.mean(np.square(rows[i : i + 8192], dtype=np.float64), axis=1)
-                                for i in range(0, n, 8192)])  # in blocks: no float64 copy of a long signal
-        energy = 10 * np.log10(power + 1e-10)
+        energy = 10 * np.log10(row_power(frames.reshape(n, -1)) + 1e-10)
         out &= energy >= energy.max() - c.gate_db
     return out
