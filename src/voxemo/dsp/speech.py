@@ -39,7 +39,8 @@ unbroken runs that are not a voice hold less than ``max_unbroken`` of its pitche
 ``decay >= bark_decay``). Whispered speech (no f0) and sung
 notes with vibrato are outside what this decides: the first is called no speech, the second speech (unless its
 notes, held unbroken for ``unbroken_seconds``, lie above ``voice_f0_max``, span an octave or barely move). Numpy
-only (plus soxr and webrtcvad), so the prediction path imports no scipy.signal.
+only (plus soxr, webrtcvad and scipy.fft's next_fast_len, which the features import anyway), so the prediction path
+imports no scipy.signal.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.fft import next_fast_len
 
 from voxemo.core.config import _Config
 from voxemo.core.errors import ConfigError
@@ -218,33 +220,14 @@ def _frames(y: np.ndarray, n_hops: int) -> np.ndarray:
     return np.lib.stride_tricks.sliding_window_view(padded, FRAME)[starts]
 
 
-def _fft_size(n: int) -> int:
-    """The smallest 2^a 3^b 5^c at least ``n`` (a size pocketfft transforms fast).
-
-    >>> _fft_size(887), _fft_size(1280)
-    (900, 1280)
-    """
-    best = 1 << max(n - 1, 1).bit_length()
-    p5 = 1
-    while p5 < best:
-        p35 = p5
-        while p35 < best:
-            size = p35
-            while size < n:
-                size *= 2
-            best = min(best, size)
-            p35 *= 3
-        p5 *= 5
-    return best
-
-
 def _nsdf(frames: np.ndarray, lags: int | None = None) -> np.ndarray:
     """McLeod's normalised square difference function of every frame, (n, lags) over lags 0 .. lags - 1 (all ``w``
     lags by default; each lag's value does not depend on how many are computed)."""
     n, w = frames.shape
     lags = w if lags is None else min(lags, w)
     x = frames - frames.mean(axis=1, keepdims=True)
-    spec = np.fft.rfft(x, _fft_size(w + lags), axis=1)  # zero-padded past w + lags: no lag below ``lags`` wraps
+    # zero-padded past w + lags, to a length pocketfft transforms fast: no lag below ``lags`` wraps
+    spec = np.fft.rfft(x, next_fast_len(w + lags, real=True), axis=1)
     acf = np.fft.irfft(np.abs(spec) ** 2, axis=1)[:, :lags]
     sq = np.cumsum(x**2, axis=1)
     total = sq[:, -1:]
