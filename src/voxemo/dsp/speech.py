@@ -288,18 +288,25 @@ def _movement(f0: np.ndarray, pitched: np.ndarray, c: SpeechConfig) -> float:
     """Share of the hops, among those with a continuous pitch track from two hops before to two after, whose f0
     slope (least squares over the five hops) is at least ``min_move`` semitones per hop: jitter of a steady
     tone's estimate averages out, a glide does not."""
-    semis = 12 * np.log2(np.maximum(f0, 1.0))
-    n = len(semis)
-    if n < 5:
-        return 0.0
-    step = np.abs(np.diff(semis))
-    link = pitched[1:] & pitched[:-1] & (step < c.max_jump)  # hop i and i + 1 are continuous
-    run = link[:-3] & link[1:-2] & link[2:-1] & link[3:]  # hops i .. i + 4 continuous
+    semis = _semitones(f0)
+    run = _continuous(semis, pitched, c.max_jump)
     if not run.any():
         return 0.0
-    win = np.lib.stride_tricks.sliding_window_view(semis, 5)
-    slope = np.abs(win @ np.arange(-2.0, 3.0)) / 10.0
-    return float((run & (slope >= c.min_move)).sum() / run.sum())
+    return float((run & (np.abs(_slopes(semis)) >= c.min_move)).sum() / run.sum())
+
+
+def _semitones(f0: np.ndarray) -> np.ndarray:
+    return np.asarray(12 * np.log2(np.maximum(f0, 1.0)))
+
+
+def _continuous(semis: np.ndarray, pitched: np.ndarray, jump: float) -> np.ndarray:
+    """Per hop: whether the five hops centred on it are pitched with every step between them below ``jump``
+    semitones (one continuous track); False at the two ends."""
+    run = np.zeros(len(semis), bool)
+    if len(semis) >= 5:
+        link = pitched[1:] & pitched[:-1] & (np.abs(np.diff(semis)) < jump)  # hop i and i + 1 are continuous
+        run[2:-2] = link[:-3] & link[1:-2] & link[2:-1] & link[3:]
+    return run
 
 
 def _slopes(x: np.ndarray) -> np.ndarray:
@@ -322,7 +329,7 @@ def _unbroken(f0_wide: np.ndarray, wide: np.ndarray, f0: np.ndarray, pitched: np
     or movement (voice-range track) within the run below ``unbroken_movement``."""
     if not wide.any():
         return 0.0
-    semis = 12 * np.log2(np.maximum(f0_wide, 1.0))
+    semis = _semitones(f0_wide)
     long = int(np.ceil(c.unbroken_seconds * VAD_RATE / HOP))
     held = 0
     for start, stop in _runs(wide):
@@ -338,12 +345,8 @@ def _unbroken(f0_wide: np.ndarray, wide: np.ndarray, f0: np.ndarray, pitched: np
 def _fall(f0: np.ndarray, pitched: np.ndarray) -> float:
     """Share of the five-hop windows of pitched hops, continuous to within ``FALL_JUMP`` semitones, whose f0
     falls by ``FAST_FALL`` semitones per hop or more."""
-    semis = 12 * np.log2(np.maximum(f0, 1.0))
-    if len(semis) < 5:
-        return 0.0
-    link = pitched[1:] & pitched[:-1] & (np.abs(np.diff(semis)) < FALL_JUMP)
-    run = np.zeros(len(semis), bool)
-    run[2:-2] = link[:-3] & link[1:-2] & link[2:-1] & link[3:]  # hops i - 2 .. i + 2 continuous
+    semis = _semitones(f0)
+    run = _continuous(semis, pitched, FALL_JUMP)
     if not run.any():
         return 0.0
     return float((run & (_slopes(semis) <= -FAST_FALL)).sum() / run.sum())
