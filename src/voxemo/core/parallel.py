@@ -98,7 +98,10 @@ def _wait_for_end(reader: Connection) -> None:
         os._exit(1)
 
 
-def _init_worker(parent: int | None, parent_lifeline: Connection | None) -> None:
+def init_worker(parent: int | None, parent_lifeline: Connection | None) -> None:
+    """Set up a pool worker: Ctrl-C left to the parent, SIGTERM ends it, it ends with the process it works for
+    (:func:`exit_with_parent` given that process' pid, :func:`exit_when_closed` given a :func:`lifeline`), one
+    BLAS thread."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it stops the pool
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the parent's handler, inherited through fork
     if parent is not None:
@@ -175,7 +178,7 @@ def pmap(fn: Callable[[A], R], items: Sequence[A], *, jobs: int = 0, desc: str =
         # fork and spawn make the workers this process' children; a fork server's workers are its own
         reader, writer = lifeline(ctx)
         direct = method in ("fork", "spawn")
-        pool = ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_init_worker,
+        pool = ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=init_worker,
                                    initargs=(os.getpid(), None) if direct else (None, reader))
         with _terminate_raises():
             try:

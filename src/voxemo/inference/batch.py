@@ -15,7 +15,6 @@ import csv
 import io
 import json
 import os
-import signal
 import sys
 from collections import deque
 from collections.abc import Iterable, Iterator
@@ -28,7 +27,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from voxemo.core.errors import ConfigError, VoxemoError
 from voxemo.core.extras import require
-from voxemo.core.parallel import exit_when_closed, lifeline, limit_threads
+from voxemo.core.parallel import init_worker, lifeline
 from voxemo.inference.loading import load_model
 from voxemo.inference.parquet import ParquetWriter, is_parquet, read_finished_parquet
 from voxemo.inference.results import FileFailure, FileResult, NoSpeech, Uncertain
@@ -66,11 +65,9 @@ _worker_model: Classifier | None = None
 
 def _init_worker(settings: WorkerSettings, parent_lifeline: Connection) -> None:
     global _worker_model
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it stops the pool
     # A worker's own parent is the fork server, which outlives the process that started the pool (its workers keep
     # it going), so the end of that process, kill -9 included, comes through the lifeline pipe.
-    exit_when_closed(parent_lifeline)
-    limit_threads()
+    init_worker(None, parent_lifeline)
     _worker_model = settings.load()
 
 
