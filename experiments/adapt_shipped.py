@@ -34,7 +34,6 @@ from voxemo.inference.torch_backend import EmotionClassifier
 from voxemo.nn.adapt import adapt_norm_stats
 from voxemo.nn.model import EmotionEnsemble
 from voxemo.nn.train import predict_specs
-from voxemo.nn.voice import adapt_voice
 
 #: (clips of the corpus used for adaptation or None for all, prior seconds)
 AMOUNTS = [(10, 300.0), (30, 300.0), (100, 300.0), (None, 0.0), (None, 300.0), (None, 1000.0)]
@@ -49,11 +48,7 @@ def uar4(clf: EmotionClassifier, model: Any, records: list, specs: list) -> floa
 def adapted(clf: EmotionClassifier, model: Any, stats: list | None, specs: list, prior: float) -> Any:
     aset = adaptation_set([], specs, clf.config, min_seconds=0)
     out = copy.deepcopy(model)
-    if clf.config.model.arch == "voice":  # the voice model's standardisation moments are its source statistics
-        for net in out.members if isinstance(out, EmotionEnsemble) else [out]:
-            adapt_voice(net, specs, clf.config, aset.weight(prior))
-    else:
-        adapt_norm_stats(out, specs, stats, aset.weight(prior))
+    adapt_norm_stats(out, specs, stats, aset.weight(prior))
     return out
 
 
@@ -62,17 +57,17 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--emodb", default=str(shared / "emodb"))
     p.add_argument("--turevdb", default=str(shared / "turevdb"))
-    p.add_argument("--model", help="model folder (default: the shipped model)")
+    p.add_argument("--model", help="a CNN model folder (default: the shipped fast model)")
     p.add_argument("--shots", default="0,2,5,10,20")
     p.add_argument("--draws", type=int, default=5)
     p.add_argument("--out", default="runs/adapt_shipped.json")
     p.add_argument("--channel", default="wideband", choices=["wideband", "telephone"],
                    help="pass the test corpora through a simulated telephone line first")
     args = p.parse_args(argv)
-    clf = load_model(args.model, backend="torch")
+    clf = load_model(args.model or "fast", backend="torch")
     assert isinstance(clf, EmotionClassifier)
     members = list(clf.model.members) if isinstance(clf.model, EmotionEnsemble) else [clf.model]
-    sources = clf.source_stats or [None] * len(members)  # None: a voice model (no separate source statistics)
+    sources = clf.source_stats or [None] * len(members)
     labels = [str(c) for c in clf.classes_]
     result: dict[str, Any] = {"unsupervised": {}, "shots": {}}
     for corpus in ("emodb", "turevdb"):
@@ -95,7 +90,8 @@ def main(argv: list[str] | None = None) -> int:
         ks = [int(k) for k in args.shots.split(",")]
         base = adapted(clf, clf.model, clf.source_stats, specs, 300.0)
         for start, model in (("as shipped", clf.model), ("adapted", base)):
-            curve = few_shot_curve(model, clf.config, labels, labels, records, specs, ks, draws=args.draws)
+            start_clf = EmotionClassifier(model, clf.config, labels)
+            curve = few_shot_curve(start_clf, labels, records, specs, ks, draws=args.draws)
             result["shots"].setdefault(corpus, {})[start] = [c.to_dict() for c in curve]
         print(corpus, json.dumps(rows), file=sys.stderr, flush=True)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -97,7 +97,7 @@ def within_row(name: str, overrides: list[str], seed: int, epochs: int, data: di
         for key, test in (("actor-6fold", specs), ("actor-6fold-telephone", phone)):
             test_x = [test[i] for i in split.test]
             pooled[key] += predict_specs(model, test_x, config).argmax(1).tolist()
-            adapted, _ = adapt_to(model, train_x, [], test_x, config)
+            adapted = adapt_to(model, train_x, [], test_x, config).model
             pooled[f"{key}+adapt"] += predict_specs(adapted, test_x, config).argmax(1).tolist()
     return {k: scores(np.array(truth), np.array(v), len(labels))["uar"] for k, v in pooled.items()}
 

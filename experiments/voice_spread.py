@@ -1,13 +1,13 @@
 """How much the voice model's cross-corpus scores move with its training speakers: its head (the encoder is fixed,
 and the fit is deterministic, so there are no seeds to vary) fitted on several random draws of 20 of RAVDESS' 24
-actors, each scored on Emo-DB and TurEV-DB as fitted and adapted without labels to each corpus' audio (the prior of
-``voxemo adapt``), and on a telephone version of them with ``--channel telephone``. Prints a markdown table::
+actors, each scored on Emo-DB and TurEV-DB as fitted and adapted without labels to each corpus' audio (as
+``voxemo evaluate --train --test --adapt`` adapts), and on a telephone version of them with ``--channel telephone``.
+Prints a markdown table::
 
-    pip install --no-deps resemblyzer==0.1.4
     python experiments/voice_spread.py [--draws 3] [--actors 20] [--channel wideband|telephone] [--phone-copies]
 
-``--phone-copies`` also fits each head on a telephone copy of every training clip (the line of
-:func:`voxemo.dsp.channel.telephone`), the voice model's version of the telephone model's augmentation.
+``--phone-copies`` also fits each head on a telephone copy of every training clip (``augment.telephone=1``, as
+``voxemo train --model voice --channel telephone`` trains the ``voice-telephone`` model).
 
 UAR over angry/happy/neutral/sad (calm folded into neutral), as ``voxemo evaluate --train --test`` scores it.
 """
@@ -15,7 +15,6 @@ UAR over angry/happy/neutral/sad (calm folded into neutral), as ``voxemo evaluat
 from __future__ import annotations
 
 import argparse
-import copy
 import os
 import sys
 from pathlib import Path
@@ -23,20 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from voxemo.corpus.sources import load_source
-from voxemo.experiment.crossscore import score_cross_corpus
-from voxemo.experiment.dataset import load_features
-from voxemo.experiment.multicorpus import model_labels
-from voxemo.inference.adaptset import PRIOR_SECONDS, adaptation_set
-from voxemo.nn.train import predict_specs
-from voxemo.nn.voice import (
-    VoiceNet,
-    adapt_voice,
-    clip_windows,
-    fit_head_on,
-    load_encoder,
-    voice_config,
-    window_features,
-)
+from voxemo.experiment.probe import cross_corpus_probe, encoder_features, telephone_copies
+from voxemo.nn.probe import FAMILIES
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -50,49 +37,30 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--channel", default="wideband", choices=["wideband", "telephone"])
     p.add_argument("--phone-copies", action="store_true", help="train on a telephone copy of every clip as well")
     args = p.parse_args(argv)
-    config = voice_config()
-    train = load_source(args.ravdess, "ravdess", progress=False)
-    train, specs, _ = load_features(train, config, progress=False)
-    labels = list(model_labels(train))
-    y = np.array([labels.index(r.emotion) for r in train])
-    base = VoiceNet(config.features.n_mels, len(labels))
-    load_encoder(base)
-    segments, clip = clip_windows(specs, config)
-    raw = window_features(base, segments)
-    if args.phone_copies:  # the same clips through the phone line: more windows, the same clip ids and labels
-        kept, phone = load_features(train, config, progress=False, channel="telephone")[:2]
-        assert [r.path for r in kept] == [r.path for r in train]
-        phone_segments, phone_clip = clip_windows(phone, config)
-        raw = np.concatenate([raw, window_features(base, phone_segments)])
-        clip = np.concatenate([clip, phone_clip])
-    tests = {}
-    for corpus in ("emodb", "turevdb"):
-        recs = load_source(getattr(args, corpus), corpus, progress=False)
-        tests[corpus] = load_features(recs, config, progress=False, channel=args.channel)[:2]
+    config = FAMILIES["voice"].config()
+    if args.phone_copies:
+        config = config.replace(augment=config.augment.replace(telephone=1.0))
+    train, feats, _ = encoder_features(load_source(args.ravdess, "ravdess", progress=False), config, progress=False)
+    copies = telephone_copies(train, config, progress=False)
+    tests = {corpus: encoder_features(load_source(getattr(args, corpus), corpus, progress=False), config,
+                                      progress=False, channel=args.channel)[:2] for corpus in ("emodb", "turevdb")}
     actors = sorted({r.speaker for r in train})
-    speaker = np.array([r.speaker for r in train])
     rows = []
     for draw in range(args.draws):
-        chosen = np.random.default_rng([draw, 20]).choice(actors, args.actors, replace=False)
-        keep = np.isin(speaker[clip], chosen)
-        net = copy.deepcopy(base)
-        fit_head_on(net, raw[keep], y[clip[keep]])
+        chosen = set(np.random.default_rng([draw, 20]).choice(actors, args.actors, replace=False).tolist())
+        keep = [i for i, r in enumerate(train) if r.speaker in chosen]
         row = {}
-        for corpus, (recs, test_specs) in tests.items():
-            for tag in ("none", "adapted"):
-                model = net
-                if tag == "adapted":
-                    model = copy.deepcopy(net)
-                    weight = adaptation_set([], test_specs, config, min_seconds=0).weight(PRIOR_SECONDS)
-                    adapt_voice(model, test_specs, config, weight)
-                probs = predict_specs(model, test_specs, config)  # type: ignore[arg-type]  # same surface
-                four = score_cross_corpus(recs, probs, labels, labels).four_class
-                assert four is not None
-                row[f"{corpus} {tag}"] = four.uar
+        for corpus, (recs, test_feats) in tests.items():
+            result = cross_corpus_probe([train[i] for i in keep], [feats[i] for i in keep], recs, test_feats,
+                                        config=config, adapt="corpus",
+                                        train_copies=[copies[i] for i in keep] if copies else None)
+            assert result.scores.four_class is not None and result.adapted and result.adapted.four_class
+            row[f"{corpus} none"] = result.scores.four_class.uar
+            row[f"{corpus} adapted"] = result.adapted.four_class.uar
         rows.append(row)
         print(f"draw {draw}: " + ", ".join(f"{k} {v:.3f}" for k, v in row.items()), file=sys.stderr, flush=True)
-    copies = ", with phone copies" if args.phone_copies else ""
-    print(f"| {args.channel}, {args.draws} draws of {args.actors} actors{copies} | Emo-DB | TurEV-DB | mean |")
+    with_copies = ", with phone copies" if args.phone_copies else ""
+    print(f"| {args.channel}, {args.draws} draws of {args.actors} actors{with_copies} | Emo-DB | TurEV-DB | mean |")
     print("|---|---:|---:|---:|")
     for tag in ("none", "adapted"):
         e = np.array([r[f"emodb {tag}"] for r in rows])

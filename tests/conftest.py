@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -14,6 +15,12 @@ import soundfile as sf
 from voxemo.core.labels import EMOTIONS
 
 SHARED_RAVDESS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "ravdess"
+
+
+#: a test of a command that needs the train extra (torch, scikit-learn, librosa): skipped on a base install, where
+#: the command answers with the extra's install line instead
+needs_train = pytest.mark.skipif(any(importlib.util.find_spec(m) is None for m in ("torch", "sklearn", "librosa")),
+                                 reason="needs the train extra (pip install -e '.[train]')")
 
 
 def ravdess_root() -> Path | None:

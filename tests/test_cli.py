@@ -17,7 +17,7 @@ import pytest
 import soundfile as sf
 
 import voxemo
-from conftest import voiced
+from conftest import needs_train, voiced
 from voxemo.apps.cli import build_parser, main
 from voxemo.core.labels import EMOTIONS
 
@@ -47,6 +47,7 @@ def one_error_line(err: str) -> str:
     return lines[0]
 
 
+@needs_train
 def test_train_then_predict(corpus: Path, tmp_path: Path, rng: np.random.Generator,
                             capsys: pytest.CaptureFixture[str]) -> None:
     model = tmp_path / "model"
@@ -79,6 +80,7 @@ def test_train_then_predict(corpus: Path, tmp_path: Path, rng: np.random.Generat
     assert res["confidence"] == max(res["probabilities"].values())
 
 
+@needs_train
 def test_evaluate_random_protocol(corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out_dir = tmp_path / "eval"
     assert main(["-q", "evaluate", str(corpus), "--protocol", "random", "--out", str(out_dir), "--epochs", "1",
@@ -145,6 +147,7 @@ def test_root_help_lists_subcommands_and_version(capsys: pytest.CaptureFixture[s
 
 
 @pytest.mark.parametrize("command", ["train", "evaluate", "analyze"])
+@needs_train
 def test_unknown_corpus_path_is_a_one_line_error(command: str, tmp_path: Path,
                                                  capsys: pytest.CaptureFixture[str]) -> None:
     missing = tmp_path / "no_such_corpus"
@@ -156,6 +159,7 @@ def test_unknown_corpus_path_is_a_one_line_error(command: str, tmp_path: Path,
     assert not (tmp_path / "out").exists()
 
 
+@needs_train
 def test_folder_without_ravdess_clips_is_a_one_line_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     folder = tmp_path / "not_ravdess"
     folder.mkdir()
@@ -182,6 +186,7 @@ def test_usage_errors_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]
     assert err.startswith("usage: voxemo") and "Traceback" not in err
 
 
+@needs_train
 def test_run_the_whole_study(corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "study"
     argv = ["-q", "run", "--data", str(corpus), "--out", str(out), "--epochs", "2", "--with-random", *FAST]
@@ -212,6 +217,7 @@ def test_predict_into_a_closed_pipe_ends_quietly(tiny_model_dir, make_wav, rng):
     assert "Traceback" not in err and "BrokenPipe" not in err
 
 
+@needs_train
 def test_train_takes_the_cross_fitted_temperature_of_an_evaluation(corpus: Path, tmp_path: Path,
                                                                    capsys: pytest.CaptureFixture[str]) -> None:
     """``train --calibration-from`` gives the model the temperature an evaluation of the same recipe fitted on

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from conftest import corpus_root
+from conftest import corpus_root, needs_train
 from voxemo import load_corpus
 from voxemo.apps.cli import main
 from voxemo.core.errors import CorpusError
@@ -346,6 +346,7 @@ def test_cli_corpus_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFi
     assert len(err) == 1 and "03a01Xa.wav: unknown emotion code 'X'" in err[0]
 
 
+@needs_train
 def test_cli_training_learns_the_corpus_classes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """Emo-DB's boredom is a class of the model (in TAXONOMY order), not refused; one speaker is a clear error."""
     y = (0.1 * np.sin(2 * np.pi * 220 * np.arange(8000) / 16000)).astype(np.float32)  # 0.5 s: long enough to train
@@ -368,6 +369,7 @@ def test_cli_training_learns_the_corpus_classes(tmp_path: Path, capsys: pytest.C
     assert not (tmp_path / "model2").exists()
 
 
+@needs_train
 def test_cli_analyze_reads_another_corpus(tmp_path: Path, rng: np.random.Generator,
                                           capsys: pytest.CaptureFixture[str]) -> None:
     from conftest import voiced

@@ -34,7 +34,7 @@ def test_short_real_training_run_beats_chance_on_unseen_actors(real_ravdess):
 
 
 def test_shipped_model_predicts_real_clips(real_ravdess, capsys):
-    assert (default_model_dir() / "head.npz").is_file() and (default_model_dir("fast") / "weights.pt").is_file()
+    assert (default_model_dir() / "head.npz").is_file() and (default_model_dir("fast") / "model.onnx").is_file()
     clf = load_model()
     paths = sorted(real_ravdess.glob("Actor_2[34]/*"))[::10]
     labels = clf.predict(paths)

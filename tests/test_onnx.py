@@ -197,16 +197,19 @@ def test_export_errors(tiny_model_dir: Path, tiny_onnx: Path, tmp_path: Path,
 
 
 def test_shipped_models_run_with_onnx_runtime_by_default() -> None:
-    """The shipped CNN folder's model.onnx was exported from the weights.pt beside it (not a stale copy) and is what
-    load_model("fast") runs; torch on the same folder gives the same probabilities. The default model (an encoder
-    and a NumPy head) predicts without importing torch."""
+    """A shipped CNN folder stores its network once, as model.onnx, which load_model("fast") runs; torch on the same
+    folder rebuilds the network from the state the file carries, bit for bit, and gives the same probabilities. The
+    default model (an encoder and a NumPy head) predicts without importing torch."""
     from voxemo.inference.loading import default_model_dir
-    from voxemo.io.files import file_digest
-    from voxemo.io.modelfile import WEIGHTS
+    from voxemo.io.modelfile import ONNX_FILE, WEIGHTS
+    from voxemo.nn.export import state_from_onnx
 
+    for name in ("fast", "telephone"):
+        assert (default_model_dir(name) / ONNX_FILE).is_file() and not (default_model_dir(name) / WEIGHTS).exists()
     clf, torch_clf = load_model("fast"), load_model("fast", backend="torch")
     assert isinstance(clf, OnnxClassifier) and clf.backend == "onnx" and torch_clf.backend == "torch"
-    assert clf.weights_digest == file_digest(default_model_dir("fast") / WEIGHTS)
+    state = state_from_onnx(default_model_dir("fast") / ONNX_FILE)
+    assert state.keys() == torch_clf.model.state_dict().keys()
     assert clf.temperature == torch_clf.temperature != 1.0 and clf.calibration == torch_clf.calibration
     assert clf.config == torch_clf.config and clf.classes_.tolist() == torch_clf.classes_.tolist()
     clips = signals(3)
@@ -217,6 +220,36 @@ def test_shipped_models_run_with_onnx_runtime_by_default() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     backend, label, torch_loaded = out.stdout.split()
     assert backend == "onnx" and label in EMOTIONS + EXTRA_EMOTIONS and torch_loaded == "False"
+
+
+def test_a_folder_with_only_its_onnx_file_runs_adapts_and_exports_with_torch(tiny_model_dir: Path,
+                                                                            tmp_path: Path) -> None:
+    """The exported file carries the whole torch state (what the graph folds away too), so a folder without
+    weights.pt loads with torch bit for bit; an older export without it is refused in one line."""
+    import shutil
+
+    import onnx
+
+    from voxemo.nn.export import state_from_onnx
+
+    folder = Path(shutil.copytree(tiny_model_dir, tmp_path / "m"))
+    clf = load_model(folder, backend="torch")
+    assert isinstance(clf, EmotionClassifier)
+    clf.save(folder, onnx=True)
+    expected = {k: v.clone() for k, v in clf.model.state_dict().items()}
+    (folder / "weights.pt").unlink()
+    assert isinstance(load_model(folder), OnnxClassifier)
+    again = load_model(folder, backend="torch")
+    assert isinstance(again, EmotionClassifier)
+    got = again.model.state_dict()
+    assert got.keys() == expected.keys() and all(torch.equal(got[k], expected[k]) for k in expected)
+    old = onnx.load(str(folder / "model.onnx"))
+    kept = [p for p in old.metadata_props if p.key != "voxemo.state"]
+    del old.metadata_props[:]
+    old.metadata_props.extend(kept)
+    onnx.save(old, str(tmp_path / "old.onnx"))
+    with pytest.raises(ModelError, match="holds no torch state"):
+        state_from_onnx(tmp_path / "old.onnx")
 
 
 def test_auto_backend_uses_a_folders_onnx_only_while_it_matches_the_weights(

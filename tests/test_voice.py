@@ -1,36 +1,25 @@
-"""The shipped ``voice`` model (a frozen pretrained voice encoder with a linear head): both backends, adaptation
-without labels, fine-tuning, head fitting, and its config."""
+"""The ``voice`` family (a frozen pretrained speaker encoder, shipped once, with a linear head): the shipped models
+are heads that refer to the one encoder file, trained by ``voxemo train --model voice``, adapted and fine-tuned by
+the encoder families' one mechanism (:mod:`voxemo.nn.probe`)."""
 
 from __future__ import annotations
 
-import copy
 import importlib.util
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from conftest import corpus_root
 from voxemo.apps.cli import main
-from voxemo.core.config import Config, ModelConfig
+from voxemo.core.config import ModelConfig
 from voxemo.core.errors import ConfigError, ModelError
-from voxemo.inference.adaptset import adaptation_set
-from voxemo.inference.loading import load_model
-from voxemo.inference.onnx_backend import OnnxClassifier
-from voxemo.inference.torch_backend import EmotionClassifier
-from voxemo.io.files import file_digest
-from voxemo.nn.train import build_model
-from voxemo.nn.voice import (
-    VoiceNet,
-    adapt_voice,
-    clip_windows,
-    encoder_weights_path,
-    fit_head_on,
-    voice_config,
-    window_features,
-)
+from voxemo.inference.adaptset import LabelledSet, adaptation_set
+from voxemo.inference.encoders import ENCODERS, file_sha256
+from voxemo.inference.loading import default_model_dir, load_model
+from voxemo.inference.probe_backend import ProbeClassifier
+from voxemo.nn.probe import FAMILIES
 
 
 def ravdess_clips(root: Path, actors: tuple[int, ...]) -> list[tuple[str, str]]:
@@ -43,21 +32,42 @@ def ravdess_clips(root: Path, actors: tuple[int, ...]) -> list[tuple[str, str]]:
 
 
 @pytest.fixture(scope="module")
-def voice_torch() -> EmotionClassifier:
-    clf = load_model("voice", backend="torch")
-    assert isinstance(clf, EmotionClassifier)
+def voice() -> ProbeClassifier:
+    clf = load_model("voice")
+    assert isinstance(clf, ProbeClassifier)
     return clf
 
 
-def test_the_voice_profile_runs_the_same_on_onnx_and_torch(real_ravdess: Path, voice_torch: EmotionClassifier) -> None:
-    onnx = load_model("voice")
-    assert isinstance(onnx, OnnxClassifier) and voice_torch.config.model.arch == "voice"
-    assert list(onnx.classes_) == list(voice_torch.classes_) and len(onnx.classes_) == 8
+def test_the_voice_models_are_heads_on_one_shared_encoder(voice: ProbeClassifier, real_ravdess: Path) -> None:
+    for name in ("voice", "voice-telephone"):
+        folder = default_model_dir(name)
+        assert not list(folder.glob("*.onnx")) and not list(folder.glob("*.pt"))  # no copy of any network
+        assert json.loads((folder / "encoder.json").read_text()) == {
+            "name": "resemblyzer-voice", "sha256": ENCODERS["resemblyzer-voice"].sha256}
+    assert file_sha256(ENCODERS["resemblyzer-voice"].path()) == ENCODERS["resemblyzer-voice"].sha256
+    assert voice.config.model.arch == "voice" and len(voice.classes_) == 8 and voice.temperature != 1.0
     files = [f for f, _ in ravdess_clips(real_ravdess, (3,))][:12]
-    a, b = onnx.predict_proba(files), voice_torch.predict_proba(files)
-    np.testing.assert_allclose(a, b, atol=1e-4)
-    np.testing.assert_allclose(a.sum(axis=1), 1.0, atol=1e-5)
-    assert onnx.temperature == pytest.approx(voice_torch.temperature) and onnx.temperature != 1.0
+    probs = voice.predict_proba(files)
+    assert probs.shape == (12, 8) and np.allclose(probs.sum(axis=1), 1.0, atol=1e-5)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("resemblyzer") is None or importlib.util.find_spec("torch") is None,
+                    reason="the encoder's source weights: pip install --no-deps resemblyzer==0.1.4 (and torch)")
+def test_the_shipped_encoder_file_is_the_pretrained_encoder(tmp_path: Path) -> None:
+    import onnxruntime as ort
+    import torch
+
+    from voxemo.nn.voice import build_encoder, export_encoder
+
+    encoder = build_encoder()
+    x = (-60 * np.random.default_rng(0).random((3, 40, 161))).astype(np.float32)
+    with torch.no_grad():
+        expected = encoder(torch.from_numpy(x)).numpy()
+    session = ort.InferenceSession(str(ENCODERS["resemblyzer-voice"].path()), providers=["CPUExecutionProvider"])
+    got = np.concatenate([session.run(None, {"logmel": x[i : i + 1]})[0] for i in range(3)])
+    np.testing.assert_allclose(got, expected, atol=1e-4)
+    rebuilt = export_encoder(encoder, tmp_path / "voice.onnx")  # the build is reproducible byte for byte
+    assert file_sha256(rebuilt) == ENCODERS["resemblyzer-voice"].sha256
 
 
 def test_predict_takes_the_voice_profile_by_name(real_ravdess: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -67,93 +77,68 @@ def test_predict_takes_the_voice_profile_by_name(real_ravdess: Path, capsys: pyt
     assert row["path"] == clip and row["emotion"] in load_model("voice").classes_
 
 
-def test_adaptation_moves_only_the_standardisation_and_keeps_the_original(voice_torch: EmotionClassifier,
+def test_adaptation_moves_only_the_standardisation_and_keeps_the_original(voice: ProbeClassifier,
                                                                           rng: np.random.Generator) -> None:
-    before = copy.deepcopy(voice_torch.model.state_dict())
+    before = {k: getattr(voice.head, k).copy() for k in ("mean", "std", "weight", "bias")}
     specs = [(rng.normal(-30, 12, (40, int(rng.integers(60, 400))))).astype(np.float32) for _ in range(40)]
-    aset = adaptation_set([f"clip{i}" for i in range(len(specs))], specs, voice_torch.config, min_seconds=0)
-    adapted = voice_torch.adapted(aset, prior_seconds=0.0)
-    after = adapted.model.state_dict()
+    aset = adaptation_set([f"clip{i}" for i in range(len(specs))], specs, voice.config, min_seconds=0)
+    adapted = voice.adapted(aset, prior_seconds=0.0)
+    assert isinstance(adapted, ProbeClassifier)
     for k, v in before.items():  # the original is untouched
-        torch.testing.assert_close(voice_torch.model.state_dict()[k], v)
-    changed = {k for k in before if not torch.equal(before[k], after[k])}
-    assert changed == {"embed_mean", "embed_std"}
+        np.testing.assert_array_equal(getattr(voice.head, k), v)
+    np.testing.assert_array_equal(adapted.head.weight, before["weight"])
+    np.testing.assert_array_equal(adapted.head.bias, before["bias"])
     # with the whole weight on the target, the standardisation is exactly the target windows' moments
-    raw = window_features(voice_torch.model, clip_windows(specs, voice_torch.config)[0]).astype(np.float64)
-    np.testing.assert_allclose(after["embed_mean"].numpy(), raw.mean(axis=0), rtol=1e-4, atol=1e-5)
-    np.testing.assert_allclose(after["embed_std"].numpy(), raw.std(axis=0), rtol=1e-3, atol=1e-5)
-    assert adapted.adaptation is not None and adapted.adaptation["layers"][0][0]["layer"] == "features"
-
-
-def test_adaptation_weight_shrinks_towards_the_training_moments(voice_torch: EmotionClassifier,
-                                                                rng: np.random.Generator) -> None:
-    specs = [(rng.normal(-30, 12, (40, 200))).astype(np.float32) for _ in range(10)]
-    nets = [copy.deepcopy(voice_torch.model) for _ in range(2)]
-    assert isinstance(nets[0], VoiceNet) and isinstance(nets[1], VoiceNet)
-    small = adapt_voice(nets[0], specs, voice_torch.config, 0.05)
-    full = adapt_voice(nets[1], specs, voice_torch.config, 1.0)
-    assert 0 < small.mean_shift < full.mean_shift
-    with pytest.raises(ValueError, match="weight"):
-        adapt_voice(copy.deepcopy(nets[0]), specs, voice_torch.config, 0.0)
+    raw = voice.clip_features(specs).astype(np.float64)
+    np.testing.assert_allclose(adapted.head.mean, raw.mean(axis=0), rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(adapted.head.std, raw.std(axis=0), rtol=1e-5, atol=1e-8)
+    assert adapted.adaptation is not None and adapted.adaptation["layers"][0][0]["layer"] == "head standardisation"
+    small = voice.adapted(aset, prior_seconds=1e6)  # little target speech against a large prior: a small move
+    assert 0 < voice.head.shift(small.head)[0] < voice.head.shift(adapted.head)[0]
 
 
 def test_an_adapted_voice_model_saves_a_folder_every_command_loads(real_ravdess: Path, tmp_path: Path,
-                                                                   voice_torch: EmotionClassifier) -> None:
+                                                                   voice: ProbeClassifier) -> None:
     files = [f for f, _ in ravdess_clips(real_ravdess, (5, 6))]
-    base = voice_torch.model_dir
-    assert base is not None
-    digest = file_digest(base / "weights.pt")
+    head = voice.model_dir / "head.npz"  # type: ignore[operator]
+    digest = file_sha256(head)
     out = tmp_path / "adapted"
     assert main(["adapt", *files, "--model", "voice", "--out", str(out)]) == 0
-    assert file_digest(base / "weights.pt") == digest
-    onnx = load_model(out)
-    assert isinstance(onnx, OnnxClassifier) and onnx.adaptation is not None
-    assert onnx.adaptation["clips"] == len(files)
-    p_adapted, p_base = onnx.predict_proba(files[:4]), load_model("voice").predict_proba(files[:4])
+    assert file_sha256(head) == digest
+    assert {p.name for p in out.iterdir()} >= {"head.npz", "encoder.json", "adaptation.json"}
+    assert not list(out.glob("*.onnx"))  # the encoder stays shared
+    adapted = load_model(out)
+    assert isinstance(adapted, ProbeClassifier) and adapted.adaptation is not None
+    assert adapted.adaptation["clips"] == len(files)
+    p_adapted, p_base = adapted.predict_proba(files[:4]), voice.predict_proba(files[:4])
     assert not np.allclose(p_adapted, p_base, atol=1e-3)
 
 
-def test_fine_tuning_the_voice_model_trains_the_head_only(real_ravdess: Path, voice_torch: EmotionClassifier) -> None:
+def test_fine_tuning_the_voice_model_refits_the_linear_layer_only(real_ravdess: Path,
+                                                                  voice: ProbeClassifier) -> None:
     pairs = [(f, e) for f, e in ravdess_clips(real_ravdess, (7,)) if e in ("angry", "sad", "happy", "neutral")][:16]
-    tuned = voice_torch.fine_tune(pairs)
-    assert isinstance(tuned, EmotionClassifier)
-    before, after = voice_torch.model.state_dict(), tuned.model.state_dict()
-    changed = {k for k in before if not torch.equal(before[k], after[k])}
-    assert changed == {"classifier.weight", "classifier.bias"}
-
-
-def test_the_head_fitted_on_actors_predicts_them(real_ravdess: Path, voice_torch: EmotionClassifier) -> None:
-    clips = ravdess_clips(real_ravdess, (1, 2))
-    config = voice_torch.config
-    net = build_model(config, 8)
-    assert isinstance(net, VoiceNet)
-    net.lstm.load_state_dict(voice_torch.model.lstm.state_dict())  # the shipped copy of the pretrained encoder
-    clf = EmotionClassifier(net, config, list(voice_torch.classes_))
-    specs = [clf.features(f) for f, _ in clips]
-    segments, clip = clip_windows(specs, config)
-    y = np.array([list(clf.classes_).index(e) for _, e in clips])
-    fit_head_on(net, window_features(net, segments), y[clip], c=1.0)
-    accuracy = float((clf.predict_proba([f for f, _ in clips]).argmax(1) == y).mean())
-    assert accuracy > 0.8  # its own training clips
-    with pytest.raises(ModelError, match="classes"):
-        fit_head_on(net, window_features(net, segments[:3]), y[clip][:3])
+    tuned = voice.fine_tune(pairs)
+    assert isinstance(tuned, ProbeClassifier)
+    np.testing.assert_array_equal(tuned.head.mean, voice.head.mean)
+    assert not np.allclose(tuned.head.weight, voice.head.weight)
+    with pytest.raises(ModelError, match="refits its linear layer"):
+        voice.tuned(LabelledSet((), (), (), ()), recipe=object())  # type: ignore[arg-type]  # the CNN's recipe
 
 
 def test_voice_config_and_arch_checks() -> None:
-    config = voice_config()
+    config = FAMILIES["voice"].config()
     assert (config.audio.sample_rate, config.features.n_mels, config.model.arch) == (16000, 40, "voice")
     with pytest.raises(ConfigError, match="arch"):
         ModelConfig(arch="transformer")
-    with pytest.raises(ModelError, match="40 mel"):
-        build_model(Config.from_dict({"model": {"arch": "voice"}}), 8)  # the CNN's 64 mel bands
 
 
 def test_building_without_the_encoder_package_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("torch")
+    from voxemo.nn.voice import encoder_weights_path
+
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None)
     with pytest.raises(ModelError, match="pip install --no-deps resemblyzer"):
         encoder_weights_path()
-
-
 
 
 def test_evaluate_scores_a_trained_model_without_training_it(tmp_path: Path,
@@ -192,9 +177,10 @@ def test_evaluate_trained_needs_test_data_and_no_training_data(capsys: pytest.Ca
 
 
 def test_the_cnn_commands_refuse_a_voice_recipe(capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("torch")
     from voxemo.nn.train import train_model
 
     assert main(["evaluate", "--set", "model.arch=voice", "--out", "x"]) == 2
     assert "model.arch=voice is not trained here" in capsys.readouterr().err
     with pytest.raises(ConfigError, match="not trained by this loop"):
-        train_model([np.zeros((40, 50), np.float32)], np.array([0]), 8, voice_config())
+        train_model([np.zeros((40, 50), np.float32)], np.array([0]), 8, FAMILIES["voice"].config())

@@ -47,8 +47,8 @@ def prior_args(s: argparse.ArgumentParser) -> None:
 
 
 def needs_torch(model: str | None) -> bool:
-    """Whether adapting ``model`` (a folder, a shipped model's name or None for the default) needs torch: CNN and
-    voice models do; a whisper-family model adapts with ONNX Runtime and NumPy."""
+    """Whether adapting ``model`` (a folder, a shipped model's name or None for the default) needs torch: a CNN
+    does; an encoder-family model (whisper, voice) adapts with ONNX Runtime and NumPy."""
     from voxemo.inference.loading import model_path
     from voxemo.inference.probe_backend import is_probe_folder
 

@@ -18,28 +18,36 @@ from voxemo.core.reproducible import pin_cpu_kernels
 from voxemo.core.version import version
 
 
-def _config(args: argparse.Namespace) -> Any:
-    """The default Config with the CLI's overrides (seed, epochs, then each ``--set``). ``--threads`` is a run
+def _config(args: argparse.Namespace, like: str | None = None) -> Any:
+    """The default Config of ``--model`` (the CNN's, or an encoder family's analysis; with ``like``, that trained
+    model's own) with the CLI's overrides (seed, epochs, ``--channel``, then each ``--set``). ``--threads`` is a run
     setting, passed to the workflows, not part of the recipe saved with a model."""
     from voxemo.core.config import Config, apply_overrides
+    from voxemo.nn.probe import FAMILIES
 
-    family = getattr(args, "model", None) == "whisper"
-    if family:
-        from voxemo.experiment.probe import whisper_config
+    model = getattr(args, "model", None) or "cnn"
+    cfg = FAMILIES[model].config() if model in FAMILIES else Config()
+    if like is not None:
+        from voxemo.inference.loading import load_model
 
-        cfg = whisper_config()
-    else:
-        cfg = Config()
+        cfg = load_model(like).config
+        if cfg.model.arch != "cnn" or model != "cnn":
+            from voxemo.core.errors import ConfigError
+
+            raise ConfigError("--like repeats a CNN's recipe (e.g. --like fast); an encoder family has no epochs or "
+                              "variant to repeat: train it with --model FAMILY")
     train = {"seed": args.seed}
     if getattr(args, "epochs", None):
         train["epochs"] = args.epochs
-    cfg = apply_overrides(cfg.replace(train=cfg.train.replace(**train)), getattr(args, "set", None) or [])
-    if cfg.model.arch != ("whisper" if family else "cnn"):
+    cfg = cfg.replace(train=cfg.train.replace(**train))
+    if getattr(args, "channel", None) == "telephone":  # the shipped telephone models' share of line copies
+        cfg = cfg.replace(augment=cfg.augment.replace(telephone=1.0 if model in FAMILIES else 0.3))
+    cfg = apply_overrides(cfg, getattr(args, "set", None) or [])
+    if cfg.model.arch != (model if model in FAMILIES else "cnn"):
         from voxemo.core.errors import ConfigError
 
-        raise ConfigError(f"model.arch={cfg.model.arch} is not trained here: run, train and evaluate train CNNs, and "
-                          "whisper models with --model whisper; the voice model's head is fitted by "
-                          "experiments/train_voice.py (score it with --trained voice)")
+        raise ConfigError(f"model.arch={cfg.model.arch} is not trained here: choose the family with --model "
+                          f"({', '.join(['cnn', *FAMILIES])}), not --set model.arch")
     return cfg
 
 
@@ -88,13 +96,15 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from voxemo.corpus.sources import leave_out
-    from voxemo.workflows.training import train_recipe
+    from voxemo.workflows.training import train_like, train_recipe
 
-    cfg = _config(args)
     records = leave_out(_records_many(args.data, args.progress, args.corpus), args.leave_out or "")
-    s = train_recipe(records, cfg, args.out,
-                     calibration_from=args.calibration_from, jobs=args.jobs, threads=args.threads or 1,
-                     progress=args.progress)
+    run = {"jobs": args.jobs, "threads": args.threads or 1, "progress": args.progress,
+           "onnx": "only" if args.onnx_only else True}
+    if args.like:
+        s = train_like(records, args.like, _config(args, like=args.like), args.out, epochs=args.epochs, **run)
+    else:
+        s = train_recipe(records, _config(args), args.out, calibration_from=args.calibration_from, **run)
     done = f"chose {s.chosen}; trained on {s.n_clips} clips ({', '.join(s.corpora)}) for {s.epochs} epochs" \
         if s.epochs else f"trained a {s.chosen} on {s.n_clips} clips ({', '.join(s.corpora)})"
     print(f"{done}, {len(s.labels)} classes; saved {s.out}")
@@ -303,12 +313,24 @@ def build_parser() -> argparse.ArgumentParser:
                    help="naming convention: once for every DATA, or once per DATA in order (auto = detected)")
     s.add_argument("--jobs", type=count, default=0, help="processes for feature extraction (0 = all cores)")
     s.add_argument("--out", required=True, help="model folder to write")
-    s.add_argument("--model", choices=["cnn", "whisper"], default="cnn",
-                   help="cnn (default: the CNN recipe), or whisper: a linear head on the shipped Whisper encoder's "
-                        "features (several corpora and languages are its normal diet; minutes, no torch)")
+    s.add_argument("--model", choices=["cnn", "whisper", "voice"], default="cnn",
+                   help="the family: cnn (default: the CNN recipe), or a linear head on a shipped frozen encoder's "
+                        "features, whisper (Whisper base: several corpora and languages are its normal diet) or "
+                        "voice (a speaker encoder); those take minutes and no torch")
+    s.add_argument("--channel", choices=["wideband", "telephone"], default="wideband",
+                   help="telephone: also train on copies through a simulated telephone line (every clip for an "
+                        "encoder family, a third of the augmented copies for the CNN), as the shipped *-telephone "
+                        "models were")
     s.add_argument("--leave-out", metavar="EMOTION[,...]",
                    help="leave out the clips of these emotions (e.g. boredom: a class only one corpus has, which "
                         "the others never teach against)")
+    s.add_argument("--like", metavar="MODEL",
+                   help="repeat a trained CNN's recipe (a folder or a shipped name, e.g. fast) with this run's changes "
+                        "(--channel, --set): its config, epoch count and output-bias variant, its temperature "
+                        "copied; nothing chosen again")
+    s.add_argument("--onnx-only", action="store_true",
+                   help="store the network once, as model.onnx (it carries the whole torch state; how the shipped "
+                        "folders are stored), with no weights.pt")
     s.add_argument("--calibration-from", metavar="EVAL_DIR",
                    help="take the softmax temperature from a `voxemo evaluate` folder of the same recipe (fitted on "
                         "its out-of-fold predictions: every speaker unseen) instead of the validation speakers")
@@ -319,16 +341,15 @@ def build_parser() -> argparse.ArgumentParser:
                                         "another, and write metrics and a report")
     data_arg(s, positional=True)
     s.add_argument("--protocol", choices=PROTOCOLS, default="actor-6fold")
-    s.add_argument("--model", choices=["cnn", "whisper", "egemaps-svm"], default="cnn",
-                   help="cnn (default), whisper (a linear head on the shipped Whisper encoder), or the classic "
-                        "baseline: openSMILE eGeMAPS functionals + RBF SVM")
+    s.add_argument("--model", choices=["cnn", "whisper", "voice", "egemaps-svm"], default="cnn",
+                   help="cnn (default), whisper or voice (a linear head on that shipped frozen encoder), or the "
+                        "classic baseline: openSMILE eGeMAPS functionals + RBF SVM")
     s.add_argument("--train", nargs="+", metavar="DATA", help="cross-corpus: train one model on these corpora ...")
     s.add_argument("--test", nargs="+", metavar="DATA", help="... and score it on these, over the classes both share "
                                                              "(calm folded into neutral)")
     s.add_argument("--trained", metavar="MODEL",
-                   help="score this trained model (a folder, or a shipped model's name: default, fast, telephone, "
-                        "voice, voice-telephone) "
-                        "on --test DATA instead of training one")
+                   help="score this trained model (a folder, or a shipped model's name: default, whisper-telephone, "
+                        "fast, telephone, voice, voice-telephone) on --test DATA instead of training one")
     s.add_argument("--adapt", action="store_true", help="also adapt each model without labels to its test clips' audio "
                                                         "(voxemo adapt) and score it again")
     s.add_argument("--shots", type=shots, metavar="K,K,...",

@@ -144,11 +144,9 @@ class ModelConfig(_Config):
     ``[{}, {"freq_pooling": "flatten"}, {"recurrent": 64}]``), makes the members differ in architecture too;
     :meth:`member` gives member i's config.
 
-    ``arch="voice"`` replaces the CNN by a frozen pretrained voice encoder with a linear head
-    (:class:`~voxemo.nn.voice.VoiceNet`; the shipped ``voice`` model): the CNN fields then do not apply, and the
-    audio and feature sections must be the encoder's analysis (:data:`voxemo.nn.voice.VOICE_FEATURES`).
-    ``arch="whisper"`` is the frozen Whisper encoder with a linear head (:mod:`voxemo.nn.probe`; the shipped
-    ``whisper`` model), with :data:`voxemo.nn.probe.WHISPER_ANALYSIS` as its audio and feature sections."""
+    ``arch="whisper"`` and ``arch="voice"`` are the encoder families (:data:`voxemo.nn.probe.FAMILIES`): a frozen
+    shared encoder (Whisper base's; a pretrained speaker encoder's) with a linear head, and the family's analysis as
+    the audio and feature sections; the CNN fields then do not apply."""
 
     arch: str = "cnn"
     channels: tuple[int, ...] = (16, 32, 64, 128)
@@ -264,7 +262,7 @@ class AugmentConfig(_Config):
     ``eq_db`` > 0 adds a family: audiomentations' 7-band parametric EQ with each band cut or boosted by up to that
     many dB (another microphone, room or channel); off by default. ``telephone`` > 0 passes that share of the
     copies through a simulated narrowband telephone line (:func:`voxemo.dsp.channel.telephone`: 8 kHz,
-    300-3400 Hz, mu-law) after the other families; off by default. The whisper family (a frozen encoder and a linear
+    300-3400 Hz, mu-law) after the other families; off by default. An encoder family (a frozen encoder and a linear
     head) uses no random copies: ``telephone`` > 0 trains it on one telephone copy of every clip besides the clip.
     A family with a zero range (``noise_snr_db=None``) is off. Gain alone cannot change the features (they are
     relative to the clip's loudest bin); it matters only together with noise. SpecAugment masks are in

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from voxemo.core.config import Config
-from voxemo.core.errors import ConfigError, CorpusError
+from voxemo.core.errors import CorpusError
 from voxemo.core.labels import shared_classes
 from voxemo.core.records import Utterance
 from voxemo.experiment.crossscore import FOUR_CLASSES, fold_probabilities, score_cross_corpus, score_subset
@@ -55,6 +55,7 @@ def cross_corpus(train_records: Sequence[Utterance], train_specs: Sequence[np.nd
         ``model_labels``, ``epochs``, ``seconds`` and ``config``; ``adapted``, ``adaptation`` and ``shots`` as asked.
     """
     from voxemo.experiment.fewshot import few_shot_curve
+    from voxemo.inference.torch_backend import EmotionClassifier
     from voxemo.nn.train import predict_specs, train_model
 
     overlap = {r.path for r in train_records} & {r.path for r in test_records}
@@ -70,12 +71,13 @@ def cross_corpus(train_records: Sequence[Utterance], train_specs: Sequence[np.nd
                       progress=progress, desc="train")
     probs = predict_specs(res.model, test_specs, config)
     result = score_cross_corpus(test_records, probs, labels, train_emotions, fold=fold)
-    model, adapted, adaptation = res.model, None, None
+    clf, adapted, adaptation = EmotionClassifier(res.model, config, labels), None, None
     if adapt:
-        model, adaptation = adapt_to(res.model, train_specs, test_records, test_specs, config)
-        adapted = score_cross_corpus(test_records, predict_specs(model, test_specs, config), labels, train_emotions,
-                                     fold=fold)
-    curve = few_shot_curve(model, config, labels, train_emotions, test_records, test_specs, shots, draws=draws,
+        clf = adapt_to(res.model, train_specs, test_records, test_specs, config, labels)
+        adaptation = clf.adaptation
+        adapted = score_cross_corpus(test_records, predict_specs(clf.model, test_specs, config), labels,
+                                     train_emotions, fold=fold)
+    curve = few_shot_curve(clf, train_emotions, test_records, test_specs, shots, draws=draws,
                            seed=config.train.seed) if shots else []
     count = lambda recs: {c: sum(r.corpus == c for r in recs) for c in corpora(recs)}  # noqa: E731
     return CrossCorpusResult(train=count(train_records), test=count(test_records), model_labels=tuple(labels),
@@ -109,12 +111,7 @@ def score_trained(clf: Classifier, test_records: Sequence[Utterance], test_specs
         aset = adaptation_set([r.path for r in test_records], test_specs, clf.config, min_seconds=0)
         model = clf.adapted(aset)
         adapted, adaptation = scored(model), model.adaptation
-    network: Any = getattr(model, "model", None)
-    if shots and network is None:
-        raise ConfigError(f"{clf.origin()}: --shots with --trained fine-tunes a CNN; for a whisper model measure the "
-                          "few-shot curve with --model whisper --train DATA... --test DATA... --shots K,...")
-    curve = few_shot_curve(network, clf.config, labels, labels, test_records, test_specs, shots, draws=draws,
-                           seed=seed) if shots else []
+    curve = few_shot_curve(model, labels, test_records, test_specs, shots, draws=draws, seed=seed) if shots else []
     count = {c: sum(r.corpus == c for r in test_records) for c in corpora(test_records)}
     return CrossCorpusResult(train={}, test=count, model_labels=tuple(labels), epochs=0,
                              seconds=time.perf_counter() - start, scores=result, config=clf.config, adapted=adapted,
@@ -122,16 +119,14 @@ def score_trained(clf: Classifier, test_records: Sequence[Utterance], test_specs
 
 
 def adapt_to(model: Any, train_specs: Sequence[np.ndarray], records: Sequence[Utterance],
-             specs: Sequence[np.ndarray], config: Config) -> tuple[Any, dict[str, Any]]:
-    """A copy of ``model`` adapted without labels to ``specs`` (:func:`voxemo.nn.adapt.adapt_norm_stats`, the
-    training speech's moments measured on ``train_specs``), and its adaptation record."""
-    import copy
+             specs: Sequence[np.ndarray], config: Config, labels: Sequence[str] | None = None) -> Any:
+    """A classifier of a copy of the network ``model`` adapted without labels to ``specs`` by the classifier's own
+    mechanism (:meth:`voxemo.inference.torch_backend.EmotionClassifier.adapted`, as ``voxemo adapt`` runs it), the
+    training speech's moments measured on ``train_specs``; ``model`` is not changed."""
+    from voxemo.inference.adaptset import adaptation_set
+    from voxemo.inference.torch_backend import EmotionClassifier
+    from voxemo.nn.adapt import measure_source
 
-    from voxemo.inference.adaptset import PRIOR_SECONDS, adaptation_set
-    from voxemo.nn.adapt import adapt_norm_stats, measure_source
-
-    aset = adaptation_set([r.path for r in records], specs, config, min_seconds=0)
-    weight = aset.weight(PRIOR_SECONDS)
-    adapted = copy.deepcopy(model)
-    adapt_norm_stats(adapted, specs, measure_source(model, train_specs), weight)
-    return adapted, aset.record(weight, [], base="the model trained above")
+    clf = EmotionClassifier(model, config, labels or [str(i) for i in range(model.n_classes)])
+    clf.source_stats = measure_source(model, train_specs)
+    return clf.adapted(adaptation_set([r.path for r in records], specs, config, min_seconds=0))

@@ -72,7 +72,7 @@ def _fit(job: FoldJob, *, adapt: bool) -> FoldResult:
     if adapt:
         from voxemo.experiment.crosscorpus import adapt_to
 
-        model, _ = adapt_to(res.model, job.train_x, [], job.test_x, config)
+        model = adapt_to(res.model, job.train_x, [], job.test_x, config).model
     window_probs = window_probabilities(job.test_x, config, lambda x: predict_segments(model, x))
     probs = np.stack([w.mean(axis=0) for w in window_probs]) if window_probs else np.zeros((0, n_classes))
     s = scores(job.test_y, probs.argmax(1), n_classes)

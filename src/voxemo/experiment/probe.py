@@ -1,5 +1,6 @@
-"""The Whisper family in experiments: encoder features of a corpus (cached), a head fitted on several corpora, and
-its evaluation under voxemo's protocols (the same splits, metrics and reports as the CNN's).
+"""The encoder families (Whisper, voice) in experiments: encoder features of a corpus (cached), a head fitted on
+several corpora, and its evaluation under voxemo's protocols (the same splits, metrics and reports as the CNN's).
+The family is the config's ``model.arch`` (:data:`voxemo.nn.probe.FAMILIES`): its encoder and its head's strength.
 
 Features: each clip's log-mel (the one preprocessing path, :func:`voxemo.experiment.dataset.load_features`), cut
 into the windows prediction cuts (:func:`voxemo.dsp.scoring.clip_windows`), run through the shared encoder file
@@ -29,14 +30,12 @@ from voxemo.experiment.multicorpus import corpora, model_labels
 from voxemo.experiment.results import CrossCorpusResult, Evaluation, FoldJob, FoldResult, ShotScores
 from voxemo.inference.encoders import ENCODERS, encode_clips, encoder_session
 from voxemo.io.files import atomic_path, file_digest
-from voxemo.nn.probe import HEAD_C, HEAD_NORM, WHISPER_ANALYSIS, ProbeHead, fit_head
-
-ENCODER = "whisper-base"
+from voxemo.nn.probe import HEAD_NORM, ProbeHead, family, fit_head
 
 
 def whisper_config(**model: object) -> Config:
     """A config with the Whisper family's analysis (:data:`voxemo.nn.probe.WHISPER_ANALYSIS`)."""
-    return Config.from_dict({**WHISPER_ANALYSIS, "model": {"arch": "whisper", **model}})
+    return family("whisper").config(**model)
 
 
 @dataclass(frozen=True)
@@ -47,8 +46,13 @@ class EncoderFile:
     sha256: str
 
     @classmethod
-    def shipped(cls, name: str = ENCODER) -> EncoderFile:
+    def shipped(cls, name: str) -> EncoderFile:
         return cls(str(ENCODERS[name].path()), ENCODERS[name].sha256)
+
+    @classmethod
+    def of(cls, config: Config) -> EncoderFile:
+        """The shipped encoder of ``config``'s family."""
+        return cls.shipped(family(config.model.arch).encoder)
 
 
 @dataclass(frozen=True, eq=False)
@@ -69,7 +73,7 @@ def encoder_features(records: Sequence[Utterance], config: Config, encoder: Enco
     from voxemo.experiment.dataset import load_features
     from voxemo.io.cache import cache_root
 
-    enc = encoder or EncoderFile.shipped()
+    enc = encoder or EncoderFile.of(config)
     kept, specs, errors = load_features(records, config, cache_dir=cache_dir, jobs=jobs, progress=progress,
                                         channel=channel)
     root = cache_root(cache_dir)
@@ -144,9 +148,10 @@ def stack_windows(clips: Sequence[ProbeClip], y: np.ndarray) -> tuple[np.ndarray
             rep([c.speaker for c in clips]), np.repeat(np.arange(len(clips)), counts))
 
 
-def fit_probe(clips: Sequence[ProbeClip], y: np.ndarray, n_classes: int, *, norm: str = HEAD_NORM,
-              c: float = HEAD_C) -> ProbeHead:
-    """A head fitted on labelled clips (:func:`voxemo.nn.probe.fit_head` over their windows)."""
+def fit_probe(clips: Sequence[ProbeClip], y: np.ndarray, n_classes: int, *, c: float, norm: str = HEAD_NORM
+              ) -> ProbeHead:
+    """A head fitted on labelled clips (:func:`voxemo.nn.probe.fit_head` over their windows); ``c``: the family's
+    inverse L2 strength (:attr:`voxemo.nn.probe.Family.c`)."""
     feats, labels, corpus, speaker, clip = stack_windows(clips, y)
     return fit_head(feats, labels, n_classes, corpus=corpus, speaker=speaker, clip=clip, norm=norm, c=c)
 
@@ -164,7 +169,7 @@ def clip_proba(head: ProbeHead, clips: Sequence[ProbeClip] | Sequence[np.ndarray
     return np.stack([p[a:b].mean(axis=0) for a, b in zip(bounds[:-1], bounds[1:])]).astype(np.float32)
 
 
-def fit_probe_and_test(job: FoldJob, adapt: str = "") -> FoldResult:
+def fit_probe_and_test(job: FoldJob, adapt: str = "", *, c: float) -> FoldResult:
     """:func:`voxemo.experiment.evaluate.fit_and_test` for the family: :class:`ProbeClip` items (validation clips
     join the training clips: a linear head has nothing to stop early). ``adapt="fold"`` first moves the head's
     moments to the test fold's windows (no labels), ``"speaker"`` to each test speaker's own windows."""
@@ -175,14 +180,14 @@ def fit_probe_and_test(job: FoldJob, adapt: str = "") -> FoldResult:
     y = np.concatenate([np.asarray(job.train_y), np.asarray(job.val_y, dtype=np.asarray(job.train_y).dtype)])
     if job.train_aug:  # telephone copies of the training clips (the validation clips have none)
         clips, y = with_copies(clips, y, [*(list(a) for a in job.train_aug), *([] for _ in job.val_x)])
-    head = fit_probe(clips, y, job.n_classes)
+    head = fit_probe(clips, y, job.n_classes, c=c)
     test: list[ProbeClip] = list(job.test_x)
     probs = np.zeros((len(test), job.n_classes), np.float32)
     for group in _adaptation_groups(test, adapt):
         h = head.adapted(np.concatenate([test[i].features for i in group]), 1.0) if adapt else head
         probs[group] = clip_proba(h, [test[i] for i in group])
     s = scores(np.asarray(job.test_y), probs.argmax(1), job.n_classes)
-    return FoldResult(job.name, len(clips), 0, len(test), C=HEAD_C, seconds=time.perf_counter() - start,
+    return FoldResult(job.name, len(clips), 0, len(test), C=c, seconds=time.perf_counter() - start,
                       accuracy=s["accuracy"], uar=s["uar"], macro_f1=s["macro_f1"], probs=probs,
                       window_probs=tuple(p[None] for p in probs))
 
@@ -218,20 +223,22 @@ def evaluate_probe(records: Sequence[Utterance], config: Config, protocol: str =
     copies = telephone_copies(kept, config, encoder, cache_dir=cache_dir, jobs=jobs, progress=progress)
     clips = [ProbeClip(f, r.speaker, r.corpus) for r, f in zip(kept, feats)]
     result = evaluate(kept, clips, config, protocol, labels=model_labels(kept), jobs=jobs, progress=progress,
-                      fit=partial(fit_probe_and_test, adapt=adapt), aug_specs=copies, test_specs=tested)
-    return replace(result, model="whisper", skipped=tuple(errors) or None)
+                      fit=partial(fit_probe_and_test, adapt=adapt, c=family(config.model.arch).c),
+                      aug_specs=copies, test_specs=tested)
+    return replace(result, model=config.model.arch, skipped=tuple(errors) or None)
 
 
 def cross_corpus_probe(train_records: Sequence[Utterance], train_feats: Sequence[np.ndarray],
                        test_records: Sequence[Utterance], test_feats: Sequence[np.ndarray], *, config: Config,
                        adapt: bool | str = False, shots: Sequence[int] = (), draws: int = 5, seed: int = 0,
-                       norm: str = HEAD_NORM, c: float = HEAD_C,
+                       norm: str = HEAD_NORM, c: float | None = None,
                        train_copies: Sequence[Sequence[np.ndarray]] | None = None) -> CrossCorpusResult:
     """Train a head on the training corpora, score it on the test corpus over the shared classes, as
     :func:`voxemo.experiment.crosscorpus.cross_corpus` does the CNN: plain, adapted without labels to the test
     clips (``adapt="corpus"`` or True: the whole test corpus' moments; ``"speaker"``: each test speaker's), and
     the few-shot curve (``shots``, over ``draws`` speaker splits; from the corpus-adapted head with ``adapt``).
-    ``train_copies``: more training features per training clip (:func:`telephone_copies`)."""
+    ``train_copies``: more training features per training clip (:func:`telephone_copies`); ``c``: the head's
+    inverse L2 strength (default: the family's)."""
     overlap = {r.path for r in train_records} & {r.path for r in test_records}
     if overlap:
         raise CorpusError(f"{len(overlap)} clips are in both the training and the test data, e.g. {min(overlap)}")
@@ -242,7 +249,7 @@ def cross_corpus_probe(train_records: Sequence[Utterance], train_feats: Sequence
     y = np.array([labels.index(e) for e in train_emotions])
     clips, y = with_copies([ProbeClip(f, r.speaker, r.corpus) for r, f in zip(train_records, train_feats)], y,
                            train_copies)
-    head = fit_probe(clips, y, len(labels), norm=norm, c=c)
+    head = fit_probe(clips, y, len(labels), norm=norm, c=family(config.model.arch).c if c is None else c)
     result = score_cross_corpus(test_records, clip_proba(head, test_feats), labels, train_emotions)
     adapted, adaptation, base = None, None, head
     mode = "corpus" if adapt is True else str(adapt or "")
@@ -280,7 +287,7 @@ def cross_corpus_probe(train_records: Sequence[Utterance], train_feats: Sequence
     count = lambda recs: {n: sum(r.corpus == n for r in recs) for n in corpora(recs)}  # noqa: E731
     return CrossCorpusResult(train=count(train_records), test=count(test_records), model_labels=tuple(labels),
                              epochs=0, seconds=time.perf_counter() - start, scores=result, config=config,
-                             adapted=adapted, adaptation=adaptation, shots=tuple(curve), model="whisper")
+                             adapted=adapted, adaptation=adaptation, shots=tuple(curve), model=config.model.arch)
 
 
 #: speaker folds of the out-of-fold predictions a trained head's temperature is fitted on
@@ -322,6 +329,7 @@ def train_probe(records: Sequence[Utterance], config: Config, *, encoder: Encode
     clips = [ProbeClip(f, r.speaker, r.corpus) for r, f in zip(kept, feats)]
     copies = telephone_copies(kept, config, encoder, cache_dir=cache_dir, jobs=jobs, threads=threads,
                               progress=progress)
+    c = family(config.model.arch).c
     groups = np.array([f"{r.corpus}/{r.speaker}" for r in kept])
     n_folds = min(CALIBRATION_FOLDS, len(set(groups.tolist())))
     temperature, calibration = 1.0, {}
@@ -329,10 +337,10 @@ def train_probe(records: Sequence[Utterance], config: Config, *, encoder: Encode
         logits: list[np.ndarray] = [np.zeros(0)] * len(kept)
         for train, test in GroupKFold(n_splits=n_folds).split(np.zeros(len(kept)), y, groups):
             head = fit_probe(*with_copies([clips[i] for i in train], y[train],
-                                          [copies[i] for i in train] if copies else None), len(labels))
+                                          [copies[i] for i in train] if copies else None), len(labels), c=c)
             for i in test:
                 logits[i] = head.logits(clips[i].features)
         temperature = fit_temperature(logits, y)
         calibration = {"method": f"out-of-fold window logits, {n_folds} speaker folds", "clips": len(kept)}
-    head = fit_probe(*with_copies(clips, y, copies), len(labels))
+    head = fit_probe(*with_copies(clips, y, copies), len(labels), c=c)
     return TrainedProbe(head, tuple(labels), temperature, calibration, tuple(kept), tuple(errors))

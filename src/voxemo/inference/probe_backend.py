@@ -1,9 +1,10 @@
-"""The encoder family's backend: :class:`ProbeClassifier` runs a shared frozen encoder (ONNX Runtime,
+"""The encoder families' backend: :class:`ProbeClassifier` runs a shared frozen encoder (ONNX Runtime,
 :mod:`voxemo.inference.encoders`) and its model's linear head (:class:`voxemo.nn.probe.ProbeHead`, NumPy).
 
-A model folder of the family (``model.arch="whisper"``) holds ``config.json``, ``labels.json``, ``head.npz``,
-``encoder.json`` (which shipped encoder, and its SHA-256), optionally ``calibration.json``, ``training.json``,
-``adaptation.json`` and ``MODEL_CARD.md``. No torch anywhere: loading, predicting, adapting and fine-tuning run on
+A model folder of an encoder family (``model.arch`` "whisper" or "voice", :data:`voxemo.nn.probe.FAMILIES`) holds
+``config.json``, ``labels.json``, ``head.npz``, ``encoder.json`` (which shipped encoder, and its SHA-256: a
+reference, never a copy), optionally ``calibration.json``, ``training.json``, ``adaptation.json`` and
+``MODEL_CARD.md``. No torch anywhere: loading, predicting, adapting and fine-tuning run on
 ONNX Runtime and NumPy.
 """
 
@@ -112,7 +113,7 @@ class ProbeClassifier(Classifier):
         trained weights (:meth:`voxemo.nn.probe.ProbeHead.tuned`; ``recipe``, the CNN's, does not apply and must
         be None); see :meth:`Classifier.fine_tune`."""
         if recipe is not None:
-            raise ModelError("a whisper-family model refits its linear layer; the CNN fine-tuning recipe "
+            raise ModelError("an encoder-family model refits its linear layer; the CNN fine-tuning recipe "
                              "(--mode, --steps, --lr) does not apply to it")
         wins = clip_windows(list(labelled.specs), self.config)
         feats = encode_clips(self._session(), wins)
@@ -131,10 +132,11 @@ class ProbeClassifier(Classifier):
         return clf
 
     # ---- persistence ---------------------------------------------------------------------------------------
-    def save(self, path: str | os.PathLike[str], *, report: dict[str, Any] | None = None, onnx: bool = False
-             ) -> Path:
+    def save(self, path: str | os.PathLike[str], *, report: dict[str, Any] | None = None,
+             onnx: bool | str = False) -> Path:
         """Write the model folder (each file to a temporary name, then renamed into place). ``onnx`` is accepted
-        for the CLI's sake: the encoder is already an ONNX file and the head is NumPy, so nothing more is written."""
+        for the callers' sake: the encoder is already an ONNX file, referred to and never copied, and the head is
+        NumPy, so nothing more is written."""
         out = Path(path)
         out.mkdir(parents=True, exist_ok=True)
         atomic_write(out / HEAD_FILE, lambda f: self.head.save(f))

@@ -71,18 +71,25 @@ class EmotionClassifier(Classifier):
         self.source_stats: list[SourceStats] | None = None
 
     # ---- persistence -------------------------------------------------------------------------------------
-    def save(self, path: str | os.PathLike[str], *, report: dict[str, Any] | None = None, onnx: bool = False) -> Path:
+    def save(self, path: str | os.PathLike[str], *, report: dict[str, Any] | None = None,
+             onnx: bool | str = False) -> Path:
         """Write the model directory (files are written to temporary names and renamed into place).
 
         With ``onnx`` the network is also exported to ``model.onnx`` (a few seconds), which :func:`load_model`
         then prefers; without it an older ``model.onnx`` there is removed, so it can never outlive its weights.
-        An export that fails leaves a working torch model and logs why.
+        An export that fails leaves a working torch model and logs why. ``onnx="only"`` stores the network once,
+        as ``model.onnx`` (which carries the whole torch state, as the shipped folders do), and no ``weights.pt``; a
+        failed export then raises.
         """
         out = Path(path)
         out.mkdir(parents=True, exist_ok=True)
         torch = require("torch", f"{path}: the torch backend")
 
-        atomic_write(out / WEIGHTS, lambda f: torch.save(self.model.state_dict(), f))
+        if onnx == "only":
+            export_onnx(self, out / ONNX_FILE)
+            (out / WEIGHTS).unlink(missing_ok=True)
+        else:
+            atomic_write(out / WEIGHTS, lambda f: torch.save(self.model.state_dict(), f))
         atomic_write(out / CONFIG, lambda f: f.write(json.dumps(self.config.to_dict(), indent=2).encode()))
         atomic_write(out / LABELS, lambda f: f.write(json.dumps(list(map(str, self.classes_))).encode()))
         if report is not None:
@@ -98,6 +105,8 @@ class EmotionClassifier(Classifier):
             atomic_write(out / SOURCE_STATS, lambda f: np.savez(f, **arrays))  # type: ignore[arg-type]
         else:
             (out / SOURCE_STATS).unlink(missing_ok=True)
+        if onnx == "only":
+            return out
         (out / ONNX_FILE).unlink(missing_ok=True)
         if onnx:
             try:
@@ -108,7 +117,8 @@ class EmotionClassifier(Classifier):
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> EmotionClassifier:
-        """Load a model directory written by :meth:`save`."""
+        """Load a model directory written by :meth:`save`: its ``weights.pt``, or without one the state its
+        ``model.onnx`` carries (:func:`voxemo.nn.export.state_from_onnx`)."""
         torch = require("torch", f"{path}: the torch backend")
 
         from voxemo.nn.train import build_model
@@ -116,13 +126,20 @@ class EmotionClassifier(Classifier):
         d = Path(path)
         if not d.is_dir():
             raise ModelError(f"{d}: model directory not found")
-        missing = [n for n in (WEIGHTS, CONFIG, LABELS) if not (d / n).is_file()]
+        missing = [n for n in (CONFIG, LABELS) if not (d / n).is_file()]
+        if not (d / WEIGHTS).is_file() and not (d / ONNX_FILE).is_file():
+            missing.append(f"{WEIGHTS} or {ONNX_FILE}")
         if missing:
             raise ModelError(f"{d}: not a voxemo model directory (missing {', '.join(missing)})")
         try:
             config = Config.from_dict(json.loads((d / CONFIG).read_text()))
             classes = json.loads((d / LABELS).read_text())
-            state = torch.load(d / WEIGHTS, map_location="cpu", weights_only=True)
+            if (d / WEIGHTS).is_file():
+                state = torch.load(d / WEIGHTS, map_location="cpu", weights_only=True)
+            else:  # the network stored once, as ONNX (the shipped folders): the state it carries
+                from voxemo.nn.export import state_from_onnx
+
+                state = state_from_onnx(d / ONNX_FILE)
             model = build_model(config, len(classes))
             model.load_state_dict(state)
             temperature, calibration = folder_calibration(d)
@@ -148,20 +165,12 @@ class EmotionClassifier(Classifier):
 
         weight = adaptation_set.weight(PRIOR_SECONDS if prior_seconds is None else prior_seconds)
         model = copy.deepcopy(self.model)
-        method = None
-        if self.config.model.arch == "voice":  # its standardisation moments are the training speech's own
-            from voxemo.nn.voice import VoiceNet, adapt_voice
-
-            assert isinstance(model, VoiceNet)
-            shifts = [[adapt_voice(model, adaptation_set.specs, self.config, weight)]]
-            method = "standardisation of the voice encoder's features"
-        elif self.source_stats is None:
+        if self.source_stats is None:
             raise ModelError(f"{self.model_dir or 'this model'}: has no {SOURCE_STATS} (the training speech's "
                              "statistics that adaptation compares with); retrain it with this version of voxemo")
-        else:
-            shifts = adapt_norm_stats(model, adaptation_set.specs, self.source_stats, weight)
+        shifts = adapt_norm_stats(model, adaptation_set.specs, self.source_stats, weight)
         record = adaptation_set.record(weight, [[s.to_dict() for s in m] for m in shifts], base=self.origin(),
-                                       previous=self.adaptation, **({"method": method} if method else {}))
+                                       previous=self.adaptation)
         return self._derived(model, record)
 
     def tuned(self, labelled: LabelledSet, recipe: FineTuneConfig | None = None) -> EmotionClassifier:

@@ -1,9 +1,10 @@
 """The model-folder format in one place: file names, the ONNX file's metadata keys, and the calibration file.
 
-A model folder holds ``weights.pt`` (a torch state dict), ``config.json`` (the full
+A CNN model folder holds ``weights.pt`` (a torch state dict) or ``model.onnx`` or both, ``config.json`` (the full
 :class:`~voxemo.core.config.Config`), ``labels.json``, from training ``training.json``, optionally
 ``calibration.json`` (the softmax temperature; absent means T = 1), ``model.onnx`` (the same network for ONNX
-Runtime, stamped with the SHA-256 of the ``weights.pt`` it was exported from), ``source_stats.npz`` (the training
+Runtime, stamped with the SHA-256 of the ``weights.pt`` it was exported from, and carrying the whole torch state:
+the shipped folders keep only this file), ``source_stats.npz`` (the training
 speech's normalisation moments, which adaptation needs) and, for an adapted model, ``adaptation.json`` and
 ``MODEL_CARD.md``. A standalone ``.onnx`` file carries
 the config, labels and temperature in its metadata, so that file alone is a model.
@@ -42,6 +43,10 @@ META_LABELS, META_VERSION = "voxemo.labels", "voxemo.version"
 META_TEMPERATURE = "voxemo.temperature"  # softmax temperature; absent in older exports: 1
 
 META_WEIGHTS = "voxemo.weights_sha256"  # SHA-256 of the weights.pt exported, when exported into a model folder
+
+#: the network's whole torch state: which graph initializer holds each entry, and the entries no initializer holds
+#: exactly (base64 .npz), so a folder with only ``model.onnx`` still adapts and fine-tunes with torch
+META_STATE = "voxemo.state"
 
 FORMAT = "voxemo-onnx-1"
 

@@ -15,6 +15,8 @@ torch at all.
 
 from __future__ import annotations
 
+import base64
+import io
 import json
 import logging
 import os
@@ -22,7 +24,9 @@ import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import torch
 
 from voxemo.core.config import Config
@@ -36,6 +40,7 @@ from voxemo.io.modelfile import (
     META_CONFIG,
     META_FORMAT,
     META_LABELS,
+    META_STATE,
     META_TEMPERATURE,
     META_VERSION,
     META_WEIGHTS,
@@ -102,6 +107,7 @@ def export_network(model: torch.nn.Module, config: Config, classes: Sequence[str
         META_VERSION: version(),
         META_TEMPERATURE: repr(float(temperature)),
         **({META_WEIGHTS: weights_digest} if weights_digest else {}),
+        META_STATE: _state_record(model, program.model_proto),
     })
     out.parent.mkdir(parents=True, exist_ok=True)
     try:
@@ -110,6 +116,56 @@ def export_network(model: torch.nn.Module, config: Config, classes: Sequence[str
     except OSError as exc:
         raise ModelError(f"{out}: cannot write ({exc.strerror or exc})") from None
     return out
+
+
+def _state_record(model: torch.nn.Module, proto: Any) -> str:
+    """:data:`~voxemo.io.modelfile.META_STATE` of an exported network: each state entry that a graph initializer
+    holds exactly (``net.<name>``) by that initializer's name, the others (buffers the exporter folded into
+    constants, counters) in a base64 ``.npz``, so the graph file alone rebuilds ``model.state_dict()`` bit for bit
+    (:func:`state_from_onnx`)."""
+    from onnx import numpy_helper
+
+    initializers = {i.name: i for i in proto.graph.initializer}
+    graph, extra = {}, {}
+    for key, value in model.state_dict().items():
+        held = initializers.get(f"net.{key}")
+        array = value.detach().cpu().numpy()
+        if held is not None and np.array_equal(numpy_helper.to_array(held), array) \
+                and numpy_helper.to_array(held).dtype == array.dtype:
+            graph[key] = held.name
+        else:
+            extra[key] = array
+    buffer = io.BytesIO()
+    np.savez(buffer, **extra)
+    return json.dumps({"graph": graph, "extra": base64.b64encode(buffer.getvalue()).decode("ascii")})
+
+
+def state_from_onnx(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
+    """The torch state dict of the network in an ``.onnx`` file written by :func:`export_network`.
+
+    Raises
+    ------
+    ModelError
+        The file is unreadable or was exported before the state was recorded in it.
+    """
+    import onnx
+    from onnx import numpy_helper
+
+    try:
+        proto = onnx.load(str(path))
+        meta = {p.key: p.value for p in proto.metadata_props}
+        record = json.loads(meta[META_STATE])
+        initializers = {i.name: i for i in proto.graph.initializer}
+        state = {k: torch.from_numpy(numpy_helper.to_array(initializers[name]).copy())
+                 for k, name in record["graph"].items()}
+        with np.load(io.BytesIO(base64.b64decode(record["extra"])), allow_pickle=False) as extra:
+            state.update({k: torch.from_numpy(extra[k].copy()) for k in extra.files})
+    except KeyError:
+        raise ModelError(f"{path}: holds no torch state (exported by an older voxemo); keep its weights.pt beside "
+                         "it") from None
+    except (OSError, ValueError, TypeError, onnx.checker.ValidationError) as exc:
+        raise ModelError(f"{path}: cannot read the network's state ({first_line(exc)})") from None
+    return state
 
 
 @contextmanager
@@ -124,7 +180,7 @@ def _quiet_exporter() -> Iterator[None]:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)
             warnings.simplefilter("ignore", DeprecationWarning)
-            # an LSTM's flat weight list (the voice model) is re-assigned while tracing; harmless
+            # a recurrent layer's flat weight list (model.recurrent) is re-assigned while tracing; harmless
             warnings.filterwarnings("ignore", "The tensor attributes", UserWarning)
             yield
     finally:

@@ -1,9 +1,11 @@
-"""The encoder family's head: pooled features of a frozen encoder -> standardisation -> one linear layer.
+"""The encoder families: pooled features of a frozen encoder -> standardisation -> one linear layer.
 
-A model of this family (``model.arch="whisper"``) is a frozen encoder shared by every model
-(:mod:`voxemo.inference.encoders`) and a :class:`ProbeHead`: the standardisation moments (``mean``, ``std``) and a
-multinomial logistic regression (``weight``, ``bias``) over the window features. All of it is NumPy and SciPy, so
-training the head, adapting it and predicting need no torch.
+A model of an encoder family (:data:`FAMILIES`: ``model.arch="whisper"`` or ``"voice"``) is a frozen encoder shared
+by every model of the family (:mod:`voxemo.inference.encoders`, one ONNX file each) and a :class:`ProbeHead`: the
+standardisation moments (``mean``, ``std``) and a multinomial logistic regression (``weight``, ``bias``) over the
+window features. All of it is NumPy and SciPy, so training the head, adapting it and predicting need no torch. A
+new family is an encoder file, its analysis and an entry in :data:`FAMILIES`; training, adaptation and every
+prediction path are this module's and :class:`voxemo.inference.probe_backend.ProbeClassifier`'s.
 
 - **Training** (:func:`fit_head`) minimises the class- and corpus-balanced cross-entropy plus an L2 penalty of
   inverse strength ``c`` (scikit-learn's convention) with L-BFGS. Several corpora are the normal case: the windows
@@ -11,7 +13,7 @@ training the head, adapting it and predicting need no torch.
   own, ``"speaker"`` each speaker), each corpus weighs the same in the loss whatever its size, and a clip's softmax
   runs only over the classes its corpus has, so Emo-DB's clips never teach "not calm" (a class Emo-DB lacks).
 - **Unsupervised adaptation** (:meth:`ProbeHead.adapted`) moves the moments towards a target's (mixture moments,
-  the target weighing ``weight``), the mechanism the ``voice`` model uses (:func:`voxemo.nn.voice.adapt_voice`).
+  the target weighing ``weight``).
 - **Few-shot** (:meth:`ProbeHead.tuned`) refits the linear layer on a few labelled target windows with an L2 pull
   to the trained weights.
 """
@@ -21,19 +23,26 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import numpy as np
 
-from voxemo.core.errors import ModelError
+from voxemo.core.config import Config
+from voxemo.core.errors import ConfigError, ModelError
 
 #: the Whisper family's analysis: Whisper's own log-mel (16 kHz, 25 ms windows every 10 ms, 80 Slaney mel bands to
 #: 8 kHz) and, since the encoder takes any length, clips up to 6 s as one window of their real length
-WHISPER_ANALYSIS = {
+WHISPER_ANALYSIS: dict[str, dict[str, Any]] = {
     "audio": {"sample_rate": 16000, "duration": 6.0, "pad_short": False},
     "features": {"n_fft": 400, "hop_length": 160, "n_mels": 80, "fmin": 0.0, "fmax": None, "top_db": 80.0},
 }
-#: inverse L2 strength of the head (scikit-learn's C), chosen on the development protocol (docs/results.md)
+#: the voice family's analysis: the speaker encoder's own (16 kHz, 25 ms windows every 10 ms, 40 mel bands to 8 kHz)
+#: and 1.6-s windows (its training partials)
+VOICE_ANALYSIS: dict[str, dict[str, Any]] = {
+    "audio": {"sample_rate": 16000, "duration": 1.6},
+    "features": {"n_fft": 400, "hop_length": 160, "n_mels": 40, "fmin": 0.0, "fmax": None, "top_db": 80.0},
+}
+#: inverse L2 strength of the Whisper head (scikit-learn's C), chosen on the development protocol (docs/results.md)
 HEAD_C = 0.05
 #: how the training windows are standardised: one set of moments for all (per corpus and per speaker measured worse
 #: on the development protocol, docs/results.md)
@@ -43,6 +52,44 @@ NORMS = ("pooled", "corpus", "speaker")
 #: protocol
 TUNE_C = 0.05
 HEAD_FILE = "head.npz"
+
+
+@dataclass(frozen=True)
+class Family:
+    """An encoder family: its arch name, its shared encoder (a name in :data:`voxemo.inference.encoders.ENCODERS`),
+    the analysis its encoder reads (the config's audio and feature sections) and its head's inverse L2 strength."""
+
+    arch: str
+    encoder: str
+    analysis: dict[str, dict[str, Any]]
+    c: float
+    about: str
+
+    def config(self, **model: object) -> Config:
+        """A config with this family's analysis and arch (``model``: more model fields)."""
+        return Config.from_dict({**self.analysis, "model": {"arch": self.arch, **model}})
+
+
+#: the encoder families by arch; ``voxemo train --model ARCH`` trains each
+FAMILIES = {
+    "whisper": Family("whisper", "whisper-base", WHISPER_ANALYSIS, HEAD_C,
+                      "OpenAI Whisper base's encoder (blocks 1-4, int8), frozen, and a linear head"),
+    "voice": Family("voice", "resemblyzer-voice", VOICE_ANALYSIS, 0.01,
+                    "Resemblyzer's speaker encoder, frozen, and a linear head"),
+}
+
+
+def family(arch: str) -> Family:
+    """The encoder family of ``arch``.
+
+    Raises
+    ------
+    ConfigError
+        ``arch`` is not an encoder family (the CNN is trained, not probed).
+    """
+    if arch not in FAMILIES:
+        raise ConfigError(f"model.arch={arch!r} is not an encoder family ({', '.join(FAMILIES)})")
+    return FAMILIES[arch]
 
 
 @dataclass(frozen=True, eq=False)

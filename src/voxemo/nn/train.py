@@ -122,12 +122,11 @@ class SpeakerAdversary(nn.Module):
 
 def build_model(config: Config, n_classes: int) -> EmotionCNN | EmotionEnsemble:
     """A fresh EmotionCNN for ``config`` (an :class:`EmotionEnsemble` of them when ``config.model.members`` > 1),
-    its weights in channels-last layout (faster on CPU); with ``model.arch="voice"`` a
-    :class:`~voxemo.nn.voice.VoiceNet` (untrained: no encoder weights, no head)."""
-    if config.model.arch == "voice":
-        from voxemo.nn.voice import VoiceNet
-
-        return VoiceNet(config.features.n_mels, n_classes)  # type: ignore[return-value]  # same surface
+    its weights in channels-last layout (faster on CPU). An encoder family (``model.arch`` "whisper" or "voice")
+    has no network to build: its models are heads (:mod:`voxemo.nn.probe`)."""
+    if config.model.arch != "cnn":
+        raise ConfigError(f"model.arch={config.model.arch} is an encoder family: a linear head on a shipped encoder "
+                          "(voxemo.nn.probe), not a network built here")
 
     def one(model: ModelConfig) -> EmotionCNN:
         cnn = EmotionCNN(config.features.n_mels, n_classes, model)
@@ -186,8 +185,8 @@ def train_model(
     history is the members' rows averaged epoch by epoch and its best epoch their rounded mean.
     """
     if config.model.arch != "cnn":
-        raise ConfigError(f"model.arch={config.model.arch} is not trained by this loop: a voice model's head is "
-                          "fitted by voxemo.nn.voice.fit_head_on")
+        raise ConfigError(f"model.arch={config.model.arch} is not trained by this loop: an encoder family's head is "
+                          f"fitted by voxemo.nn.probe.fit_head (voxemo train --model {config.model.arch})")
     if config.model.members > 1:
         return _train_ensemble(specs, labels, n_classes, config, val_specs=val_specs, val_labels=val_labels,
                                epochs=epochs, aug_specs=aug_specs, weights=weights, speakers=speakers,

@@ -10,6 +10,7 @@ from voxemo.core.config import Config
 from voxemo.core.records import Utterance
 from voxemo.experiment.crosscorpus import cross_corpus
 from voxemo.experiment.results import CrossCorpusResult
+from voxemo.nn.probe import FAMILIES
 from voxemo.reports.crosscorpus import write_cross_corpus
 
 
@@ -23,7 +24,7 @@ def run_cross_corpus(train_records: Sequence[Utterance], test_records: Sequence[
     (:func:`cross_corpus`); ``channel`` (``"telephone"``) passes the test clips through a simulated channel."""
     from voxemo.experiment.dataset import load_augmented, load_features
 
-    if config.model.arch == "whisper":
+    if config.model.arch in FAMILIES:
         return _run_cross_corpus_probe(train_records, test_records, config, out_dir, cache_dir=cache_dir,
                                        adapt=adapt, shots=shots, draws=draws, channel=channel, jobs=jobs,
                                        progress=progress)
@@ -43,7 +44,7 @@ def _run_cross_corpus_probe(train_records: Sequence[Utterance], test_records: Se
                             config: Config, out_dir: str | Path, *, cache_dir: str | None, adapt: bool,
                             shots: Sequence[int], draws: int, channel: str, jobs: int,
                             progress: bool) -> CrossCorpusResult:
-    """:func:`run_cross_corpus` for the whisper family (:func:`voxemo.experiment.probe.cross_corpus_probe`)."""
+    """:func:`run_cross_corpus` for an encoder family (:func:`voxemo.experiment.probe.cross_corpus_probe`)."""
     from voxemo.experiment.probe import cross_corpus_probe, encoder_features, telephone_copies
 
     train_records, train_feats, train_errors = encoder_features(train_records, config, cache_dir=cache_dir,

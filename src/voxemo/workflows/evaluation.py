@@ -15,10 +15,11 @@ from voxemo.experiment.distributed import ray_fold_runner
 from voxemo.experiment.evaluate import evaluate, fit_and_test, fit_and_test_adapted
 from voxemo.experiment.multicorpus import model_labels
 from voxemo.experiment.results import Evaluation
+from voxemo.nn.probe import FAMILIES
 from voxemo.reports.evaluation import write_evaluation
 
 #: the models ``voxemo evaluate --model`` can evaluate
-MODELS = ("cnn", "whisper", "egemaps-svm")
+MODELS = ("cnn", "whisper", "voice", "egemaps-svm")
 
 
 def run_evaluation(records: Sequence[Utterance], config: Config, protocol: str, out: str | Path, *,
@@ -37,19 +38,20 @@ def run_evaluation(records: Sequence[Utterance], config: Config, protocol: str, 
     if model not in MODELS:
         raise ConfigError(f"model={model!r} is not one of {', '.join(MODELS)}")
     if channel != "wideband" and model == "egemaps-svm":
-        raise ConfigError(f"--test-channel is measured for the CNN and whisper models; model={model!r} is not "
-                          "supported")
+        raise ConfigError(f"--test-channel is measured for the CNN and the encoder families; model={model!r} is "
+                          "not supported")
     if adapt and model == "egemaps-svm":
         raise ConfigError(f"--adapt adapts a model's normalisation statistics; model={model!r} has none")
-    if model == "whisper" and engine != "local":
-        raise ConfigError("--engine ray trains CNN folds; a whisper model's folds are linear heads: leave out --engine")
+    if model in FAMILIES and engine != "local":
+        raise ConfigError(f"--engine ray trains CNN folds; a {model} model's folds are linear heads: leave out "
+                          "--engine")
     if engine not in ("local", "ray"):
         raise ConfigError(f"engine={engine!r} is not one of local, ray")
     runner = None
     if engine == "ray":
         require("ray", "voxemo evaluate --engine ray")  # before any feature is computed
         runner = ray_fold_runner(address)
-    if model == "whisper":
+    if model in FAMILIES:
         from voxemo.experiment.probe import evaluate_probe
 
         result = evaluate_probe(records, config, protocol, adapt="fold" if adapt else "", jobs=jobs,
