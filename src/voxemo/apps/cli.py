@@ -10,7 +10,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from voxemo.apps.arguments import count, positive_int, probability, shots
+from voxemo.apps.arguments import (
+    corpus_arg,
+    count,
+    data_arg,
+    engine_args,
+    positive_int,
+    probability,
+    shots,
+    training_args,
+)
 from voxemo.apps.serve_cli import BACKEND_HELP
 from voxemo.core.errors import VoxemoError
 from voxemo.core.extras import missing_extra_message, require
@@ -233,10 +242,9 @@ def cmd_corpus(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from voxemo.apps.adapt_cli import ADAPT_HELP, adapt_by_arg, add_adapt_parser, prior_args
+    from voxemo.apps.adapt_cli import add_adapt_parser
     from voxemo.apps.recording_cli import add_recording_parsers
     from voxemo.apps.serve_cli import add_serve_parser
-    from voxemo.experiment.splits import PROTOCOLS
 
     p = argparse.ArgumentParser(prog="voxemo", description="Speech emotion recognition: train, evaluate, predict.")
     p.add_argument("--seed", type=int, default=0, help="random seed for splits and training (default 0)")
@@ -244,37 +252,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars or info logs")
     p.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_study_parsers(sub)
+    _add_train_parser(sub)
+    _add_evaluate_parser(sub)
+    _add_predict_parser(sub)
+    add_adapt_parser(sub)
+    _add_export_parser(sub)
+    add_serve_parser(sub)
+    add_recording_parsers(sub)
+    return p
 
-    from voxemo.corpus import CORPORA
+
+def _add_study_parsers(sub: Any) -> None:
+    """``run``, ``download``, ``corpus``, ``analyze``."""
     from voxemo.corpus.registry import DESCRIPTIONS
-
-    def corpus_arg(sp: argparse.ArgumentParser) -> None:
-        sp.add_argument("--corpus", choices=CORPORA, help="the corpus' naming convention (default: detected)")
-
-    def data_arg(sp: argparse.ArgumentParser, positional: bool) -> None:
-        help_ = ("corpus folder, zip or CSV manifest (see voxemo corpus --help); without it RAVDESS from "
-                 "$VOXEMO_DATA, else a downloaded copy, else download it")
-        if positional:
-            sp.add_argument("data", nargs="?", help=help_)
-        else:
-            sp.add_argument("--data", help=help_)
-        corpus_arg(sp)
-        sp.add_argument("--jobs", type=count, default=0, help="processes for feature extraction (0 = all cores)")
-
-    def engine_args(sp: argparse.ArgumentParser) -> None:
-        sp.add_argument("--engine", choices=["local", "ray"], default="local",
-                        help="local: processes on this machine (default); ray: a Ray cluster (pip install "
-                             "'voxemo[ray]'; see docs/usage.md, 'On a Ray cluster')")
-        sp.add_argument("--address", metavar="ADDR", help="with --engine ray: the cluster's address, e.g. "
-                        "10.0.0.1:6379 (default: $RAY_ADDRESS, else a Ray runtime on this machine)")
-
-    def training_args(sp: argparse.ArgumentParser) -> None:
-        sp.add_argument("--epochs", type=positive_int, help="maximum epochs per training")
-        sp.add_argument("--threads", type=positive_int, help="torch threads per training (default 1: the same numbers "
-                        "on any machine; more is faster, and the results then differ in the last bits)")
-        sp.add_argument("--set", action="append", metavar="SECTION.FIELD=VALUE",
-                        help="override a config field, e.g. --set augment.copies=0 --set model.pooling=attention "
-                             "(repeatable; sections: audio, features, model, train, augment)")
 
     s = sub.add_parser("run", help="the whole study: analysis, variants, evaluation, final model, report")
     data_arg(s, positional=False)
@@ -302,6 +293,10 @@ def build_parser() -> argparse.ArgumentParser:
     data_arg(s, positional=True)
     s.add_argument("--out", required=True, help="output folder")
     s.set_defaults(func=cmd_analyze)
+
+
+def _add_train_parser(sub: Any) -> None:
+    from voxemo.corpus import CORPORA
 
     s = sub.add_parser("train", help="compare both CNN variants on held-out speakers, retrain the better on all data",
                        description="Several DATA train one model on the union of their classes; speakers stay "
@@ -337,6 +332,10 @@ def build_parser() -> argparse.ArgumentParser:
     training_args(s)
     s.set_defaults(func=cmd_train)
 
+
+def _add_evaluate_parser(sub: Any) -> None:
+    from voxemo.experiment.splits import PROTOCOLS
+
     s = sub.add_parser("evaluate", help="cross-validate under a protocol, or train on some corpora and test on "
                                         "another, and write metrics and a report")
     data_arg(s, positional=True)
@@ -364,6 +363,10 @@ def build_parser() -> argparse.ArgumentParser:
     training_args(s)
     s.set_defaults(func=cmd_evaluate)
 
+
+def _add_predict_parser(sub: Any) -> None:
+    from voxemo.apps.adapt_cli import ADAPT_HELP, adapt_by_arg, prior_args
+
     s = sub.add_parser("predict", help="predict the emotion of audio files, folders or manifests")
     s.add_argument("paths", nargs="+", metavar="PATH",
                    help="audio files, folders (walked recursively) or manifests (.jsonl/.csv with a path column)")
@@ -390,18 +393,13 @@ def build_parser() -> argparse.ArgumentParser:
     adapt_by_arg(s)
     s.set_defaults(func=cmd_predict)
 
-    add_adapt_parser(sub)
 
+def _add_export_parser(sub: Any) -> None:
     s = sub.add_parser("export", help="export a CNN model to ONNX (network, config and labels in one file)")
     s.add_argument("--onnx", required=True, metavar="FILE", help="the .onnx file to write")
     s.add_argument("--model", help="CNN model folder or shipped name (fast, telephone); the default model is already "
                                    "ONNX")
     s.set_defaults(func=cmd_export)
-
-    add_serve_parser(sub)
-
-    add_recording_parsers(sub)
-    return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
