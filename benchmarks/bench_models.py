@@ -11,7 +11,9 @@ computed beforehand: the ratio is what preprocessing and the head add); then the
 log-mel window (int8 as shipped, and the float32 build given by ``--encoder-f32``, e.g. one written by
 ``experiments/build_whisper_encoder.py --float32``) on one and two threads. ``--seconds S`` first repeats each
 clip's audio to S seconds (a temporary WAV), for longer speech than the corpora's 2-4 s clips. Prints a markdown
-table of medians and ratios to the default model.
+table of medians and ratios to the default model, and a second of each model's ``predict_result(path)`` (what every
+user-facing path calls: the same plus the speech-or-not check) against its ``predict_proba(path,
+speech_check=False)``, timed in the same rotation (issue house-2's bar: at most 1.3x).
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ def main() -> None:
     for clf in models.values():  # warm-up: sessions, first-call allocations
         clf.predict_proba(paths[0], speech_check=False)
     times: dict[str, list[float]] = {n: [] for n in names}
+    checked: dict[str, list[float]] = {n: [] for n in names}
     probes = {n: clf for n, clf in models.items() if isinstance(clf, ProbeClassifier)}
     for n in probes:
         times[f"{n}: encoder alone"] = []
@@ -62,6 +65,9 @@ def main() -> None:
             t0 = time.perf_counter()
             models[n].predict_proba(p, speech_check=False)
             times[n].append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            models[n].predict_result(p)
+            checked[n].append(time.perf_counter() - t0)
         for n, clf in probes.items():
             spec = clf.features(p)
             wins = clip_windows([spec], clf.config)[0]
@@ -77,6 +83,10 @@ def main() -> None:
     for n in times:
         m = statistics.median(times[n])
         print(f"| {n} | {m * 1e3:.1f} | {m / base:.2f} |")
+    print("\n| model | predict_proba, no speech check (ms) | predict_result (ms) | ratio |\n|---|---:|---:|---:|")
+    for n in names:
+        raw, res = statistics.median(times[n]), statistics.median(checked[n])
+        print(f"| {n} | {raw * 1e3:.1f} | {res * 1e3:.1f} | {res / raw:.2f} |")
 
     window = np.full((1, 80, 400), -80.0, np.float32)
     window[:, :, :] = np.random.default_rng(0).uniform(-60, 0, (1, 80, 400))
