@@ -443,3 +443,29 @@ def test_a_script_without_a_main_guard_is_told_what_to_add(tmp_path: Path, monke
     assert 'put the call under `if __name__ == "__main__":`, or pass jobs=1' in str(batch._died("a.wav"))
     main.__file__ = str(guarded)
     assert "rerun with --output FILE --resume" in str(batch._died("a.wav"))
+
+
+def test_predict_batch_takes_an_adapted_model_in_memory(folder: Path, tmp_path: Path, rng: np.random.Generator,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """One model reference for every path: a classifier adapted in memory is used as it is, in this process and in
+    the worker processes (which load a copy saved for the run and deleted after it)."""
+    import tempfile
+
+    from voxemo.inference.adaptset import adaptation_set
+    from voxemo.inference.batch import predict_batch
+
+    base = load_model("voice")
+    specs = [rng.normal(-30, 12, (40, 300)).astype(np.float32) for _ in range(20)]
+    adapted = base.adapted(adaptation_set([f"c{i}" for i in range(20)], specs, base.config, min_seconds=0),
+                           prior_seconds=0.0)
+    assert adapted.model_dir is None
+    runs = {}
+    before = set(Path(tempfile.gettempdir()).glob("voxemo-model-*"))
+    monkeypatch.setattr(batch, "MIN_PARALLEL", 4)
+    for name, model, jobs in (("in process", adapted, 1), ("workers", adapted, 2), ("shipped", "voice", 1)):
+        out = tmp_path / f"{name}.jsonl"
+        predict_batch([folder], model=model, output=out, jobs=jobs)
+        runs[name] = read_jsonl(out)
+    assert runs["workers"] == runs["in process"]
+    assert runs["in process"] != runs["shipped"]  # the adaptation is what was used
+    assert set(Path(tempfile.gettempdir()).glob("voxemo-model-*")) == before  # the run's copy is gone

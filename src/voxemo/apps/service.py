@@ -64,7 +64,7 @@ from voxemo.apps.upload_gate import (
 )
 from voxemo.core.errors import ConfigError, VoxemoError
 from voxemo.core.version import version
-from voxemo.inference.loading import load_model
+from voxemo.inference.loading import resolve_model
 from voxemo.inference.stream import MAX_DEFAULT_WINDOW, EmotionStream
 from voxemo.inference.timeline import timeline
 from voxemo.io.audio import libsndfile_cause
@@ -366,8 +366,7 @@ def create_app(model: Any = None, *, backend: str = "auto", max_upload_mb: float
     config = ServiceConfig(max_upload_mb=max_upload_mb, max_seconds=max_seconds, workers=workers, queue=queue,
                            read_timeout=read_timeout, body_timeout=body_timeout, per_client=per_client,
                            stalled_after=stalled_after, header_timeout=header_timeout, ws_idle_timeout=ws_idle_timeout)
-    if model is None or isinstance(model, (str, os.PathLike)):
-        model = load_model(model, backend=backend)
+    model = resolve_model(model, backend)
     service = Service(model, config)
 
     @asynccontextmanager

@@ -16,19 +16,22 @@ import io
 import json
 import os
 import sys
+import tempfile
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import chain, islice
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from voxemo.core.errors import ConfigError, VoxemoError
+from voxemo.core.errors import ConfigError, ModelError, VoxemoError
 from voxemo.core.extras import require
 from voxemo.core.parallel import init_worker, lifeline
-from voxemo.inference.loading import load_model
+from voxemo.inference.classifier import Classifier
+from voxemo.inference.loading import ModelRef, resolve_model
 from voxemo.inference.parquet import ParquetWriter, is_parquet, read_finished_parquet
 from voxemo.inference.results import FileFailure, FileResult, NoSpeech, Uncertain
 from voxemo.inference.worker import Item, WorkerSettings, predict_items, result_of
@@ -36,8 +39,6 @@ from voxemo.io.discovery import expand_inputs
 
 if TYPE_CHECKING:
     from multiprocessing.connection import Connection
-
-    from voxemo.inference.classifier import Classifier
 
 
 #: formats written line by line (:class:`ResultWriter`); Parquet: :class:`~voxemo.inference.parquet.ParquetWriter`
@@ -322,7 +323,7 @@ class BatchSummary:
         self.uncertain += isinstance(result, Uncertain)
 
 
-def predict_batch(paths: Iterable[str | os.PathLike[str]], *, model: str | None = None, backend: str = "auto",
+def predict_batch(paths: Iterable[str | os.PathLike[str]], *, model: ModelRef = None, backend: str = "auto",
                   fmt: str = "json", output: str | os.PathLike[str] | None = None, resume: bool = False,
                   jobs: int = 0, out: IO[str] | None = None, progress: bool = False,
                   min_confidence: float = 0.0, engine: str = "local", address: str | None = None) -> BatchSummary:
@@ -332,8 +333,11 @@ def predict_batch(paths: Iterable[str | os.PathLike[str]], *, model: str | None 
     ----------
     paths : iterable of path-like
         Audio files, folders (walked recursively) and manifests (``.jsonl``/``.csv``).
-    model, backend :
-        As for :func:`voxemo.inference.loading.load_model`.
+    model : Classifier, path-like, shipped name or None
+        A loaded classifier (e.g. ``clf.adapt(...)``'s, used as it is: workers load a copy saved for the run when it
+        lives in memory only), or what :func:`voxemo.inference.loading.load_model` takes.
+    backend :
+        As for :func:`voxemo.inference.loading.load_model`, when ``model`` is not a classifier.
     fmt : {"json", "csv", "text", "parquet"}
         JSON lines, CSV with a header (path, emotion, confidence, one column per class, error, speech, reason),
         or ``path<TAB>emotion<TAB>confidence`` with errors on stderr (``no speech`` or ``uncertain`` in place
@@ -360,6 +364,41 @@ def predict_batch(paths: Iterable[str | os.PathLike[str]], *, model: str | None 
 
     Inputs without speech are results, not failures: ``{"path", "speech": false, "emotion": null, "reason"}``.
     """
+    fmt = _check_batch_args(fmt, output, resume, jobs, min_confidence, engine)
+    clf = resolve_model(model, backend)  # here first, so a bad model is one error before any work starts
+    clf.min_confidence = min_confidence
+    summary = BatchSummary()
+    writer, finished, handle = open_output(clf, fmt, output, resume, out or sys.stdout)
+    try:
+        items = expand_inputs(paths)
+        if finished:
+            items = _skip(items, finished, summary)
+        bar = _bar(progress and output is not None, len(finished))
+        with worker_reference(model) as reference:
+            if engine == "ray":
+                from voxemo.inference.distributed import ray_stream
+
+                settings = WorkerSettings(reference, clf.backend or backend, min_confidence)
+                results = ray_stream(items, settings, address=address, jobs=jobs, clf=clf)
+            else:
+                results = predict_stream(items, clf, model=reference, backend=backend, jobs=jobs)
+            for result in results:
+                summary.count(result)
+                writer.write(result)
+                bar.update()
+        bar.close()
+    finally:
+        if handle is not None:
+            handle.close()
+        if isinstance(writer, ParquetWriter):
+            writer.close()  # what is done so far, also when stopped: --resume goes on after it
+    return summary
+
+
+def _check_batch_args(fmt: str, output: str | os.PathLike[str] | None, resume: bool, jobs: int,
+                      min_confidence: float, engine: str) -> str:
+    """:func:`predict_batch`'s arguments checked before anything loads; the output format (Parquet for a
+    ``.parquet`` output with the default format)."""
     if fmt == "json" and is_parquet(output):  # the default format, and a name that says Parquet
         fmt = "parquet"
     if resume and output is None:
@@ -378,33 +417,26 @@ def predict_batch(paths: Iterable[str | os.PathLike[str]], *, model: str | None 
         require("ray", "voxemo predict --engine ray")
     if fmt == "parquet":
         require("pyarrow", "Parquet output")
-    clf = load_model(model, backend=backend)  # here first, so a bad model is one error before any work starts
-    clf.min_confidence = min_confidence
-    summary = BatchSummary()
-    writer, finished, handle = open_output(clf, fmt, output, resume, out or sys.stdout)
-    try:
-        items = expand_inputs(paths)
-        if finished:
-            items = _skip(items, finished, summary)
-        bar = _bar(progress and output is not None, len(finished))
-        if engine == "ray":
-            from voxemo.inference.distributed import ray_stream
+    return fmt
 
-            settings = WorkerSettings(model, clf.backend or backend, min_confidence)
-            results = ray_stream(items, settings, address=address, jobs=jobs, clf=clf)
-        else:
-            results = predict_stream(items, clf, model=model, backend=backend, jobs=jobs)
-        for result in results:
-            summary.count(result)
-            writer.write(result)
-            bar.update()
-        bar.close()
-    finally:
-        if handle is not None:
-            handle.close()
-        if isinstance(writer, ParquetWriter):
-            writer.close()  # what is done so far, also when stopped: --resume goes on after it
-    return summary
+
+@contextmanager
+def worker_reference(model: ModelRef) -> Iterator[str | None]:
+    """What worker processes and Ray actors load to get ``model``'s classifier: ``model`` itself when it is a
+    reference, the folder a classifier was loaded from, or a copy saved for the run (deleted after it) when the
+    classifier lives in memory only (adapted or fine-tuned and not saved)."""
+    if not isinstance(model, Classifier):
+        yield None if model is None else str(model)
+    elif model.model_dir is not None:
+        yield str(model.model_dir)
+    else:
+        with tempfile.TemporaryDirectory(prefix="voxemo-model-") as tmp:
+            save = getattr(model, "save", None)
+            if save is None:
+                raise ModelError("this in-memory model cannot be saved for worker processes: save it first, or "
+                                 "predict with jobs=1")
+            save(Path(tmp) / "model", onnx=True)
+            yield str(Path(tmp) / "model")
 
 
 def open_output(clf: Classifier, fmt: str, output: str | os.PathLike[str] | None, resume: bool,

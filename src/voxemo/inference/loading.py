@@ -92,6 +92,17 @@ def load_model(path: str | os.PathLike[str] | None = None, backend: str = "auto"
     return clf
 
 
+#: what every prediction path takes as its model: a loaded classifier, a folder or ``.onnx`` file, a shipped model's
+#: name, or None (the default model)
+ModelRef = Classifier | str | os.PathLike[str] | None
+
+
+def resolve_model(model: ModelRef, backend: str = "auto") -> Classifier:
+    """The classifier ``model`` names, resolved once: a :class:`Classifier` as it is (adapted, fine-tuned or built in
+    memory), anything else through :func:`load_model`."""
+    return model if isinstance(model, Classifier) else load_model(model, backend)
+
+
 def _load(p: Path, backend: str) -> Classifier:
     from voxemo.inference.probe_backend import ProbeClassifier, is_probe_folder
 
