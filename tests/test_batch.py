@@ -26,6 +26,7 @@ from voxemo.inference import batch
 from voxemo.inference.batch import predict_stream
 from voxemo.inference.classifier import Classifier
 from voxemo.inference.loading import load_model
+from voxemo.inference.output import ResultWriter
 from voxemo.inference.results import FileFailure, FileResult
 from voxemo.io.discovery import expand_inputs
 from voxemo.io.manifest import write_manifest
@@ -276,7 +277,7 @@ def test_output_needs_a_machine_format_and_jobs_must_be_valid(folder: Path, tiny
     with pytest.raises(SystemExit) as exited:  # refused where it is parsed, before any work
         main(["predict", "--model", str(tiny_model_dir), "--jobs", "-1", clip])
     assert exited.value.code == 2 and "--jobs: '-1' cannot be negative" in capsys.readouterr().err
-    writer = batch.ResultWriter(io.StringIO(), "json", EMOTIONS)
+    writer = ResultWriter(io.StringIO(), "json", EMOTIONS)
     writer.write(FileFailure("a.wav", "a.wav: broken"))
     assert json.loads(writer.out.getvalue()) == {"path": "a.wav", "error": "a.wav: broken"}
 

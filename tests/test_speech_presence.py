@@ -18,8 +18,8 @@ from conftest import voiced
 from voxemo.apps.cli import main
 from voxemo.core.errors import ConfigError
 from voxemo.dsp.speech import NO_SPEECH, SpeechConfig, speech_presence
-from voxemo.inference.batch import ResultWriter
 from voxemo.inference.loading import load_model
+from voxemo.inference.output import ResultWriter
 from voxemo.inference.results import NoSpeech, Prediction, Uncertain
 from voxemo.inference.stream import EmotionStream
 from voxemo.inference.timeline import timeline

@@ -355,10 +355,8 @@ def create_app(model: Any = None, *, backend: str = "auto", max_upload_mb: float
 
     Parameters
     ----------
-    model : EmotionClassifier, path-like or None
-        A loaded classifier, a model folder, or None for the model shipped with voxemo.
-    backend : {"auto", "torch", "onnx"}
-        How to load ``model`` when it is a folder or None.
+    model : Classifier, path-like, shipped name or None
+        A loaded classifier, or what :func:`voxemo.load_model` takes (resolved once); ``backend`` says how to load it.
     max_upload_mb, max_seconds, workers, queue, read_timeout, body_timeout, per_client, stalled_after, \
     header_timeout, ws_idle_timeout
         See :class:`ServiceConfig`. ``header_timeout`` takes effect when the app runs under :func:`serve`.
@@ -383,25 +381,7 @@ def create_app(model: Any = None, *, backend: str = "auto", max_upload_mb: float
                                      "probabilities.")
     app.state.service = service
 
-    @app.exception_handler(Rejected)
-    async def _rejected(request: Request, exc: Rejected) -> JSONResponse:
-        return error_response(exc.status, exc.message, exc.headers)
-
-    @app.exception_handler(StarletteHTTPException)
-    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return error_response(exc.status_code, str(exc.detail), getattr(exc, "headers", None))
-
-    @app.exception_handler(RequestValidationError)
-    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        first = exc.errors()[0] if exc.errors() else {}
-        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body") or "request"
-        return error_response(422, f"{where}: {first.get('msg', 'invalid request')} "
-                                   "(send the audio as multipart field 'file')")
-
-    @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unexpected error on %s", request.url.path)
-        return error_response(500, "internal error; the server log has the details")
+    _add_error_handlers(app)  # every error as the one JSON shape {"error": "<one line>"}, with its status
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def index() -> HTMLResponse:
@@ -436,6 +416,28 @@ def create_app(model: Any = None, *, backend: str = "auto", max_upload_mb: float
                        read_timeout=config.read_timeout, body_timeout=config.body_timeout, per_client=config.per_client,
                        stalled_after=config.stalled_after)
     return app
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(Rejected)
+    async def _rejected(request: Request, exc: Rejected) -> JSONResponse:
+        return error_response(exc.status, exc.message, exc.headers)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return error_response(exc.status_code, str(exc.detail), getattr(exc, "headers", None))
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body") or "request"
+        return error_response(422, f"{where}: {first.get('msg', 'invalid request')} "
+                                   "(send the audio as multipart field 'file')")
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error on %s", request.url.path)
+        return error_response(500, "internal error; the server log has the details")
 
 
 def serve(host: str = "127.0.0.1", port: int = 8000, **kwargs: Any) -> None:

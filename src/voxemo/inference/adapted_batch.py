@@ -23,9 +23,10 @@ from voxemo.core.errors import AdaptationError, ConfigError, VoxemoError
 from voxemo.core.parallel import pmap
 from voxemo.dsp.scoring import average_windows
 from voxemo.inference.adaptset import adaptation_set, analyse_job, why_unused
-from voxemo.inference.batch import BatchSummary, open_output
+from voxemo.inference.batch import BatchSummary
 from voxemo.inference.classifier import Classifier
 from voxemo.inference.loading import load_model
+from voxemo.inference.output import open_output
 from voxemo.inference.parquet import ParquetWriter
 from voxemo.inference.results import FileFailure, FileResult, NoSpeech
 from voxemo.io.discovery import expand_inputs

@@ -98,9 +98,11 @@ ModelRef = Classifier | str | os.PathLike[str] | None
 
 
 def resolve_model(model: ModelRef, backend: str = "auto") -> Classifier:
-    """The classifier ``model`` names, resolved once: a :class:`Classifier` as it is (adapted, fine-tuned or built in
-    memory), anything else through :func:`load_model`."""
-    return model if isinstance(model, Classifier) else load_model(model, backend)
+    """The classifier ``model`` names, resolved once: a loaded classifier as it is (adapted, fine-tuned or built in
+    memory), a name, path or None through :func:`load_model`."""
+    if model is None or isinstance(model, (str, os.PathLike)):
+        return load_model(model, backend)
+    return model
 
 
 def _load(p: Path, backend: str) -> Classifier:

@@ -7,7 +7,7 @@ passed, so a killed run leaves only complete parts: ``--resume`` reads the paths
 (at most one part's worth), nothing twice. ``pandas.read_parquet("results.parquet")`` or
 ``pyarrow.parquet.read_table`` read the whole folder.
 
-Columns are the CSV's (:func:`voxemo.inference.batch.csv_header`), typed: ``path``, ``emotion``, ``confidence``,
+Columns are the CSV's (:func:`voxemo.inference.output.csv_header`), typed: ``path``, ``emotion``, ``confidence``,
 one float column per class, ``error``, ``speech`` (bool), ``reason``; an empty CSV cell is a null.
 """
 
@@ -105,7 +105,7 @@ def read_finished_parquet(folder: str | os.PathLike[str], classes: Iterable[str]
 
 class ParquetWriter:
     """Writes results to a Parquet dataset folder in complete parts; the same ``write``/``close`` as
-    :class:`~voxemo.inference.batch.ResultWriter`.
+    :class:`~voxemo.inference.output.ResultWriter`.
 
     Parameters
     ----------

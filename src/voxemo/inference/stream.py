@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import soxr
@@ -34,10 +34,7 @@ from voxemo.core.errors import AudioError, ConfigError, VoxemoError
 from voxemo.dsp.signal import to_mono
 from voxemo.dsp.speech import SpeechConfig, speech_presence
 from voxemo.dsp.vad import VAD_RATE, SpeechTracker, VadConfig
-
-if TYPE_CHECKING:
-    from voxemo.inference.classifier import Classifier
-
+from voxemo.inference.loading import ModelRef, resolve_model
 
 #: One update: ``{"start": s, "end": s, "emotion": str | None, "confidence": float,
 #: "probabilities": {emotion: p}, "speech": bool}``; times in seconds from the start of the stream.
@@ -60,8 +57,8 @@ class EmotionStream:
 
     Parameters
     ----------
-    model : Classifier
-        A loaded model (:func:`voxemo.load_model`).
+    model : Classifier, path-like, shipped name or None
+        A loaded model, or what :func:`voxemo.load_model` takes.
     sample_rate : int
         Rate of the chunks that will be fed, in Hz.
     window : float, optional
@@ -92,9 +89,10 @@ class EmotionStream:
     [(0.0, 1.0, False)]
     """
 
-    def __init__(self, model: Classifier, sample_rate: int, *, window: float | None = None, hop: float | None = None,
+    def __init__(self, model: ModelRef, sample_rate: int, *, window: float | None = None, hop: float | None = None,
                  vad: VadConfig | None = None, speech: SpeechConfig | None = None, adapt: float = 0.0,
                  collect: bool = False) -> None:
+        model = resolve_model(model)
         audio = model.config.audio
         if not 0 <= adapt <= MAX_ADAPT_SECONDS:
             raise ConfigError(f"adapt={adapt!r} s of speech must be between 0 (never) and {MAX_ADAPT_SECONDS:g}")

@@ -21,7 +21,7 @@ from tqdm import tqdm
 from voxemo.core.errors import AudioError, VoxemoError
 from voxemo.dsp.speech import NO_SPEECH
 from voxemo.dsp.vad import VadConfig
-from voxemo.inference.loading import load_model
+from voxemo.inference.loading import ModelRef, resolve_model
 from voxemo.inference.stream import EmotionStream, Update
 from voxemo.io.audio import libsndfile_cause, open_audio
 
@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 BLOCK_SECONDS = 10.0
 
 
-def timeline(path: str | os.PathLike[str], model: Classifier | None = None, *, window: float | None = None,
+def timeline(path: str | os.PathLike[str], model: ModelRef = None, *, window: float | None = None,
              hop: float | None = None, vad: VadConfig | None = None, adapt: bool = False,
              progress: bool = False) -> dict[str, Any]:
     """Emotion timeline of one audio file.
@@ -42,8 +42,9 @@ def timeline(path: str | os.PathLike[str], model: Classifier | None = None, *, w
     ----------
     path : path-like
         Audio file of any length.
-    model : Classifier, optional
-        Default: the pretrained model shipped with voxemo.
+    model : Classifier, path-like or shipped name, optional
+        A loaded classifier or what :func:`~voxemo.inference.loading.load_model` takes (default: the model shipped
+        with voxemo).
     window, hop : float, optional
         Seconds per classified window and between window starts (:class:`~voxemo.inference.stream.EmotionStream`).
     vad : VadConfig, optional
@@ -69,18 +70,17 @@ def timeline(path: str | os.PathLike[str], model: Classifier | None = None, *, w
     AudioError
         Missing, empty or unreadable file, or non-finite samples; the message names the file.
     """
-    if model is None:
-        model = load_model()
+    clf = resolve_model(model)
     p = Path(path)
     extra: dict[str, Any] = {}
     if adapt:
-        heard = _pass(p, model, window, hop, vad, progress, collect=True)[1].heard
+        heard = _pass(p, clf, window, hop, vad, progress, collect=True)[1].heard
         if heard:
             from voxemo.inference.adaptset import adaptation_set
 
-            model = model.adapted(adaptation_set([str(p)] * len(heard), heard, model.config))
-            extra = {"adapted": {k: v for k, v in (model.adaptation or {}).items() if k != "layers"}}
-    updates, stream = _pass(p, model, window, hop, vad, progress)
+            clf = clf.adapted(adaptation_set([str(p)] * len(heard), heard, clf.config))
+            extra = {"adapted": {k: v for k, v in (clf.adaptation or {}).items() if k != "layers"}}
+    updates, stream = _pass(p, clf, window, hop, vad, progress)
     segments = merge_segments(updates)
     found = {"speech": True} if segments else {"speech": False, "reason": NO_SPEECH}
     return {"path": str(p), "duration": round(stream.position, 3), **found, "segments": segments,

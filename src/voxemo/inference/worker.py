@@ -6,11 +6,16 @@ every engine unchanged.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
-from voxemo.inference.loading import load_model
+from voxemo.core.errors import ModelError
+from voxemo.inference.classifier import Classifier
+from voxemo.inference.loading import ModelRef, load_model
 from voxemo.inference.results import FileFailure, FileResult
 
 if TYPE_CHECKING:
@@ -63,3 +68,22 @@ def safe_predict(clf: Classifier, path: str) -> FileResult:
     except Exception as exc:  # noqa: BLE001 - reported per file, with its type, instead of ending the batch
         cause = f" ({str(exc).splitlines()[0]})" if str(exc).strip() else ""
         return FileFailure(path, f"{path}: unexpected {type(exc).__name__}{cause}")
+
+
+@contextmanager
+def worker_reference(model: ModelRef) -> Iterator[str | None]:
+    """What worker processes and Ray actors load to get ``model``'s classifier: ``model`` itself when it is a
+    reference, the folder a classifier was loaded from, or a copy saved for the run (deleted after it) when the
+    classifier lives in memory only (adapted or fine-tuned and not saved)."""
+    if not isinstance(model, Classifier):
+        yield None if model is None else str(model)
+    elif model.model_dir is not None:
+        yield str(model.model_dir)
+    else:
+        with tempfile.TemporaryDirectory(prefix="voxemo-model-") as tmp:
+            save = getattr(model, "save", None)
+            if save is None:
+                raise ModelError("this in-memory model cannot be saved for worker processes: save it first, or "
+                                 "predict with jobs=1")
+            save(Path(tmp) / "model", onnx=True)
+            yield str(Path(tmp) / "model")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -204,7 +204,71 @@ def train_model(
         if weights.shape != (len(specs),) or not np.all(weights >= 0) or weights.sum() <= 0:
             raise ConfigError(f"weights must be {len(specs)} non-negative numbers with a positive sum")
         weights = weights / weights.sum()
+    run = _setup(specs, labels, n_classes, config, weights, speakers, epochs, n_frames, fill)
+    validate = val_specs is not None and val_labels is not None and len(val_specs) > 0
+    val = (centre_segments(val_specs, n_frames, fill), np.asarray(val_labels)) if validate else None  # type: ignore[arg-type]
+    bar = tqdm(range(1, epochs + 1), desc=desc, unit="epoch", disable=not progress, leave=False)
+    try:
+        return _fit(run, bar, val, lambda epoch: _train_epoch(run, specs, aug_specs, labels, weights, config, rng,
+                                                              epoch, epochs, n_frames, fill), config)
+    finally:
+        bar.close()
 
+
+def _fit(run: _Run, bar: Any, val: tuple[np.ndarray, np.ndarray] | None,
+         train_epoch: Callable[[int], dict[str, float]], config: Config) -> TrainResult:
+    """The epochs of :func:`train_model`: train, validate, keep the best weights of the second half, stop early."""
+    model, epochs = run.model, len(bar)
+    result = TrainResult(model=model)
+    best_loss, best_state, since_best = math.inf, None, 0
+    for epoch in bar:
+        start = time.perf_counter()
+        row = train_epoch(epoch)
+        kept = model if run.ema is None else run.ema.module
+        if val is not None:
+            row |= _validation_row(kept, *val)
+        row["seconds"] = time.perf_counter() - start
+        result.history.append(row)
+        # Under the one-cycle schedule validation loss swings widely while the learning rate is high, so
+        # checkpoint selection and early stopping only start in the second, annealing half of training.
+        if val is not None and epoch > epochs // 2:
+            bar.set_postfix(val_loss=f"{row['val_loss']:.3f}", val_acc=f"{row['val_accuracy']:.3f}")
+            if row["val_loss"] < best_loss - 1e-4:
+                best_loss, since_best, result.best_epoch = row["val_loss"], 0, epoch
+                best_state = {k: v.detach().clone() for k, v in kept.state_dict().items()}
+            else:
+                since_best += 1
+                if since_best >= config.train.patience:
+                    break
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    else:
+        result.best_epoch = len(result.history)
+        if run.ema is not None:
+            model.load_state_dict(run.ema.module.state_dict())
+    model.eval()
+    return result
+
+
+@dataclass
+class _Run:
+    """What one training updates: the network, the speaker adversary, the optimiser, its schedule, the weight
+    average, and the speaker index of every clip (for the adversary)."""
+
+    model: EmotionCNN
+    adversary: SpeakerAdversary | None
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    ema: Any
+    speaker_ids: np.ndarray | None
+    steps_per_epoch: int
+
+
+def _setup(specs: Sequence[np.ndarray], labels: np.ndarray, n_classes: int, config: Config,
+           weights: np.ndarray | None, speakers: Sequence[str] | None, epochs: int, n_frames: int,
+           fill: float) -> _Run:
+    """A fresh network (normalisation fitted, output bias set) and everything that trains it."""
+    t = config.train
     model = build_model(config, n_classes)
     if not isinstance(model, EmotionCNN):  # members > 1 was handled above
         raise ConfigError(f"model.members={config.model.members}: expected one CNN here")
@@ -230,82 +294,62 @@ def train_model(
     # an exponential moving average of the weights (and batch-norm statistics), validated and kept instead of them
     ema = (torch.optim.swa_utils.AveragedModel(model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(t.ema),
                                                use_buffers=True) if t.ema else None)
-    validate = val_specs is not None and val_labels is not None and len(val_specs) > 0
-    val_x = centre_segments(val_specs, n_frames, fill) if validate else None  # type: ignore[arg-type]
+    return _Run(model, adversary, optimizer, scheduler, ema, speaker_ids, steps_per_epoch)
 
-    result = TrainResult(model=model)
-    best_loss, best_state, since_best = math.inf, None, 0
-    bar = tqdm(range(1, epochs + 1), desc=desc, unit="epoch", disable=not progress, leave=False)
-    for epoch in bar:
-        start = time.perf_counter()
-        model.train()
-        if aug_specs:
-            pick = [int(rng.integers(0, 1 + len(a))) for a in aug_specs]
-            epoch_specs = [s if k == 0 else a[k - 1] for s, a, k in zip(specs, aug_specs, pick)]
-        else:
-            epoch_specs = list(specs)
-        x_all = spec_augment(random_segments(epoch_specs, n_frames, fill, rng), config, rng, fill)
-        order = epoch_order(len(specs), rng, weights)
-        total = speaker_total = 0.0
-        for b in range(steps_per_epoch):
-            idx = order[b * t.batch_size : (b + 1) * t.batch_size]
-            x = torch.from_numpy(x_all[idx])
-            y = torch.from_numpy(labels[idx])
-            lam = float(rng.beta(t.mixup_alpha, t.mixup_alpha)) if t.mixup_alpha > 0 else 1.0
-            perm = torch.from_numpy(rng.permutation(len(idx)))
-            embedding = model.embed(lam * x + (1 - lam) * x[perm])
-            logits = model.head(embedding)
-            ce = nn.functional.cross_entropy
-            smooth = t.label_smoothing
-            loss = lam * ce(logits, y, label_smoothing=smooth) + (1 - lam) * ce(logits, y[perm], label_smoothing=smooth)
-            total += float(loss.detach()) * len(idx)
-            if adversary is not None:
-                # DANN's ramp: the reversed gradient grows from 0 to its full weight over training
-                done = ((epoch - 1) * steps_per_epoch + b) / (epochs * steps_per_epoch)
-                s_logits = adversary(embedding, t.speaker_adversary * (2 / (1 + math.exp(-10 * done)) - 1))
-                spk = torch.from_numpy(speaker_ids[idx])  # type: ignore[index]
-                speaker_loss = lam * ce(s_logits, spk) + (1 - lam) * ce(s_logits, spk[perm])
-                speaker_total += float(speaker_loss.detach()) * len(idx)
-                loss = loss + speaker_loss
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-            if ema is not None:
-                ema.update_parameters(model)
-        row = {"epoch": epoch, "train_loss": total / len(specs)}
-        if adversary is not None:
-            row["speaker_loss"] = speaker_total / len(specs)
-        kept = model if ema is None else ema.module
-        if validate:
-            probs = predict_segments(kept, val_x)  # type: ignore[arg-type]
-            vl = np.asarray(val_labels)
-            row["val_loss"] = float(-np.mean(np.log(np.clip(probs[np.arange(len(vl)), vl], 1e-9, None))))
-            pred = probs.argmax(1)
-            row["val_accuracy"] = float(np.mean(pred == vl))
-            row["val_uar"] = float(np.mean([np.mean(pred[vl == c] == c) for c in np.unique(vl)]))
-        row["seconds"] = time.perf_counter() - start
-        result.history.append(row)
-        # Under the one-cycle schedule validation loss swings widely while the learning rate is high, so
-        # checkpoint selection and early stopping only start in the second, annealing half of training.
-        if validate and epoch > epochs // 2:
-            bar.set_postfix(val_loss=f"{row['val_loss']:.3f}", val_acc=f"{row['val_accuracy']:.3f}")
-            if row["val_loss"] < best_loss - 1e-4:
-                best_loss, since_best, result.best_epoch = row["val_loss"], 0, epoch
-                best_state = {k: v.detach().clone() for k, v in kept.state_dict().items()}
-            else:
-                since_best += 1
-                if since_best >= t.patience:
-                    break
-    bar.close()
-    if best_state is not None:
-        model.load_state_dict(best_state)
+
+def _train_epoch(run: _Run, specs: Sequence[np.ndarray], aug_specs: Sequence[Sequence[np.ndarray]] | None,
+                 labels: np.ndarray, weights: np.ndarray | None, config: Config, rng: np.random.Generator,
+                 epoch: int, epochs: int, n_frames: int, fill: float) -> dict[str, float]:
+    """One epoch over every clip (an original or one of its copies, drawn per clip); its history row so far."""
+    t, model, adversary = config.train, run.model, run.adversary
+    model.train()
+    if aug_specs:
+        pick = [int(rng.integers(0, 1 + len(a))) for a in aug_specs]
+        epoch_specs = [s if k == 0 else a[k - 1] for s, a, k in zip(specs, aug_specs, pick)]
     else:
-        result.best_epoch = len(result.history)
-        if ema is not None:
-            model.load_state_dict(ema.module.state_dict())
-    model.eval()
-    return result
+        epoch_specs = list(specs)
+    x_all = spec_augment(random_segments(epoch_specs, n_frames, fill, rng), config, rng, fill)
+    order = epoch_order(len(specs), rng, weights)
+    total = speaker_total = 0.0
+    ce = nn.functional.cross_entropy
+    smooth = t.label_smoothing
+    for b in range(run.steps_per_epoch):
+        idx = order[b * t.batch_size : (b + 1) * t.batch_size]
+        x = torch.from_numpy(x_all[idx])
+        y = torch.from_numpy(labels[idx])
+        lam = float(rng.beta(t.mixup_alpha, t.mixup_alpha)) if t.mixup_alpha > 0 else 1.0
+        perm = torch.from_numpy(rng.permutation(len(idx)))
+        embedding = model.embed(lam * x + (1 - lam) * x[perm])
+        logits = model.head(embedding)
+        loss = lam * ce(logits, y, label_smoothing=smooth) + (1 - lam) * ce(logits, y[perm], label_smoothing=smooth)
+        total += float(loss.detach()) * len(idx)
+        if adversary is not None:
+            # DANN's ramp: the reversed gradient grows from 0 to its full weight over training
+            done = ((epoch - 1) * run.steps_per_epoch + b) / (epochs * run.steps_per_epoch)
+            s_logits = adversary(embedding, t.speaker_adversary * (2 / (1 + math.exp(-10 * done)) - 1))
+            spk = torch.from_numpy(run.speaker_ids[idx])  # type: ignore[index]
+            speaker_loss = lam * ce(s_logits, spk) + (1 - lam) * ce(s_logits, spk[perm])
+            speaker_total += float(speaker_loss.detach()) * len(idx)
+            loss = loss + speaker_loss
+        run.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        run.optimizer.step()
+        run.scheduler.step()
+        if run.ema is not None:
+            run.ema.update_parameters(model)
+    row = {"epoch": epoch, "train_loss": total / len(specs)}
+    if adversary is not None:
+        row["speaker_loss"] = speaker_total / len(specs)
+    return row
+
+
+def _validation_row(model: nn.Module, val_x: np.ndarray, val_labels: np.ndarray) -> dict[str, float]:
+    """Validation loss, accuracy and UAR of ``model`` on the centred validation segments."""
+    probs = predict_segments(model, val_x)  # type: ignore[arg-type]
+    pred = probs.argmax(1)
+    return {"val_loss": float(-np.mean(np.log(np.clip(probs[np.arange(len(val_labels)), val_labels], 1e-9, None)))),
+            "val_accuracy": float(np.mean(pred == val_labels)),
+            "val_uar": float(np.mean([np.mean(pred[val_labels == c] == c) for c in np.unique(val_labels)]))}
 
 
 def _train_ensemble(specs: Sequence[np.ndarray], labels: np.ndarray, n_classes: int, config: Config,

@@ -78,13 +78,7 @@ def analyze(
         If no clip could be analysed.
     """
     records = list(records)
-    thresholds = tuple(float(t) for t in thresholds)
-    if not records:
-        raise ConfigError("analyze: no records given; pass the Utterance records of at least one clip")
-    if not thresholds or any(t <= 0 for t in thresholds) or len(set(thresholds)) != len(thresholds):
-        raise ConfigError(f"analyze: thresholds={thresholds!r} must be distinct positive top_db values in dB")
-    if examples_per_emotion < 0:
-        raise ConfigError(f"analyze: examples_per_emotion={examples_per_emotion!r} must be >= 0")
+    thresholds = _checked(records, thresholds, examples_per_emotion)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
 
@@ -101,7 +95,33 @@ def analyze(
     untrimmed_p95 = float(np.percentile([s.duration_s for s in stats], 95))
     recommended = recommend(sweep, untrimmed_p95_s=untrimmed_p95, min_duration=audio.min_duration,
                             max_duration=audio.max_duration)
-    summary: dict[str, Any] = {
+    summary = _summary(records, recs, stats, audio, thresholds, recommended, sweep, failures)
+    summary["plots"] = _write_plots(out, recs, stats, sweep, recommended, audio, examples_per_emotion)
+    write_clips_csv(records, results, out / "clips.csv")
+    summary = _json_safe(summary)
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    (out / "report.md").write_text(render_report(summary), encoding="utf-8")
+    return summary
+
+
+def _checked(records: Sequence[Utterance], thresholds: Sequence[float], examples_per_emotion: int
+             ) -> tuple[float, ...]:
+    """:func:`analyze`'s arguments checked; the thresholds as floats."""
+    out = tuple(float(t) for t in thresholds)
+    if not records:
+        raise ConfigError("analyze: no records given; pass the Utterance records of at least one clip")
+    if not out or any(t <= 0 for t in out) or len(set(out)) != len(out):
+        raise ConfigError(f"analyze: thresholds={out!r} must be distinct positive top_db values in dB")
+    if examples_per_emotion < 0:
+        raise ConfigError(f"analyze: examples_per_emotion={examples_per_emotion!r} must be >= 0")
+    return out
+
+
+def _summary(records: Sequence[Utterance], recs: Sequence[Utterance], stats: Sequence[Any], audio: AudioConfig,
+             thresholds: tuple[float, ...], recommended: dict[str, Any], sweep: Any,
+             failures: list[dict[str, str]]) -> dict[str, Any]:
+    """``summary.json`` without its plots (see :func:`analyze`)."""
+    return {
         "n_clips": len(records),
         "n_analysed": len(stats),
         "total_duration_s": float(sum(s.duration_s for s in stats)),
@@ -116,9 +136,3 @@ def analyze(
         **{name: distributions(recs, stats, attrgetter(attr)) for attr, name in GROUPINGS.items()},
         "failures": failures,
     }
-    summary["plots"] = _write_plots(out, recs, stats, sweep, recommended, audio, examples_per_emotion)
-    write_clips_csv(records, results, out / "clips.csv")
-    summary = _json_safe(summary)
-    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-    (out / "report.md").write_text(render_report(summary), encoding="utf-8")
-    return summary
