@@ -175,8 +175,7 @@ def test_adapt_command_errors_are_one_line(make_wav, rng: np.random.Generator, t
         (["adapt", str(tmp_path / "talk"), "--out", str(tmp_path / "o2")], "too little speech to adapt on"),
         (["adapt", str(tmp_path / "none"), "--out", str(tmp_path / "o3")], "no such file or folder"),
         (["adapt", str(tmp_path / "talk"), "--out", str(default_model_dir())], "is the model being adapted"),
-        (["predict", "--adapt", "--resume", "--output", str(tmp_path / "r.jsonl"), str(tmp_path / "talk")],
-         "cannot --resume"),
+        (["predict", "--adapt", str(tmp_path / "talk")], "too little speech to adapt on"),
     ]
     for argv, message in cases:
         assert main(["-q", *argv]) == 2
@@ -196,7 +195,7 @@ def test_a_model_without_training_statistics_or_folder_cannot_adapt(tiny_model_d
         load_model(onnx_file).adapted(aset)
 
 
-def test_predict_adapt_reads_each_input_once_and_keeps_the_order(make_wav, rng: np.random.Generator,  # type: ignore[no-untyped-def]
+def test_predict_adapt_keeps_the_order_and_resumes(make_wav, rng: np.random.Generator,  # type: ignore[no-untyped-def]
                                                                 tmp_path: Path) -> None:
     files = speech_files(make_wav, rng, 12)
     make_wav("talk/05b_silent.wav", np.zeros(16000, np.float32), 16000)
@@ -212,6 +211,11 @@ def test_predict_adapt_reads_each_input_once_and_keeps_the_order(make_wav, rng: 
     want = adapted.predict_result(str(files[3]))
     row = next(line for line in lines if line.startswith(str(files[3])))
     assert f"{want.emotion},{want.confidence}" in row  # type: ignore[union-attr]
+    # a killed run goes on where it stopped, with the same adapted model: the adaptation is repeated in full
+    out.write_text("\n".join(lines[:5]) + "\n" + lines[5][:20])
+    assert main(["-q", "predict", "--model", "fast", "--adapt", str(tmp_path / "talk"), str(tmp_path / "missing.wav"),
+                 "--output", str(out), "--jobs", "1", "--resume"]) == 1
+    assert out.read_text().splitlines() == lines
 
 
 def test_adapt_command_fine_tunes_on_labelled_clips(make_wav, rng: np.random.Generator, tmp_path: Path,  # type: ignore[no-untyped-def]

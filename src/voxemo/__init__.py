@@ -32,14 +32,15 @@ _API = {
     "OnnxClassifier": "voxemo.inference.onnx_backend", "load_model": "voxemo.inference.loading",
     "export_onnx": "voxemo.inference.torch_backend",
     "EmotionStream": "voxemo.inference.stream", "timeline": "voxemo.inference.timeline",
-    "predict_batch": "voxemo.inference.batch",
+    "predict_batch": "voxemo.inference.batch", "AdaptOptions": "voxemo.inference.adaptset",
 }
 
-__all__ = ["AdaptationError", "AudioConfig", "AudioError", "AugmentConfig", "Classifier", "Config", "ConfigError",
-    "CorpusError", "DownloadError", "EMOTIONS", "EmotionClassifier", "EmotionStream", "FeatureConfig", "ModelConfig",
-    "ModelError", "NoSpeechError", "OnnxClassifier", "TAXONOMY", "TrainConfig", "Utterance", "VoxemoError",
-    "__version__", "export_onnx", "load_corpus", "load_model", "load_ravdess", "predict_batch", "read_manifest",
-    "timeline", "write_manifest"
+__all__ = [
+    "AdaptOptions", "AdaptationError", "AudioConfig", "AudioError", "AugmentConfig", "Classifier", "Config",
+    "ConfigError", "CorpusError", "DownloadError", "EMOTIONS", "EmotionClassifier", "EmotionStream", "FeatureConfig",
+    "ModelConfig", "ModelError", "NoSpeechError", "OnnxClassifier", "TAXONOMY", "TrainConfig", "Utterance",
+    "VoxemoError", "__version__", "export_onnx", "load_corpus", "load_model", "load_ravdess", "predict_batch",
+    "read_manifest", "timeline", "write_manifest"
 ]
 
 if TYPE_CHECKING:
@@ -57,6 +58,7 @@ if TYPE_CHECKING:
     from voxemo.core.labels import EMOTIONS, TAXONOMY
     from voxemo.core.records import Utterance
     from voxemo.corpus import load_corpus, load_ravdess
+    from voxemo.inference.adaptset import AdaptOptions
     from voxemo.inference.batch import predict_batch
     from voxemo.inference.classifier import Classifier
     from voxemo.inference.loading import load_model

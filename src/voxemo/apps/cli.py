@@ -191,24 +191,17 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if fmt == "text" and args.output:
         suffix = Path(args.output.rstrip("/")).suffix.lower()
         fmt = "csv" if suffix == ".csv" else "parquet" if suffix == ".parquet" else "json"
+    adapt = None
     if args.adapt or args.adapt_by:  # --adapt-by implies --adapt
         from voxemo.apps.adapt_cli import needs_torch
-        from voxemo.core.errors import ConfigError
-        from voxemo.inference.adapted_batch import predict_adapted
+        from voxemo.inference.adaptset import AdaptOptions
 
         if needs_torch(args.model):
             require("torch", "voxemo predict --adapt")  # before any file is read
-        if args.resume or args.engine != "local" or fmt == "parquet":
-            raise ConfigError("--adapt adapts on all the inputs at once, in this process: it cannot --resume, run on "
-                              "--engine ray or write Parquet; adapt once with `voxemo adapt` and predict with --model "
-                              "instead")
-        summary = predict_adapted(args.paths, model=args.model, backend=args.backend, fmt=fmt, output=args.output,
-                                  jobs=args.jobs, progress=args.progress, min_confidence=args.min_confidence,
-                                  prior_seconds=args.prior_seconds, min_seconds=args.min_seconds, by=args.adapt_by)
-    else:
-        summary = predict_batch(args.paths, model=args.model, backend=args.backend, fmt=fmt, output=args.output,
-                                resume=args.resume, jobs=args.jobs, progress=args.progress,
-                                min_confidence=args.min_confidence, engine=args.engine, address=args.address)
+        adapt = AdaptOptions(by=args.adapt_by, prior_seconds=args.prior_seconds, min_seconds=args.min_seconds)
+    summary = predict_batch(args.paths, model=args.model, backend=args.backend, fmt=fmt, output=args.output,
+                            resume=args.resume, jobs=args.jobs, progress=args.progress,
+                            min_confidence=args.min_confidence, engine=args.engine, address=args.address, adapt=adapt)
     if args.output and not args.quiet:
         skipped = f"; skipped {summary.skipped} already there ({summary.skipped_failed} failed)" if args.resume else ""
         unlabelled = (f"; {summary.no_speech} without speech, {summary.uncertain} uncertain"

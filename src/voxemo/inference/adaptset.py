@@ -1,5 +1,7 @@
 """The audio a model adapts to: :class:`AdaptationSet` holds the log-mels of the usable speech among some inputs, and
-how much of it there is; :func:`collect_adaptation_set` builds one from files, folders and manifests.
+how much of it there is; :func:`collect_adaptation_set` builds one from files, folders and manifests;
+:func:`adapted_groups` adapts a model to a batch's own inputs (``predict --adapt``, one copy per group with
+``--adapt-by``).
 
 A file counts when it decodes, has speech (:func:`voxemo.dsp.speech.speech_presence`) and keeps at least
 ``min_duration`` seconds after trimming; any other is skipped with its one-line cause. :class:`LabelledSet` and
@@ -16,12 +18,12 @@ import logging
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from voxemo.core.config import ADAPT_MIN_SECONDS, ADAPT_PRIOR_SECONDS, Config
-from voxemo.core.errors import AdaptationError, VoxemoError
+from voxemo.core.errors import AdaptationError, ConfigError, VoxemoError
 from voxemo.core.labels import class_index
 from voxemo.core.parallel import pmap
 from voxemo.dsp.features import extract
@@ -30,6 +32,10 @@ from voxemo.dsp.vad import VAD_RATE
 from voxemo.inference.results import FileFailure, NoSpeech
 from voxemo.io.audio import load_resampled
 from voxemo.io.discovery import expand_inputs
+from voxemo.io.manifest import MANIFEST_EXTENSIONS, manifest_column
+
+if TYPE_CHECKING:
+    from voxemo.inference.classifier import Classifier
 
 log = logging.getLogger(__name__)
 
@@ -136,10 +142,89 @@ def adaptation_set(paths: Sequence[str], specs: Sequence[np.ndarray], config: Co
     return AdaptationSet(tuple(specs), tuple(paths), tuple(skipped), seconds)
 
 
+@dataclass(frozen=True)
+class AdaptOptions:
+    """How a batch adapts its model to its own inputs before predicting them
+    (:func:`~voxemo.inference.batch.predict_batch`'s ``adapt``).
+
+    Attributes
+    ----------
+    by : str or None
+        A manifest column (e.g. ``"speaker"``): a copy of the model is adapted to each group of inputs sharing its
+        value. A group with less speech than ``min_seconds``, and an input without a value, get the model adapted
+        on all the inputs.
+    prior_seconds, min_seconds : float or None
+        As for :meth:`~voxemo.inference.classifier.Classifier.adapt` (None: :data:`PRIOR_SECONDS`,
+        :data:`MIN_SECONDS`).
+    """
+
+    by: str | None = None
+    prior_seconds: float | None = None
+    min_seconds: float | None = None
+
+
+def adapted_groups(inputs: Sequence[str | os.PathLike[str]], items: Sequence[tuple[str, str | None]],
+                   clf: Classifier, options: AdaptOptions, *, jobs: int = 1,
+                   progress: bool = False) -> list[tuple[Classifier, list[tuple[str, str | None]]]]:
+    """``clf`` adapted to the speech among ``items`` (``inputs`` expanded by
+    :func:`~voxemo.io.discovery.expand_inputs`), and the items each adapted copy predicts: one pair without
+    ``options.by``; with it, the pooled model's pair first (inputs without a group, or whose group has too little
+    speech of its own: a warning names those groups), then one pair per group in sorted order.
+
+    Raises
+    ------
+    AdaptationError
+        Too little speech among all the inputs.
+    ConfigError
+        ``options.by`` is given and no manifest among ``inputs`` gives that column for an input with speech.
+    """
+    aset = collect_adaptation_set([p for p, error in items if error is None], clf.config, speech=clf.speech,
+                                  jobs=jobs, progress=progress, min_seconds=options.min_seconds, warn=False)
+    pooled = clf.adapted(aset, prior_seconds=options.prior_seconds)
+    if not options.by:
+        return [(pooled, list(items))]
+    groups = _groups(inputs, aset.paths, options.by)
+    own: dict[str, Classifier] = {}
+    too_little = []
+    for key in sorted(set(groups.values())):
+        members = [i for i, p in enumerate(aset.paths) if groups.get(p) == key]
+        try:
+            part = adaptation_set([aset.paths[i] for i in members], [aset.specs[i] for i in members], clf.config,
+                                  min_seconds=options.min_seconds)
+            own[key] = clf.adapted(part, prior_seconds=options.prior_seconds)
+        except AdaptationError:
+            too_little.append(key)
+    if too_little:
+        log.warning("%s %s: too little speech of their own; adapted on all the inputs instead", options.by,
+                    ", ".join(too_little[:10]) + (f" and {len(too_little) - 10} more" if len(too_little) > 10 else ""))
+    rest = [item for item in items if groups.get(item[0]) not in own]
+    return [(pooled, rest)] * bool(rest) + [(model, [item for item in items if groups.get(item[0]) == key])
+                                            for key, model in own.items()]
+
+
+def _groups(inputs: Sequence[str | os.PathLike[str]], speech: Sequence[str], by: str) -> dict[str, str]:
+    """``{path: group}`` for the inputs with speech, from the ``by`` column of the manifests among ``inputs``.
+
+    Raises
+    ------
+    ConfigError
+        No manifest among the inputs gives ``by`` for any of them.
+    """
+    values: dict[str, str] = {}
+    for raw in inputs:
+        if os.fspath(raw).lower().endswith(MANIFEST_EXTENSIONS):
+            values.update(manifest_column(raw, by))
+    found = {p: values[p] for p in speech if p in values}
+    if not found:
+        raise ConfigError(f"--adapt-by {by}: no input has a {by}; give manifests (.csv or .jsonl) with a {by!r} column")
+    return found
+
+
 def collect_adaptation_set(inputs: Iterable[str | os.PathLike[str]], config: Config, *,
                            speech: SpeechConfig | None = None, jobs: int = 1, progress: bool = False,
-                           min_seconds: float | None = None) -> AdaptationSet:
-    """The usable speech among ``inputs`` (files, folders, manifests), in ``jobs`` processes (0 = all cores).
+                           min_seconds: float | None = None, warn: bool = True) -> AdaptationSet:
+    """The usable speech among ``inputs`` (files, folders, manifests), in ``jobs`` processes (0 = all cores); with
+    ``warn``, a warning for each input left out.
 
     Raises
     ------
@@ -156,7 +241,7 @@ def collect_adaptation_set(inputs: Iterable[str | os.PathLike[str]], config: Con
         raise AdaptationError("nothing to adapt on: no input files given")
     used, specs, unused = _read(files, config, speech, jobs, progress, "adaptation set")
     skipped += unused
-    for line in skipped:
+    for line in skipped if warn else ():
         log.warning("not adapting on %s", line)
     return adaptation_set([files[i] for i in used], specs, config, skipped=skipped, min_seconds=min_seconds)
 

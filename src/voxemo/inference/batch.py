@@ -25,6 +25,7 @@ from typing import IO, TYPE_CHECKING, Any
 from voxemo.core.errors import ConfigError, VoxemoError
 from voxemo.core.extras import require
 from voxemo.core.parallel import init_worker, lifeline
+from voxemo.inference.adaptset import AdaptOptions, adapted_groups
 from voxemo.inference.classifier import Classifier
 from voxemo.inference.loading import ModelRef, resolve_model
 from voxemo.inference.output import LINE_FORMATS, open_output
@@ -208,7 +209,8 @@ class BatchSummary:
 def predict_batch(paths: Iterable[str | os.PathLike[str]], *, model: ModelRef = None, backend: str = "auto",
                   fmt: str = "json", output: str | os.PathLike[str] | None = None, resume: bool = False,
                   jobs: int = 0, out: IO[str] | None = None, progress: bool = False,
-                  min_confidence: float = 0.0, engine: str = "local", address: str | None = None) -> BatchSummary:
+                  min_confidence: float = 0.0, engine: str = "local", address: str | None = None,
+                  adapt: AdaptOptions | None = None) -> BatchSummary:
     """Predict every input and write one line per input as it is done.
 
     Parameters
@@ -240,6 +242,12 @@ def predict_batch(paths: Iterable[str | os.PathLike[str]], *, model: ModelRef = 
         Worker processes on this machine, or Ray actors (:func:`voxemo.inference.distributed.ray_stream`; the
         ``ray`` extra): ``jobs`` actors (0 = one per free CPU of the cluster), on the cluster at ``address`` (else
         ``$RAY_ADDRESS``, else a Ray runtime started on this machine). Output, order and ``resume`` are the same.
+    adapt : AdaptOptions, optional
+        First adapt the model without labels to the speech of all the inputs
+        (:func:`~voxemo.inference.adaptset.adapted_groups`: a first reading of every input, in ``jobs`` processes),
+        then predict them with it. With ``adapt.by`` the inputs come out group by group: the pooled model's first,
+        then each group's, each in input order. The adaptation is repeated in full on ``resume``, so the model is
+        the same and the run goes on where it stopped.
 
     ``fmt="parquet"`` (or an ``output`` ending in ``.parquet`` with the default ``fmt``) writes a Parquet dataset
     folder (:mod:`voxemo.inference.parquet`; needs pyarrow, in the ``ray`` extra).
@@ -249,22 +257,19 @@ def predict_batch(paths: Iterable[str | os.PathLike[str]], *, model: ModelRef = 
     fmt = _check_batch_args(fmt, output, resume, jobs, min_confidence, engine)
     clf = resolve_model(model, backend)  # here first, so a bad model is one error before any work starts
     clf.min_confidence = min_confidence
+    paths = list(paths) if adapt else paths
+    items: Iterable[tuple[str, str | None]] = expand_inputs(paths)
+    plan: list[tuple[ModelRef, Classifier, Iterable[tuple[str, str | None]]]] = [(model, clf, items)]
+    if adapt is not None:
+        plan = [(c, c, group) for c, group in adapted_groups(list(paths), list(items), clf, adapt, jobs=jobs,
+                                                              progress=progress)]
     summary = BatchSummary()
     writer, finished, handle = open_output(clf, fmt, output, resume, out or sys.stdout)
+    bar = _bar(progress and output is not None, len(finished))
     try:
-        items = expand_inputs(paths)
-        if finished:
-            items = _skip(items, finished, summary)
-        bar = _bar(progress and output is not None, len(finished))
-        with worker_reference(model) as reference:
-            if engine == "ray":
-                from voxemo.inference.distributed import ray_stream
-
-                settings = WorkerSettings(reference, clf.backend or backend, min_confidence)
-                results = ray_stream(items, settings, address=address, jobs=jobs, clf=clf)
-            else:
-                results = predict_stream(items, clf, model=reference, backend=backend, jobs=jobs)
-            for result in results:
+        for ref, each, group in plan:
+            each.min_confidence = min_confidence
+            for result in _predict(_skip(group, finished, summary), ref, each, backend, jobs, engine, address):
                 summary.count(result)
                 writer.write(result)
                 bar.update()
@@ -275,6 +280,20 @@ def predict_batch(paths: Iterable[str | os.PathLike[str]], *, model: ModelRef = 
         if isinstance(writer, ParquetWriter):
             writer.close()  # what is done so far, also when stopped: --resume goes on after it
     return summary
+
+
+def _predict(items: Iterable[tuple[str, str | None]], model: ModelRef, clf: Classifier, backend: str, jobs: int,
+             engine: str, address: str | None) -> Iterator[FileResult]:
+    """The results of ``items`` by ``clf`` (which is ``model`` resolved), in input order, from ``engine``'s
+    workers."""
+    with worker_reference(model) as reference:
+        if engine == "ray":
+            from voxemo.inference.distributed import ray_stream
+
+            settings = WorkerSettings(reference, clf.backend or backend, clf.min_confidence)
+            yield from ray_stream(items, settings, address=address, jobs=jobs, clf=clf)
+        else:
+            yield from predict_stream(items, clf, model=reference, backend=backend, jobs=jobs)
 
 
 def _check_batch_args(fmt: str, output: str | os.PathLike[str] | None, resume: bool, jobs: int,
@@ -304,6 +323,10 @@ def _check_batch_args(fmt: str, output: str | os.PathLike[str] | None, resume: b
 
 def _skip(items: Iterable[tuple[str, str | None]], finished: dict[str, bool],
           summary: BatchSummary) -> Iterator[tuple[str, str | None]]:
+    """``items`` less those already in the output (``resume``), counted in ``summary``."""
+    if not finished:
+        yield from items
+        return
     for path, error in items:
         if path in finished:
             summary.skipped += 1

@@ -131,6 +131,12 @@ class Classifier:
         """This model fine-tuned on a :class:`~voxemo.inference.adaptset.LabelledSet` (see :meth:`fine_tune`)."""
         raise NotImplementedError
 
+    def save(self, path: str | os.PathLike[str], *, report: dict[str, Any] | None = None,
+             onnx: bool | str = False) -> Path:
+        """Write this model as a model folder that :func:`~voxemo.inference.loading.load_model` loads (an adapted or
+        fine-tuned model included); ``report`` becomes its ``training.json``, ``onnx`` as the backend says."""
+        raise NotImplementedError
+
     def segment_proba(self, x: np.ndarray) -> np.ndarray:
         """Probabilities for fixed-length log-mel segments: (n, n_mels, n_frames) -> (n, n_classes), float32."""
         raise NotImplementedError

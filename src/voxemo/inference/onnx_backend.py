@@ -110,6 +110,16 @@ class OnnxClassifier(Classifier):
         folder's torch weights like :meth:`adapted`."""
         return self._via_torch(lambda clf: clf.tuned(labelled, recipe))
 
+    def save(self, path: str | os.PathLike[str], *, report: dict[str, Any] | None = None,
+             onnx: bool | str = True) -> Path:
+        """Write an adapted or fine-tuned ONNX classifier as a model folder, through the torch model it was exported
+        from (:meth:`EmotionClassifier.save <voxemo.inference.torch_backend.EmotionClassifier.save>`); one loaded
+        from a file is already saved there."""
+        if self.torch_model is None:
+            raise ModelError(f"this ONNX classifier is the file it was loaded from ({self.origin()}); only an adapted "
+                             "or fine-tuned one is saved")
+        return Path(self.torch_model.save(path, report=report, onnx=onnx))
+
     def _via_torch(self, change: Callable[[Any], Classifier]) -> OnnxClassifier:
         import tempfile
 

@@ -81,9 +81,9 @@ def worker_reference(model: ModelRef) -> Iterator[str | None]:
         yield str(model.model_dir)
     else:
         with tempfile.TemporaryDirectory(prefix="voxemo-model-") as tmp:
-            save = getattr(model, "save", None)
-            if save is None:
+            try:
+                model.save(Path(tmp) / "model", onnx=True)
+            except NotImplementedError:
                 raise ModelError("this in-memory model cannot be saved for worker processes: save it first, or "
-                                 "predict with jobs=1")
-            save(Path(tmp) / "model", onnx=True)
+                                 "predict with jobs=1") from None
             yield str(Path(tmp) / "model")

@@ -14,7 +14,6 @@ from voxemo.core.errors import AdaptationError, ModelError
 from voxemo.core.records import Utterance
 from voxemo.inference.classifier import Classifier
 from voxemo.inference.loading import load_model
-from voxemo.inference.torch_backend import EmotionClassifier
 from voxemo.io.files import atomic_write_text
 from voxemo.io.modelfile import ADAPTATION, MODEL_CARD
 
@@ -24,17 +23,9 @@ log = logging.getLogger(__name__)
 def save_adapted(clf: Classifier, out: str | os.PathLike[str]) -> Path:
     """Write an adapted classifier (torch or ONNX) as a model folder with ``model.onnx``, ``adaptation.json`` and
     ``MODEL_CARD.md``; every command loads it like any other model."""
-    from voxemo.inference.probe_backend import ProbeClassifier
-
     if clf.adaptation is None:
         raise ModelError("only a classifier returned by adapt() can be saved as an adapted model")
-    if isinstance(clf, ProbeClassifier):
-        folder = clf.save(out)
-    else:
-        torch_clf = clf if isinstance(clf, EmotionClassifier) else getattr(clf, "torch_model", None)
-        if not isinstance(torch_clf, EmotionClassifier):
-            raise ModelError("only a classifier returned by adapt() can be saved as an adapted model")
-        folder = torch_clf.save(out, onnx=True)
+    folder = clf.save(out, onnx=True)
     atomic_write_text(folder / ADAPTATION, json.dumps(clf.adaptation, indent=2))
     atomic_write_text(folder / MODEL_CARD, model_card(clf.adaptation, [str(c) for c in clf.classes_]))
     return folder
