@@ -316,8 +316,8 @@ except (OSError, StopIteration):
 t1 = time.perf_counter()
 result = timeline(sys.argv[1], model)
 t2 = time.perf_counter()
-json.dump({"startup_s": t1 - t0, "timeline_s": t2 - t1, "duration": result["duration"],
-           "startup_rss_mb": startup_rss / 1024, "segments": result["segments"]}, sys.stdout)
+json.dump({"startup_s": t1 - t0, "timeline_s": t2 - t1, "duration": result.duration,
+           "startup_rss_mb": startup_rss / 1024, "segments": [s.to_dict() for s in result.segments]}, sys.stdout)
 """
 
 

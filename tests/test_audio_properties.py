@@ -82,4 +82,4 @@ def test_timeline_of_a_corrupted_wav_is_a_result_or_a_one_line_error(offset: int
         except AudioError as exc:
             assert str(exc).startswith(str(path)) and "\n" not in str(exc)
         else:
-            assert result["path"] == str(path) and result["duration"] >= 0
+            assert result.path == str(path) and result.duration >= 0

@@ -159,8 +159,8 @@ def test_old_folders_load_uncalibrated_and_saved_temperature_is_used(model_copy:
     assert again.predict_file(wav)["confidence"] == pytest.approx(float(hot.max()), abs=1e-3)
     from voxemo.inference.timeline import timeline
 
-    segs = timeline(wav, again)["segments"]
-    assert segs and max(s["confidence"] for s in segs) < base.max()
+    segs = timeline(wav, again).segments
+    assert segs and max(s.confidence for s in segs) < base.max()
     # saving it uncalibrated again removes the stale file
     again.temperature, again.calibration = 1.0, {}
     again.save(model_copy)

@@ -147,7 +147,7 @@ def test_the_service_and_the_timeline_never_answer_nan(huge: Path) -> None:
     body = json.loads(r.text, parse_constant=lambda c: pytest.fail(c))
     assert body["speech"] and all(v is not None and np.isfinite(v) for v in body["probabilities"].values())
     tl = timeline(huge, load_model())
-    assert tl["segments"] and json.dumps(tl, allow_nan=False)
+    assert tl.segments and json.dumps(tl.to_dict(), allow_nan=False)
 
 
 def test_a_bad_manifest_row_does_not_hide_the_other_rows_columns(tmp_path: Path) -> None:

@@ -126,10 +126,10 @@ def test_timeline_adapts_to_the_recordings_own_speech(rng: np.random.Generator, 
     model = load_model()
     plain = timeline(path, model)
     adapted = timeline(path, model, adapt=True)
-    assert "adapted" not in plain and adapted["adapted"]["clips"] > 0
-    assert 30 <= adapted["adapted"]["speech_seconds"] <= 48
-    assert [(s["start"], s["end"]) for s in plain["windows"]] == [(s["start"], s["end"]) for s in adapted["windows"]]
-    assert any(a["probabilities"] != b["probabilities"] for a, b in zip(plain["windows"], adapted["windows"]))
+    assert plain.adapted is None and adapted.adapted is not None and adapted.adapted["clips"] > 0
+    assert 30 <= adapted.adapted["speech_seconds"] <= 48 and "adapted" in adapted.to_dict()
+    assert [(s.start, s.end) for s in plain.windows] == [(s.start, s.end) for s in adapted.windows]
+    assert any(a.probabilities != b.probabilities for a, b in zip(plain.windows, adapted.windows))
     assert timeline(path, model) == plain  # the model given is not changed
 
 
@@ -152,7 +152,7 @@ def test_stream_adapts_after_its_warm_up_and_keeps_the_model_given(rng: np.rando
     assert stream.heard_seconds > 20 and model.adaptation is None
     plain = EmotionStream(model, sr)
     reference = [u for i in range(0, len(audio), sr) for u in plain.feed(audio[i : i + sr])] + plain.flush()
-    first = next(i for i, u in enumerate(updates) if u["speech"])
+    first = next(i for i, u in enumerate(updates) if u.speech)
     assert updates[first] == reference[first]  # before the warm-up: the model as given
     assert updates[-2:] != reference[-2:]
     with pytest.raises(ConfigError, match="adapt="):

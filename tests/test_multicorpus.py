@@ -175,11 +175,11 @@ def test_a_model_of_other_classes_works_everywhere(tmp_path: Path, rng: np.rando
     out = model.predict_file(wav)
     assert list(out["probabilities"]) == classes and out["emotion"] in classes
     t = timeline(wav, model)
-    assert t["segments"] and all(list(seg["probabilities"]) == classes for seg in t["segments"])
+    assert t.segments and all(list(seg.probabilities) == classes for seg in t.segments)
     stream = EmotionStream(model, 16000)
     updates = stream.feed(y) + stream.flush()
     assert stream.classes == classes
-    assert any(u["speech"] and list(u["probabilities"]) == classes for u in updates)
+    assert any(u.speech and list(u.probabilities) == classes for u in updates)
     with TestClient(create_app(model)) as client:
         assert client.get("/health").json()["classes"] == classes
         r = client.post("/predict", files={"file": ("x.wav", wav.read_bytes(), "audio/wav")})

@@ -280,7 +280,7 @@ def test_timeline_of_an_upload(client: TestClient, model: Any, make_wav: Any) ->
     r = client.post("/timeline", files={"file": ("talk.wav", path.read_bytes(), "audio/wav")})
     assert r.status_code == 200, r.text
     t = r.json()
-    assert t == {**json.loads(json.dumps(timeline(path, model))), "path": "talk.wav"}
+    assert t == {**json.loads(json.dumps(timeline(path, model).to_dict())), "path": "talk.wav"}
     assert t["duration"] == pytest.approx(9.0, abs=0.01)
     assert t["segments"] and all(s["emotion"] in EMOTIONS for s in t["segments"] if s.get("emotion"))
     assert_clean_error(client.post("/timeline", files={"file": ("x.wav", b"RIFF nonsense", "")}), 415)
@@ -313,7 +313,7 @@ def test_listen_websocket_streams_the_same_updates_as_emotion_stream(client: Tes
     assert got[-1] == {"done": True}
     stream = EmotionStream(model, SR)
     expected = [u for c in chunks for u in stream.feed(c)] + stream.flush()
-    assert got[:-1] == json.loads(json.dumps(expected))
+    assert got[:-1] == json.loads(json.dumps([u.to_dict() for u in expected]))
     assert any(u["speech"] and u["emotion"] in EMOTIONS for u in got[:-1])
     assert got[-2]["end"] == pytest.approx(7.0, abs=0.01)
     # 16-bit PCM gives the same emotions

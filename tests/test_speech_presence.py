@@ -317,8 +317,8 @@ def test_service_predict_says_no_speech_with_200(client: Any, clips: dict[str, P
                                       "tone 150 Hz", "DTMF", "clicks"])
 def test_timeline_of_nonspeech_has_no_segments(model: Any, clips: dict[str, Path], category: str) -> None:
     result = timeline(clips[category], model)
-    assert result["segments"] == [] and result["speech"] is False, (category, result["windows"][:3])
-    assert all(not w["speech"] and w["emotion"] is None for w in result["windows"])
+    assert result.segments == [] and result.speech is False, (category, result.windows[:3])
+    assert all(not w.speech and w.emotion is None for w in result.windows)
 
 
 def test_timeline_finds_speech_between_noise(model: Any, make_wav: Callable[..., Path],
@@ -326,12 +326,12 @@ def test_timeline_finds_speech_between_noise(model: Any, make_wav: Callable[...,
     noise = (0.05 * rng.standard_normal(3 * SR)).astype(np.float32)
     y = np.concatenate([noise, voiced(3.0, SR, rng), noise])
     result = timeline(make_wav("mixed.wav", y, SR), model)
-    assert result["speech"] is True and result["segments"]
+    assert result.speech is True and result.segments
     # the VAD takes the noise for speech too; every window wholly inside the noise fails the speech check (a window
     # that holds some of the voice passes it: the timeline's resolution is the window)
-    noise_only = [w for w in result["windows"] if w["end"] <= 3.0 or w["start"] >= 6.0]
-    assert noise_only and not any(w["speech"] for w in noise_only), noise_only
-    assert any(s["start"] < 6.0 and s["end"] > 3.0 for s in result["segments"])
+    noise_only = [w for w in result.windows if w.end <= 3.0 or w.start >= 6.0]
+    assert noise_only and not any(w.speech for w in noise_only), noise_only
+    assert any(s.start < 6.0 and s.end > 3.0 for s in result.segments)
 
 
 def test_stream_of_noise_and_music_gives_no_speech(model: Any, rng: np.random.Generator) -> None:
@@ -343,7 +343,7 @@ def test_stream_of_noise_and_music_gives_no_speech(model: Any, rng: np.random.Ge
         for i in range(0, len(y), 4000):
             updates += stream.feed(y[i : i + 4000])
     updates += stream.flush()
-    assert updates and all(not u["speech"] and u["emotion"] is None for u in updates)
+    assert updates and all(not u.speech and u.emotion is None for u in updates)
     assert stream.speech == model.speech  # the stream takes the model's thresholds
 
 

@@ -17,7 +17,7 @@ from voxemo.apps.listen import listen
 from voxemo.core.errors import AudioError, ConfigError, VoxemoError
 from voxemo.dsp.vad import SpeechTracker, VadConfig
 from voxemo.inference.loading import load_model
-from voxemo.inference.stream import EmotionStream
+from voxemo.inference.stream import EmotionStream, Update
 
 #: Seconds of (silence, speech) in the synthetic recording; speech at 1-3 s and 5-9.2 s.
 LAYOUT = [(1.0, 2.0), (2.0, 4.2)]
@@ -42,24 +42,24 @@ def recording(sr: int, rng: np.random.Generator, noise: float = 1e-4) -> tuple[n
     return (y + noise * rng.standard_normal(len(y))).astype(np.float32), spans
 
 
-def run(stream: EmotionStream, chunks: list[np.ndarray]) -> list[dict[str, Any]]:
+def run(stream: EmotionStream, chunks: list[np.ndarray]) -> list[Update]:
     out = []
     for c in chunks:
         out += stream.feed(c)
     return out + stream.flush()
 
 
-def utterances(updates: list[dict[str, Any]]) -> list[tuple[float, float]]:
+def utterances(updates: list[Update]) -> list[tuple[float, float]]:
     """Spans of consecutive speech updates."""
     spans: list[list[float]] = []
     previous_speech = False
     for u in updates:
-        if u["speech"]:
+        if u.speech:
             if previous_speech:
-                spans[-1][1] = max(spans[-1][1], u["end"])
+                spans[-1][1] = max(spans[-1][1], u.end)
             else:
-                spans.append([u["start"], u["end"]])
-        previous_speech = u["speech"]
+                spans.append([u.start, u.end])
+        previous_speech = u.speech
     return [(a, b) for a, b in spans]
 
 
@@ -76,28 +76,28 @@ def test_updates_tile_the_stream(model: Any, rng: np.random.Generator) -> None:
     y, _ = recording(16000, rng)
     stream = EmotionStream(model, 16000)
     updates = run(stream, [y])
-    assert updates[0]["start"] == 0.0 and updates[-1]["end"] == pytest.approx(len(y) / 16000, abs=1e-3)
-    pauses = [u for u in updates if not u["speech"]]
-    assert all(u["end"] - u["start"] <= stream.hop + 1e-6 for u in pauses)
+    assert updates[0].start == 0.0 and updates[-1].end == pytest.approx(len(y) / 16000, abs=1e-3)
+    pauses = [u for u in updates if not u.speech]
+    assert all(u.end - u.start <= stream.hop + 1e-6 for u in pauses)
     for a, b in zip(updates, updates[1:]):  # a pause starts where the previous utterance ends, and vice versa
-        if a["speech"] != b["speech"]:
-            assert b["start"] == pytest.approx(a["end"], abs=1e-6)
+        if a.speech != b.speech:
+            assert b.start == pytest.approx(a.end, abs=1e-6)
     for u in updates:
-        json.dumps(u)
-        assert set(u) == {"start", "end", "emotion", "confidence", "probabilities", "speech"}
-        if u["speech"]:
-            assert u["emotion"] in stream.classes and set(u["probabilities"]) == set(stream.classes)
-            assert sum(u["probabilities"].values()) == pytest.approx(1.0, abs=1e-3)
-            assert u["confidence"] == max(u["probabilities"].values())
+        json.dumps(u.to_dict())
+        assert set(u.to_dict()) == {"start", "end", "emotion", "confidence", "probabilities", "speech"}
+        if u.speech:
+            assert u.emotion in stream.classes and set(u.probabilities) == set(stream.classes)
+            assert sum(u.probabilities.values()) == pytest.approx(1.0, abs=1e-3)
+            assert u.confidence == max(u.probabilities.values())
         else:
-            assert u["emotion"] is None and u["probabilities"] == {}
+            assert u.emotion is None and u.probabilities == {}
 
 
 def test_silence_gives_no_speech(model: Any, rng: np.random.Generator) -> None:
     y = (1e-4 * rng.standard_normal(5 * 16000)).astype(np.float32)
     updates = run(EmotionStream(model, 16000), [y])
-    assert updates and not any(u["speech"] for u in updates)
-    assert sum(u["end"] - u["start"] for u in updates) == pytest.approx(5.0, abs=1e-3)
+    assert updates and not any(u.speech for u in updates)
+    assert sum(u.end - u.start for u in updates) == pytest.approx(5.0, abs=1e-3)
 
 
 def test_chunk_sizes_do_not_change_the_updates(model: Any, rng: np.random.Generator) -> None:
@@ -110,56 +110,56 @@ def test_chunk_sizes_do_not_change_the_updates(model: Any, rng: np.random.Genera
     tiny = run(EmotionStream(model, sr), [stereo[:50], stereo[50:51], stereo[51:3000], stereo[3000:]])
     assert len(whole) > 5
     for other in (pieces, tiny):
-        assert [(u["start"], u["end"], u["speech"], u["emotion"]) for u in other] == \
-               [(u["start"], u["end"], u["speech"], u["emotion"]) for u in whole]
+        assert [(u.start, u.end, u.speech, u.emotion) for u in other] == \
+               [(u.start, u.end, u.speech, u.emotion) for u in whole]
         for a, b in zip(whole, other):  # batch sizes differ, so allow float rounding in the network
-            for c in a["probabilities"]:
-                assert b["probabilities"][c] == pytest.approx(a["probabilities"][c], abs=2e-4)
+            for c in a.probabilities:
+                assert b.probabilities[c] == pytest.approx(a.probabilities[c], abs=2e-4)
 
 
 def test_updates_arrive_while_feeding(model: Any, rng: np.random.Generator) -> None:
     y, truth = recording(16000, rng)
     stream = EmotionStream(model, 16000, window=1.0, hop=0.5)
-    live: list[tuple[float, dict[str, Any]]] = []
+    live: list[tuple[float, Update]] = []
     for start in range(0, len(y), 1600):
         for u in stream.feed(y[start : start + 1600]):
             live.append((stream.position, u))
-    assert any(u["speech"] for _, u in live)
+    assert any(u.speech for _, u in live)
     # a window is reported within hop + VAD latency of its end, not held back to the end of the stream
-    assert all(pos - u["end"] < 1.0 for pos, u in live if u["speech"])
+    assert all(pos - u.end < 1.0 for pos, u in live if u.speech)
 
 
 def test_window_grid_inside_a_long_utterance(model: Any, rng: np.random.Generator) -> None:
     y, truth = recording(22050, rng)
     updates = run(EmotionStream(model, 22050, window=2.0, hop=1.0), [y])
-    long = [u for u in updates if u["speech"] and u["start"] > truth[1][0] - TOL]
-    starts = [u["start"] for u in long]
-    assert all(u["end"] - u["start"] == pytest.approx(2.0, abs=1e-3) for u in long)
+    long = [u for u in updates if u.speech and u.start > truth[1][0] - TOL]
+    starts = [u.start for u in long]
+    assert all(u.end - u.start == pytest.approx(2.0, abs=1e-3) for u in long)
     assert np.allclose(np.diff(starts[:-1]), 1.0, atol=1e-3)  # the grid ...
     assert 0 < starts[-1] - starts[-2] <= 1.0 + 1e-3  # ... and the last window, aligned with the end
-    assert long[-1]["end"] == pytest.approx(truth[1][1], abs=TOL)
-    short = [u for u in updates if u["speech"] and u["end"] < truth[0][1] + TOL]
+    assert long[-1].end == pytest.approx(truth[1][1], abs=TOL)
+    short = [u for u in updates if u.speech and u.end < truth[0][1] + TOL]
     # about 2 s of speech with 2 s windows: one grid window, plus an end-aligned one if more than MIN_TAIL is left
-    assert len(short) in (1, 2) and all(u["end"] - u["start"] == pytest.approx(2.0, abs=1e-3) for u in short)
-    assert short[0]["start"] == pytest.approx(truth[0][0], abs=TOL)
-    assert short[-1]["end"] == pytest.approx(truth[0][1], abs=TOL)
+    assert len(short) in (1, 2) and all(u.end - u.start == pytest.approx(2.0, abs=1e-3) for u in short)
+    assert short[0].start == pytest.approx(truth[0][0], abs=TOL)
+    assert short[-1].end == pytest.approx(truth[0][1], abs=TOL)
 
 
 def test_short_utterance_is_one_window(model: Any, rng: np.random.Generator) -> None:
     y, truth = recording(16000, rng)
     updates = run(EmotionStream(model, 16000), [y])  # 3 s windows; the first utterance lasts 2 s
-    first = [u for u in updates if u["speech"] and u["end"] < truth[0][1] + TOL]
+    first = [u for u in updates if u.speech and u.end < truth[0][1] + TOL]
     assert len(first) == 1
-    assert first[0]["start"] == pytest.approx(truth[0][0], abs=TOL)
-    assert first[0]["end"] == pytest.approx(truth[0][1], abs=TOL)
+    assert first[0].start == pytest.approx(truth[0][0], abs=TOL)
+    assert first[0].end == pytest.approx(truth[0][1], abs=TOL)
 
 
 def test_windows_use_the_classifiers_own_preprocessing(model: Any, rng: np.random.Generator) -> None:
     sr = model.config.audio.sample_rate  # no resampling, so the window's samples are the input's
     y, _ = recording(sr, rng)
-    for u in [u for u in run(EmotionStream(model, sr), [y]) if u["speech"]]:
-        expected = model.predict_proba(y[round(u["start"] * sr) : round(u["end"] * sr)], sr=sr)
-        got = np.array([u["probabilities"][c] for c in model.classes_])
+    for u in [u for u in run(EmotionStream(model, sr), [y]) if u.speech]:
+        expected = model.predict_proba(y[round(u.start * sr) : round(u.end * sr)], sr=sr)
+        got = np.array([u.probabilities[c] for c in model.classes_])
         assert np.allclose(got, expected, atol=2e-4)
 
 
@@ -225,9 +225,9 @@ def test_dropped_utterance_is_reported_as_a_pause(model: Any, rng: np.random.Gen
     blip = np.zeros(16000 * 3, np.float32)
     blip[16000 : 16000 + 4000] = voiced(0.25, 16000, rng)
     updates = run(EmotionStream(model, 16000, vad=VadConfig(min_speech=1.0)), [blip])
-    assert not any(u["speech"] for u in updates)
-    assert [u["start"] for u in updates[1:]] == [u["end"] for u in updates[:-1]]
-    assert updates[-1]["end"] == 3.0
+    assert not any(u.speech for u in updates)
+    assert [u.start for u in updates[1:]] == [u.end for u in updates[:-1]]
+    assert updates[-1].end == 3.0
 
 
 # ---- voxemo listen, with a fake sounddevice ----------------------------------------------------------------------
@@ -267,12 +267,12 @@ def test_listen_gives_the_stream_updates(model: Any, rng: np.random.Generator,
     sr = 48000
     y, _ = recording(sr, rng)
     monkeypatch.setitem(sys.modules, "sounddevice", fake_sounddevice(y, sr))
-    heard: list[dict[str, Any]] = []
+    heard: list[Update] = []
     seconds = listen(model, heard.append, seconds=len(y) / sr)
     assert seconds == pytest.approx(len(y) / sr)
     expected = run(EmotionStream(model, sr), [y])
-    assert [(u["start"], u["end"], u["emotion"]) for u in heard] == \
-           [(u["start"], u["end"], u["emotion"]) for u in expected]
+    assert [(u.start, u.end, u.emotion) for u in heard] == \
+           [(u.start, u.end, u.emotion) for u in expected]
 
 
 def test_listen_cli_prints_one_line_per_window_and_stops_on_ctrl_c(
@@ -293,7 +293,7 @@ def test_listen_cli_prints_one_line_per_window_and_stops_on_ctrl_c(
     calls = {"n": 0}
     real_feed = EmotionStream.feed
 
-    def interrupted_feed(self: EmotionStream, chunk: np.ndarray) -> list[dict[str, Any]]:
+    def interrupted_feed(self: EmotionStream, chunk: np.ndarray) -> list[Update]:
         calls["n"] += 1
         if calls["n"] == 40:  # Ctrl-C after 4 s of audio
             raise KeyboardInterrupt

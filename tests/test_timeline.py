@@ -18,8 +18,8 @@ from conftest import voiced
 from voxemo.apps.cli import main
 from voxemo.core.errors import AudioError
 from voxemo.inference.loading import load_model
-from voxemo.inference.stream import EmotionStream
-from voxemo.inference.timeline import merge_segments, timeline
+from voxemo.inference.stream import EmotionStream, Update
+from voxemo.inference.timeline import Timeline, merge_segments, timeline
 from voxemo.reports.plots import plot_timeline
 from voxemo.reports.timeline import write_csv
 
@@ -48,16 +48,16 @@ def test_segments_are_where_the_speech_is(model: Any, make_wav: Callable[..., Pa
                                           rng: np.random.Generator) -> None:
     path, y, spans = speech_file(make_wav, rng)
     result = timeline(path, model)
-    assert result["path"] == str(path) and result["duration"] == pytest.approx(len(y) / 16000, abs=1e-3)
-    segs = result["segments"]
-    assert segs[0]["start"] == pytest.approx(spans[0][0], abs=TOL)
-    assert segs[-1]["end"] == pytest.approx(spans[1][1], abs=TOL)
+    assert result.path == str(path) and result.duration == pytest.approx(len(y) / 16000, abs=1e-3)
+    segs = result.segments
+    assert segs[0].start == pytest.approx(spans[0][0], abs=TOL)
+    assert segs[-1].end == pytest.approx(spans[1][1], abs=TOL)
     for s in segs:  # every segment lies inside one of the spoken spans
-        assert any(a - TOL <= s["start"] < s["end"] <= b + TOL for a, b in spans), (s, spans)
-        assert s["emotion"] in model.classes_ and s["confidence"] == s["probabilities"][s["emotion"]]
-    covered = sorted({i for s in segs for i, (a, b) in enumerate(spans) if s["start"] < b and s["end"] > a})
+        assert any(a - TOL <= s.start < s.end <= b + TOL for a, b in spans), (s, spans)
+        assert s.emotion in model.classes_ and s.confidence == s.probabilities[s.emotion]
+    covered = sorted({i for s in segs for i, (a, b) in enumerate(spans) if s.start < b and s.end > a})
     assert covered == [0, 1]
-    json.dumps(result)
+    json.dumps(result.to_dict())
 
 
 def test_file_through_the_stream_api_equals_the_timeline(model: Any, make_wav: Callable[..., Path],
@@ -67,30 +67,29 @@ def test_file_through_the_stream_api_equals_the_timeline(model: Any, make_wav: C
     stream = EmotionStream(model, 22050, window=2.0, hop=0.5)
     y_file, _ = sf.read(str(path), dtype="float32")  # the file's samples (WAV quantises to 16 bits)
     updates = stream.feed(y_file) + stream.flush()
-    assert [(u["start"], u["end"], u["emotion"]) for u in result["windows"]] == \
-           [(u["start"], u["end"], u["emotion"]) for u in updates]
-    assert result["segments"] == merge_segments(result["windows"])
+    assert [(u.start, u.end, u.emotion) for u in result.windows] == \
+           [(u.start, u.end, u.emotion) for u in updates]
+    assert result.segments == merge_segments(result.windows)
 
 
 def test_silent_file_has_no_segments(model: Any, make_wav: Callable[..., Path]) -> None:
     path = make_wav("silence.wav", np.zeros(16000 * 4, np.float32), 16000)
     result = timeline(path, model)
-    assert result["segments"] == [] and result["duration"] == 4.0
-    assert not any(w["speech"] for w in result["windows"])
+    assert result.segments == [] and result.duration == 4.0
+    assert not any(w.speech for w in result.windows)
 
 
 def test_merge_joins_same_emotion_and_splits_overlaps() -> None:
-    def w(start: float, end: float, emotion: str, p: float) -> dict[str, Any]:
+    def w(start: float, end: float, emotion: str, p: float) -> Update:
         other = "sad" if emotion == "calm" else "calm"
-        return {"start": start, "end": end, "emotion": emotion, "confidence": p, "speech": True,
-                "probabilities": {emotion: p, other: round(1 - p, 4)}}
+        return Update(start, end, emotion, p, {emotion: p, other: round(1 - p, 4)}, speech=True)
 
-    pause = {"start": 4.5, "end": 5.0, "emotion": None, "confidence": 0.0, "probabilities": {}, "speech": False}
+    pause = Update(4.5, 5.0)
     segs = merge_segments([w(0, 3, "calm", 0.8), w(1.5, 4.5, "calm", 0.6), pause, w(5, 8, "calm", 0.9),
                            w(6.5, 9.5, "sad", 0.7), w(8, 11, "sad", 0.9)])
-    assert [(s["start"], s["end"], s["emotion"], s["windows"]) for s in segs] == \
+    assert [(s.start, s.end, s.emotion, s.windows) for s in segs] == \
            [(0, 4.5, "calm", 2), (5, 7.25, "calm", 1), (7.25, 11, "sad", 2)]
-    assert segs[0]["probabilities"] == {"calm": 0.7, "sad": 0.3} and segs[0]["confidence"] == 0.7
+    assert segs[0].probabilities == {"calm": 0.7, "sad": 0.3} and segs[0].confidence == 0.7
     assert merge_segments([pause]) == []
 
 
@@ -100,12 +99,12 @@ def test_csv_and_plot(model: Any, make_wav: Callable[..., Path], rng: np.random.
     buf = io.StringIO()
     write_csv(result, buf)
     rows = list(csv.DictReader(io.StringIO(buf.getvalue())))
-    assert len(rows) == len(result["segments"]) > 0
+    assert len(rows) == len(result.segments) > 0
     assert list(rows[0])[:4] == ["start", "end", "emotion", "confidence"] and set(model.classes_) <= set(rows[0])
-    assert float(rows[0]["start"]) == result["segments"][0]["start"]
+    assert float(rows[0]["start"]) == result.segments[0].start
     png = plot_timeline(result, tmp_path / "figs" / "timeline.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
-    empty = plot_timeline({"path": "x.wav", "duration": 3.0, "segments": [], "windows": []}, tmp_path / "e.png")
+    empty = plot_timeline(Timeline("x.wav", 3.0, [], []), tmp_path / "e.png")
     assert empty.stat().st_size > 0
 
 
@@ -189,12 +188,12 @@ def test_real_clips_joined_by_pauses(model: Any, real_ravdess: Path, tmp_path: P
     sf.write(str(path), np.concatenate(parts), sr)
     result = timeline(path, model)
     for emotion, a, b in spans:
-        inside = [s for s in result["segments"] if s["start"] < b and s["end"] > a]
-        assert inside, (emotion, a, b, result["segments"])
-        assert all(a - TOL <= s["start"] and s["end"] <= b + TOL for s in inside)
-        longest = max(inside, key=lambda s: s["end"] - s["start"])
-        assert longest["emotion"] == emotion, (emotion, inside)
-    assert len(result["segments"]) >= len(spans)
+        inside = [s for s in result.segments if s.start < b and s.end > a]
+        assert inside, (emotion, a, b, result.segments)
+        assert all(a - TOL <= s.start and s.end <= b + TOL for s in inside)
+        longest = max(inside, key=lambda s: s.end - s.start)
+        assert longest.emotion == emotion, (emotion, inside)
+    assert len(result.segments) >= len(spans)
 
 
 def test_a_sample_rate_the_stream_cannot_take_is_an_error_naming_the_file(make_wav, tmp_path) -> None:

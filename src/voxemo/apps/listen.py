@@ -100,10 +100,10 @@ def listen(model: Classifier, on_update: Callable[[Update], Any], *, device: int
 
 def format_update(update: Update) -> str:
     """One line for a terminal: ``"  12.3 -   15.3 s  angry      0.87"`` or ``"... (no speech)"``."""
-    span = f"{update['start']:7.1f} - {update['end']:7.1f} s"
-    if not update["speech"]:
+    span = f"{update.start:7.1f} - {update.end:7.1f} s"
+    if not update.speech:
         return f"{span}  (no speech)"
-    return f"{span}  {update['emotion']:<10} {update['confidence']:.2f}"
+    return f"{span}  {update.emotion:<10} {update.confidence:.2f}"
 
 
 def _sounddevice() -> Any:

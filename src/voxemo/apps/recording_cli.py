@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from typing import TYPE_CHECKING
 
 from voxemo.apps.arguments import positive
 from voxemo.core.errors import VoxemoError
+
+if TYPE_CHECKING:
+    from voxemo.inference.stream import Update
 
 
 def cmd_timeline(args: argparse.Namespace) -> int:
@@ -32,16 +35,15 @@ def cmd_timeline(args: argparse.Namespace) -> int:
         except (OSError, ValueError) as exc:
             raise VoxemoError(f"{args.plot}: cannot write the plot ({exc})") from None
     if args.json:
-        print(json.dumps({k: result[k] for k in ("path", "duration", "speech", "reason", "adapted", "segments")
-                          if k in result}))
+        print(json.dumps(result.to_dict(windows=False)))
     elif args.csv:
         write_csv(result, sys.stdout)
-    elif not result["segments"]:
-        print(f"{result['path']}: no speech found in {result['duration']:.1f} s", file=sys.stderr)
+    elif not result.segments:
+        print(f"{result.path}: no speech found in {result.duration:.1f} s", file=sys.stderr)
     else:
         print("start\tend\temotion\tconfidence")  # seconds; tab-separated, as the README shows
-        for s in result["segments"]:
-            print(f"{s['start']:.2f}\t{s['end']:.2f}\t{s['emotion']}\t{s['confidence']:.2f}")
+        for s in result.segments:
+            print(f"{s.start:.2f}\t{s.end:.2f}\t{s.emotion}\t{s.confidence:.2f}")
     return 0
 
 
@@ -53,8 +55,8 @@ def cmd_listen(args: argparse.Namespace) -> int:
 
     model = load_model(args.model)
 
-    def show(update: dict[str, Any]) -> None:
-        print(json.dumps(update) if args.json else format_update(update), flush=True)
+    def show(update: Update) -> None:
+        print(json.dumps(update.to_dict()) if args.json else format_update(update), flush=True)
 
     listen(model, show, device=args.device, window=args.window, hop=args.hop, seconds=args.seconds,
            adapt=args.adapt or 0.0)

@@ -238,7 +238,7 @@ class Service:
 
     def timeline(self, path: Path, name: str) -> dict[str, Any]:
         """The emotion timeline of the upload (:func:`voxemo.inference.timeline.timeline`)."""
-        return {**timeline(path, self.model), "path": name}
+        return {**timeline(path, self.model).to_dict(), "path": name}
 
     async def listen(self, ws: WebSocket) -> None:
         """Serve one ``/listen`` session: PCM chunks in, :class:`~voxemo.inference.stream.EmotionStream` updates out.
@@ -278,7 +278,7 @@ class Service:
                 if text is not None:
                     updates = await loop.run_in_executor(self.pool, stream.flush)
                     for u in updates:
-                        await ws.send_json(u)
+                        await ws.send_json(u.to_dict())
                     await ws.send_json({"done": True})
                     await ws.close()
                     return
@@ -299,7 +299,7 @@ class Service:
                     await _ws_close(ws, str(exc), 1003)
                     return
                 for u in updates:
-                    await ws.send_json(u)
+                    await ws.send_json(u.to_dict())
         except WebSocketDisconnect:
             return
         except asyncio.TimeoutError:  # TimeoutError itself from Python 3.11 on

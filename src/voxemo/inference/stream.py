@@ -23,8 +23,10 @@ all work on absolute sample positions.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections import deque
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -36,9 +38,36 @@ from voxemo.dsp.speech import SpeechConfig, speech_presence
 from voxemo.dsp.vad import VAD_RATE, SpeechTracker, VadConfig
 from voxemo.inference.loading import ModelRef, resolve_model
 
-#: One update: ``{"start": s, "end": s, "emotion": str | None, "confidence": float,
-#: "probabilities": {emotion: p}, "speech": bool}``; times in seconds from the start of the stream.
-Update = dict[str, Any]
+
+@dataclass(frozen=True)
+class Update:
+    """What the stream heard in one window, or in a piece of a pause; :meth:`to_dict` is its JSON.
+
+    Attributes
+    ----------
+    start, end : float
+        Seconds from the start of the stream (rounded to the millisecond).
+    emotion : str or None
+        The most probable class; None for a pause or a window that is not speech.
+    confidence : float
+        The probability of ``emotion`` (0 without one).
+    probabilities : dict of str to float
+        One per class of the model (empty without speech).
+    speech : bool
+        Whether the window passed the VAD and the speech-or-not decision.
+    """
+
+    start: float
+    end: float
+    emotion: str | None = None
+    confidence: float = 0.0
+    probabilities: dict[str, float] = dataclasses.field(default_factory=dict)
+    speech: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"start", "end", "emotion", "confidence", "probabilities", "speech"}``."""
+        return dataclasses.asdict(self)
+
 
 #: An utterance's end-aligned last window is added only when the grid leaves more than this many seconds of it
 #: uncovered (a shorter tail is mostly the VAD's padding and hangover, and would repeat the previous window).
@@ -85,7 +114,7 @@ class EmotionStream:
     >>> from voxemo import load_model
     >>> stream = EmotionStream(load_model(), 16000)
     >>> updates = stream.feed(np.zeros(16000, np.float32)) + stream.flush()
-    >>> [(u["start"], u["end"], u["speech"]) for u in updates]
+    >>> [(u.start, u.end, u.speech) for u in updates]
     [(0.0, 1.0, False)]
     """
 
@@ -306,13 +335,10 @@ class EmotionStream:
 
     def _update(self, start: float, end: float, probs: np.ndarray | None) -> Update:
         if probs is None:
-            return {"start": round(start, 3), "end": round(end, 3), "emotion": None, "confidence": 0.0,
-                    "probabilities": {}, "speech": False}
+            return Update(round(start, 3), round(end, 3))
         best = int(np.argmax(probs))
-        return {"start": round(start, 3), "end": round(end, 3), "emotion": str(self.model.classes_[best]),
-                "confidence": round(float(probs[best]), 4),
-                "probabilities": {str(c): round(float(p), 4) for c, p in zip(self.model.classes_, probs)},
-                "speech": True}
+        return Update(round(start, 3), round(end, 3), str(self.model.classes_[best]), round(float(probs[best]), 4),
+                      {str(c): round(float(p), 4) for c, p in zip(self.model.classes_, probs)}, speech=True)
 
 
 def _as_float(chunk: np.ndarray) -> np.ndarray:

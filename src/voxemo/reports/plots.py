@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -18,6 +19,9 @@ from matplotlib.figure import Figure
 
 from voxemo.core.errors import ConfigError
 from voxemo.experiment.results import ShotScores
+
+if TYPE_CHECKING:
+    from voxemo.inference.timeline import Timeline
 
 _DPI = 110
 
@@ -279,15 +283,14 @@ def plot_confusion(
     return _save(fig, path)
 
 
-def plot_timeline(result: Mapping[str, object], path: str | os.PathLike[str], *, title: str = "") -> Path:
+def plot_timeline(result: Timeline, path: str | os.PathLike[str], *, title: str = "") -> Path:
     """Emotion probabilities over time, one curve per emotion, with the merged segments shaded in its colour.
 
     Parameters
     ----------
-    result : mapping
-        The dict of :func:`voxemo.inference.timeline.timeline`: ``duration`` (s), ``windows`` (each with ``start``,
-        ``end``, ``speech`` and ``probabilities``) and ``segments`` (``start``, ``end``, ``emotion``).
-        Curves are drawn at window centres and broken at pauses.
+    result : Timeline
+        What :func:`voxemo.inference.timeline.timeline` returns: curves are drawn at the centres of its windows and
+        broken at pauses, its segments are shaded.
     path : path-like
         PNG to write.
 
@@ -296,36 +299,34 @@ def plot_timeline(result: Mapping[str, object], path: str | os.PathLike[str], *,
     pathlib.Path
         ``path``.
     """
-    windows = list(result.get("windows", []))  # type: ignore[call-overload]
-    segments = list(result.get("segments", []))  # type: ignore[call-overload]
-    duration = float(result.get("duration", 0.0) or 0.0)  # type: ignore[arg-type]
+    windows, segments, duration = result.windows, result.segments, result.duration
     classes: list[str] = []
     for w in windows:
-        for c in w["probabilities"]:
+        for c in w.probabilities:
             if c not in classes:
                 classes.append(c)
     colour = {c: f"C{i % 10}" for i, c in enumerate(classes)}
     xs: list[float] = []
     ps: dict[str, list[float]] = {c: [] for c in classes}
     for w in windows:  # a NaN after each pause breaks the curves between utterances
-        speech = bool(w["speech"]) and bool(w["probabilities"])
-        xs.append((w["start"] + w["end"]) / 2 if speech else np.nan)
+        speech = w.speech and bool(w.probabilities)
+        xs.append((w.start + w.end) / 2 if speech else np.nan)
         for c in classes:
-            ps[c].append(w["probabilities"].get(c, np.nan) if speech else np.nan)
+            ps[c].append(w.probabilities.get(c, np.nan) if speech else np.nan)
     fig = _figure(12.0, 4.2)
     ax = fig.subplots()
     for s in segments:
-        ax.axvspan(s["start"], s["end"], color=colour.get(s["emotion"], "0.5"), alpha=0.15, linewidth=0)
-        if duration and (s["end"] - s["start"]) / duration > 0.03:
-            ax.text((s["start"] + s["end"]) / 2, 1.02, s["emotion"], ha="center", va="bottom", fontsize=7,
-                    color=colour.get(s["emotion"], "0.3"))
+        ax.axvspan(s.start, s.end, color=colour.get(s.emotion, "0.5"), alpha=0.15, linewidth=0)
+        if duration and (s.end - s.start) / duration > 0.03:
+            ax.text((s.start + s.end) / 2, 1.02, s.emotion, ha="center", va="bottom", fontsize=7,
+                    color=colour.get(s.emotion, "0.3"))
     for c in classes:
         ax.plot(xs, ps[c], ".-", color=colour[c], label=c, linewidth=1.0, markersize=3)
     ax.set_xlim(0.0, duration or 1.0)
     ax.set_ylim(0.0, 1.08)
     ax.set_xlabel("Time (s)")
     ax.set_ylabel("Probability")
-    ax.set_title(title or f"{Path(str(result.get('path', ''))).name}: {len(segments)} speech segments")
+    ax.set_title(title or f"{Path(result.path).name}: {len(segments)} speech segments")
     if classes:
         ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.0, 0.5))
     return _save(fig, path)

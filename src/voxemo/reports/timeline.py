@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import csv
-from typing import IO, Any
+from typing import IO
+
+from voxemo.inference.timeline import Timeline
 
 
-def write_csv(result: dict[str, Any], out: IO[str]) -> None:
-    """Write ``result["segments"]`` as CSV: start, end, emotion, confidence, then one column per class."""
-    segments = result["segments"]
-    classes = list(segments[0]["probabilities"]) if segments else []
+def write_csv(result: Timeline, out: IO[str]) -> None:
+    """Write the timeline's segments as CSV: start, end, emotion, confidence, then one column per class."""
+    classes = list(result.segments[0].probabilities) if result.segments else []
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(["start", "end", "emotion", "confidence", *classes])
-    for s in segments:
-        probs = [s["probabilities"][c] for c in classes]
-        writer.writerow([s["start"], s["end"], s["emotion"], s["confidence"], *probs])
+    for s in result.segments:
+        writer.writerow([s.start, s.end, s.emotion, s.confidence, *(s.probabilities[c] for c in classes)])
