@@ -17,7 +17,19 @@ from pathlib import Path
 
 from voxemo.core.errors import CorpusError
 from voxemo.core.records import Utterance
-from voxemo.corpus import cremad, emodb, emotiontts, emovo, folders, manifest, nemo, ravdess, savee, tess, turevdb
+from voxemo.corpus import (
+    cremad,
+    emodb,
+    emotiontts,
+    emovo,
+    folders,
+    labelled_csv,
+    nemo,
+    ravdess,
+    savee,
+    tess,
+    turevdb,
+)
 from voxemo.corpus.base import unpack_zip
 from voxemo.io.discovery import find_audio
 
@@ -36,7 +48,7 @@ LOADERS: dict[str, Callable[[str | os.PathLike[str]], list[Utterance]]] = {
     "turevdb": turevdb.load_turevdb,
     "emotiontts": emotiontts.load_emotiontts,
     "folders": folders.load_folders,
-    "manifest": manifest.load_manifest,
+    "manifest": labelled_csv.load_manifest,
 }
 #: The names of the supported corpora and layouts.
 CORPORA: tuple[str, ...] = tuple(LOADERS)
@@ -88,7 +100,7 @@ def detect_corpus(path: str | os.PathLike[str]) -> str:
     if not root.exists():
         raise CorpusError(f"{root}: no such file or folder")
     if root.is_file():
-        if manifest.is_manifest(root):
+        if labelled_csv.is_manifest(root):
             return "manifest"
         if root.suffix.lower() != ".zip":
             raise CorpusError(f"{root}: expected a corpus folder, its .zip archive or a .csv/.jsonl manifest")
