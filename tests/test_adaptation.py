@@ -14,7 +14,7 @@ from conftest import voiced
 from voxemo.apps.cli import main
 from voxemo.core.config import ModelConfig
 from voxemo.core.errors import AdaptationError, ModelError
-from voxemo.inference.adaptset import AdaptationSet, adaptation_set
+from voxemo.inference.adaptset import AdaptationRecord, AdaptationSet, adaptation_set
 from voxemo.inference.loading import default_model_dir, load_model
 from voxemo.inference.onnx_backend import OnnxClassifier
 from voxemo.inference.torch_backend import EmotionClassifier
@@ -136,8 +136,9 @@ def test_classifier_adapt_returns_a_new_model_and_leaves_the_original(make_wav, 
     np.testing.assert_array_equal(clf.predict_proba(str(files[0])), before)  # the original is unchanged
     assert np.abs(adapted.predict_proba(str(files[0])) - before).max() > 1e-3
     record = adapted.adaptation
-    assert record is not None and record["clips"] == 14 and record["skipped"] == 2 and bad.exists()
-    assert 0 < record["weight"] < 1 and len(record["list_sha256"]) == 64
+    assert record is not None and record.clips == 14 and record.skipped == 2 and bad.exists()
+    assert record.weight is not None and 0 < record.weight < 1 and len(record.list_sha256) == 64
+    assert AdaptationRecord.from_dict(json.loads(json.dumps(record.to_dict()))) == record
     torch_adapted = load_model("fast", backend="torch").adapt([str(f) for f in files], jobs=1)
     assert isinstance(torch_adapted, EmotionClassifier)
     np.testing.assert_allclose(torch_adapted.predict_proba(str(files[0])), adapted.predict_proba(str(files[0])),
@@ -159,7 +160,8 @@ def test_adapt_command_writes_a_complete_model_folder(make_wav, rng: np.random.G
     assert record["clips"] == 14 and record["base_model"].endswith("fast")
     assert "14 (0 skipped" in (out / MODEL_CARD).read_text()
     auto, torch_clf = load_model(out), load_model(out, backend="torch")
-    assert auto.backend == "onnx" and auto.adaptation == record  # its model.onnx matches its weights
+    assert auto.backend == "onnx" and auto.adaptation is not None  # its model.onnx matches its weights
+    assert auto.adaptation.to_dict() == record
     np.testing.assert_allclose(auto.predict_proba(str(files[1])), torch_clf.predict_proba(str(files[1])), atol=1e-4)
     assert main(["-q", "predict", str(files[1]), "--model", str(out), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["speech"] is True

@@ -92,7 +92,7 @@ def test_adaptation_moves_only_the_standardisation_and_keeps_the_original(voice:
     raw = voice.clip_features(specs).astype(np.float64)
     np.testing.assert_allclose(adapted.head.mean, raw.mean(axis=0), rtol=1e-6, atol=1e-8)
     np.testing.assert_allclose(adapted.head.std, raw.std(axis=0), rtol=1e-5, atol=1e-8)
-    assert adapted.adaptation is not None and adapted.adaptation["layers"][0][0]["layer"] == "head standardisation"
+    assert adapted.adaptation is not None and adapted.adaptation.layers[0][0]["layer"] == "head standardisation"
     small = voice.adapted(aset, prior_seconds=1e6)  # little target speech against a large prior: a small move
     assert 0 < voice.head.shift(small.head)[0] < voice.head.shift(adapted.head)[0]
 
@@ -109,7 +109,7 @@ def test_an_adapted_voice_model_saves_a_folder_every_command_loads(real_ravdess:
     assert not list(out.glob("*.onnx"))  # the encoder stays shared
     adapted = load_model(out)
     assert isinstance(adapted, ProbeClassifier) and adapted.adaptation is not None
-    assert adapted.adaptation["clips"] == len(files)
+    assert adapted.adaptation.clips == len(files)
     p_adapted, p_base = adapted.predict_proba(files[:4]), voice.predict_proba(files[:4])
     assert not np.allclose(p_adapted, p_base, atol=1e-3)
 

@@ -259,7 +259,7 @@ def test_trained_model_adapts_and_fine_tunes_through_the_cli(small_whisper_model
                  "--prior-seconds", "0", "--min-seconds", "5"]) == 0
     adapted = load_model(out)
     base = load_model(small_whisper_model)
-    assert adapted.adaptation is not None and adapted.adaptation["weight"] == 1.0
+    assert adapted.adaptation is not None and adapted.adaptation.weight == 1.0
     assert not np.allclose(adapted.head.mean, base.head.mean)  # type: ignore[attr-defined]
     np.testing.assert_array_equal(adapted.head.weight, base.head.weight)  # type: ignore[attr-defined]
     assert "standardisation moments" in (out / "MODEL_CARD.md").read_text()
@@ -267,7 +267,7 @@ def test_trained_model_adapts_and_fine_tunes_through_the_cli(small_whisper_model
     assert adapted.predict_result(clip).speech
     tuned = base.fine_tune([(str(p), "angry") for p in sorted(target.glob("03-01-05-*"))[:4]]
                            + [(str(p), "sad") for p in sorted(target.glob("03-01-04-*"))[:4]])
-    assert tuned.adaptation["per_class"] == {"sad": 4, "angry": 4}  # type: ignore[index]
+    assert tuned.adaptation is not None and tuned.adaptation.per_class == {"sad": 4, "angry": 4}
     assert not np.allclose(tuned.head.weight, base.head.weight)  # type: ignore[attr-defined]
 
 

@@ -4,9 +4,12 @@ registers it)."""
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import TYPE_CHECKING
 
 from voxemo.apps.arguments import count, seconds
+
+if TYPE_CHECKING:
+    from voxemo.inference.adaptset import AdaptationRecord
 
 ADAPT_HELP = ("adapt the model to the recordings being predicted first, without labels (normalisation statistics "
               "re-measured on their speech; see voxemo adapt)")
@@ -69,15 +72,14 @@ def cmd_adapt(args: argparse.Namespace) -> int:
         labelled = load_source(args.labelled, args.corpus, progress=args.progress)
     clf = adapt_model(args.paths, args.out, model=args.model, labelled=labelled, jobs=args.jobs,
                       prior_seconds=args.prior_seconds, min_seconds=args.min_seconds, progress=args.progress)
-    print(f"{describe(clf.adaptation or {})}; saved {args.out}")
+    print(f"{describe(clf.adaptation)}; saved {args.out}" if clf.adaptation else f"saved {args.out}")
     return 0
 
 
-def describe(record: dict[str, Any]) -> str:
+def describe(record: AdaptationRecord) -> str:
     """One line for an adaptation record (and the one before it)."""
-    if "recipe" in record:
-        line = f"fine-tuned on {record['clips']} labelled clips ({record['skipped']} skipped)"
-        earlier = record.get("previous")
-        return f"{describe(earlier)}, then {line}" if earlier else line
-    return (f"adapted on {record.get('clips')} clips ({record.get('speech_seconds', 0) / 60:.1f} min of speech; "
-            f"{record.get('skipped')} skipped), weight {record.get('weight', 0):.2f}")
+    if record.labelled:
+        line = f"fine-tuned on {record.clips} labelled clips ({record.skipped} skipped)"
+        return f"{describe(record.previous)}, then {line}" if record.previous else line
+    return (f"adapted on {record.clips} clips ({(record.speech_seconds or 0.0) / 60:.1f} min of speech; "
+            f"{record.skipped} skipped), weight {record.weight or 0.0:.2f}")

@@ -74,7 +74,7 @@ def cross_corpus(train_records: Sequence[Utterance], train_specs: Sequence[np.nd
     clf, adapted, adaptation = EmotionClassifier(res.model, config, labels), None, None
     if adapt:
         clf = adapt_to(res.model, train_specs, test_records, test_specs, config, labels)
-        adaptation = clf.adaptation
+        adaptation = clf.adaptation.to_dict() if clf.adaptation is not None else None
         adapted = score_cross_corpus(test_records, predict_specs(clf.model, test_specs, config), labels,
                                      train_emotions, fold=fold)
     curve = few_shot_curve(clf, train_emotions, test_records, test_specs, shots, draws=draws,
@@ -110,7 +110,8 @@ def score_trained(clf: Classifier, test_records: Sequence[Utterance], test_specs
     if adapt:
         aset = adaptation_set([r.path for r in test_records], test_specs, clf.config, min_seconds=0)
         model = clf.adapted(aset)
-        adapted, adaptation = scored(model), model.adaptation
+        adapted = scored(model)
+        adaptation = model.adaptation.to_dict() if model.adaptation is not None else None
     curve = few_shot_curve(model, labels, test_records, test_specs, shots, draws=draws, seed=seed) if shots else []
     count = {c: sum(r.corpus == c for r in test_records) for c in corpora(test_records)}
     return CrossCorpusResult(train={}, test=count, model_labels=tuple(labels), epochs=0,

@@ -12,11 +12,12 @@ the model moves: the target's share of each statistic is ``s / (s + prior_second
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import hashlib
 import logging
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -44,6 +45,93 @@ MIN_SECONDS = ADAPT_MIN_SECONDS
 
 #: seconds of speech at which the target's statistics and the training statistics weigh equally
 PRIOR_SECONDS = ADAPT_PRIOR_SECONDS
+
+
+@dataclass(frozen=True)
+class AdaptationRecord:
+    """What changed an adapted or fine-tuned model: ``adaptation.json`` in its folder, its model card, and
+    :attr:`Classifier.adaptation <voxemo.inference.classifier.Classifier.adaptation>`; :meth:`to_dict` is its JSON.
+
+    Attributes
+    ----------
+    method : str
+        What moved: normalisation statistics, the encoder features' standardisation, or few-shot fine-tuning.
+    base_model : str
+        The folder (or shipped model) it started from.
+    clips, skipped : int
+        Clips used, and inputs left out (unreadable, no speech, too short, or of another emotion).
+    list_sha256 : str
+        SHA-256 of the used clips' paths, one per line: which list it was adapted on.
+    date : str
+        UTC, ISO 8601.
+    speech_seconds, weight : float or None
+        Without labels: seconds of speech, and the target's share of each statistic (:meth:`AdaptationSet.weight`).
+    layers : list of list of dict
+        Without labels: per member, each layer's ``{"layer", "mean_shift", "std_ratio"}``.
+    per_class, recipe, final_loss :
+        With labels: clips per class, the fine-tuning recipe, each member's last loss.
+    previous : AdaptationRecord or None
+        The adaptation this one started from.
+    """
+
+    method: str
+    base_model: str
+    clips: int
+    skipped: int
+    list_sha256: str
+    date: str
+    speech_seconds: float | None = None
+    weight: float | None = None
+    layers: list[list[dict[str, Any]]] = dataclasses.field(default_factory=list)
+    per_class: dict[str, int] | None = None
+    recipe: dict[str, Any] | None = None
+    final_loss: list[float] | None = None
+    previous: AdaptationRecord | None = None
+
+    @property
+    def labelled(self) -> bool:
+        """Whether this was few-shot fine-tuning on labelled clips (else adaptation without labels)."""
+        return self.recipe is not None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON of ``adaptation.json``, keys in the order earlier versions wrote them."""
+        head: dict[str, Any] = {"method": self.method, "base_model": self.base_model, "clips": self.clips,
+                                "skipped": self.skipped}
+        body: dict[str, Any]
+        if self.labelled:
+            body = {"per_class": self.per_class, "list_sha256": self.list_sha256, "recipe": self.recipe,
+                    "final_loss": self.final_loss, "date": self.date}
+        else:
+            seconds = self.speech_seconds or 0.0
+            body = {"speech_seconds": seconds, "speech_hours": round(seconds / 3600, 4),
+                    "list_sha256": self.list_sha256, "weight": self.weight, "date": self.date, "layers": self.layers}
+        return {**head, **body, **({"previous": self.previous.to_dict()} if self.previous else {})}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> AdaptationRecord:
+        """Read ``adaptation.json`` (any version: a key it lacks takes its default); a malformed record is an
+        :class:`~voxemo.core.errors.AdaptationError`."""
+        try:
+            previous = d.get("previous")
+            return cls(str(d.get("method", "")), str(d.get("base_model", "")), int(d.get("clips", 0)),
+                       int(d.get("skipped", 0)), str(d.get("list_sha256", "")), str(d.get("date", "")),
+                       _optional_float(d.get("speech_seconds")), _optional_float(d.get("weight")),
+                       list(d.get("layers") or []), d.get("per_class"), d.get("recipe"), d.get("final_loss"),
+                       cls.from_dict(previous) if previous else None)
+        except (AttributeError, TypeError, ValueError) as exc:
+            raise AdaptationError(f"not an adaptation record ({exc})") from None
+
+    def summary(self) -> dict[str, Any]:
+        """:meth:`to_dict` less the per-layer statistics: what a timeline says it was adapted on."""
+        return {k: v for k, v in self.to_dict().items() if k != "layers"}
+
+
+def _optional_float(value: object) -> float | None:
+    return None if value is None else float(value)  # type: ignore[arg-type]
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass(frozen=True)
@@ -79,9 +167,9 @@ class AdaptationSet:
         return 1.0 if prior_seconds == 0 else self.seconds / (self.seconds + prior_seconds)
 
     def record(self, weight: float, layers: list[list[dict[str, Any]]], *, base: str,
-               previous: dict[str, Any] | None = None,
+               previous: AdaptationRecord | None = None,
                method: str = "normalisation statistics (input standardisation and batch norm, every member)",
-               ) -> dict[str, Any]:
+               ) -> AdaptationRecord:
         """What a model adapted on this set says about it (``adaptation.json`` and the model card); refused with
         :class:`~voxemo.core.errors.AdaptationError` when a layer's statistics moved by a non-finite amount."""
         broken = [s["layer"] for member in layers for s in member
@@ -89,12 +177,9 @@ class AdaptationSet:
         if broken:
             raise AdaptationError(f"adaptation computed non-finite statistics ({broken[0]}) from {len(self.paths)} "
                                   "clip(s): nothing saved")
-        return {"method": method,
-                "base_model": base, "clips": len(self.paths), "skipped": len(self.skipped),
-                "speech_seconds": round(self.seconds, 2), "speech_hours": round(self.seconds / 3600, 4),
-                "list_sha256": self.digest, "weight": round(weight, 4),
-                "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-                "layers": layers, **({"previous": previous} if previous else {})}
+        return AdaptationRecord(method, base, len(self.paths), len(self.skipped), self.digest, _now(),
+                                speech_seconds=round(self.seconds, 2), weight=round(weight, 4), layers=layers,
+                                previous=previous)
 
 
 def analyse_file(path: str | os.PathLike[str], config: Config,
@@ -279,15 +364,13 @@ class LabelledSet:
     skipped: tuple[str, ...]
 
     def record(self, recipe: Any, classes: Sequence[str], final_losses: Sequence[float], *, base: str,
-               previous: dict[str, Any] | None = None) -> dict[str, Any]:
+               previous: AdaptationRecord | None = None) -> AdaptationRecord:
         """What a model fine-tuned on this set says about it (``adaptation.json`` and the model card)."""
         per_class = {c: self.labels.count(i) for i, c in enumerate(classes) if i in self.labels}
-        return {"method": "few-shot fine-tuning on labelled clips", "base_model": base, "clips": len(self.paths),
-                "skipped": len(self.skipped), "per_class": per_class,
-                "list_sha256": hashlib.sha256("\n".join(self.paths).encode()).hexdigest(),
-                "recipe": recipe.to_dict(), "final_loss": [round(float(x), 4) for x in final_losses],
-                "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-                **({"previous": previous} if previous else {})}
+        return AdaptationRecord("few-shot fine-tuning on labelled clips", base, len(self.paths), len(self.skipped),
+                                hashlib.sha256("\n".join(self.paths).encode()).hexdigest(), _now(),
+                                per_class=per_class, recipe=recipe.to_dict(),
+                                final_loss=[round(float(x), 4) for x in final_losses], previous=previous)
 
 
 def collect_labelled_set(clips: Iterable[tuple[str, str]], config: Config, classes: Sequence[str], *,

@@ -19,6 +19,7 @@ from voxemo.dsp.features import extract
 from voxemo.dsp.scoring import average_windows
 from voxemo.dsp.speech import SpeechConfig, speech_presence
 from voxemo.inference.adaptset import (
+    AdaptationRecord,
     AdaptationSet,
     LabelledSet,
     analyse_file,
@@ -72,7 +73,7 @@ class Classifier:
         #: the model folder this was loaded from (None: built in memory or a standalone .onnx file)
         self.model_dir: Path | None = None
         #: what it was adapted on (:meth:`AdaptationSet.record`); None for a model as trained
-        self.adaptation: dict[str, Any] | None = None
+        self.adaptation: AdaptationRecord | None = None
 
     def copy_settings(self, other: Classifier) -> None:
         """Give ``other`` this classifier's temperature, calibration, confidence floor, speech thresholds and
@@ -85,7 +86,7 @@ class Classifier:
         """The model folder this classifier comes from, through any adaptations ("unsaved model" without one)."""
         if self.model_dir is not None:
             return str(self.model_dir)
-        return str((self.adaptation or {}).get("base_model", "unsaved model"))
+        return self.adaptation.base_model if self.adaptation is not None else "unsaved model"
 
     # ---- adaptation ---------------------------------------------------------------------------------------
     def adapt(self, inputs: Iterable[str | os.PathLike[str]], *, jobs: int = 1, prior_seconds: float | None = None,

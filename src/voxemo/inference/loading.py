@@ -14,7 +14,8 @@ from collections.abc import Iterable, Iterator
 from importlib import resources
 from pathlib import Path
 
-from voxemo.core.errors import ModelError
+from voxemo.core.errors import ModelError, VoxemoError
+from voxemo.inference.adaptset import AdaptationRecord
 from voxemo.inference.classifier import Classifier
 from voxemo.inference.results import FileFailure, FileResult
 from voxemo.inference.torch_backend import EmotionClassifier
@@ -86,8 +87,8 @@ def load_model(path: str | os.PathLike[str] | None = None, backend: str = "auto"
     clf = _load(model_path(path), backend)
     if clf.model_dir is not None and (clf.model_dir / ADAPTATION).is_file():
         try:
-            clf.adaptation = json.loads((clf.model_dir / ADAPTATION).read_text())
-        except (OSError, ValueError) as exc:
+            clf.adaptation = AdaptationRecord.from_dict(json.loads((clf.model_dir / ADAPTATION).read_text()))
+        except (OSError, ValueError, VoxemoError) as exc:
             raise ModelError(f"{clf.model_dir / ADAPTATION}: unreadable ({exc})") from None
     return clf
 

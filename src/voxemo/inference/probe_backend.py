@@ -21,7 +21,7 @@ import numpy as np
 from voxemo.core.config import Config
 from voxemo.core.errors import ModelError, VoxemoError, first_line
 from voxemo.dsp.scoring import clip_windows
-from voxemo.inference.adaptset import AdaptationSet, LabelledSet
+from voxemo.inference.adaptset import AdaptationRecord, AdaptationSet, LabelledSet
 from voxemo.inference.classifier import Classifier
 from voxemo.inference.encoders import ENCODER_FILE, encode, encode_clips, encoder_session, resolve_encoder
 from voxemo.io.files import atomic_write, atomic_write_text
@@ -124,7 +124,7 @@ class ProbeClassifier(Classifier):
                                  previous=self.adaptation)
         return self._derived(head, record)
 
-    def _derived(self, head: ProbeHead, record: dict[str, Any]) -> ProbeClassifier:
+    def _derived(self, head: ProbeHead, record: AdaptationRecord) -> ProbeClassifier:
         clf = ProbeClassifier(head, self.config, [str(c) for c in self.classes_], self.encoder,
                               encoder_path=self._encoder_path, threads=self.threads)
         self.copy_settings(clf)

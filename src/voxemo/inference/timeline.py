@@ -154,7 +154,7 @@ def timeline(path: str | os.PathLike[str], model: ModelRef = None, *, window: fl
             from voxemo.inference.adaptset import adaptation_set
 
             clf = clf.adapted(adaptation_set([str(p)] * len(heard), heard, clf.config))
-            adapted = {k: v for k, v in (clf.adaptation or {}).items() if k != "layers"}
+            adapted = clf.adaptation.summary() if clf.adaptation is not None else None
     updates, stream = _pass(p, clf, window, hop, vad, progress)
     segments = merge_segments(updates)
     return Timeline(str(p), round(stream.position, 3), segments, updates, None if segments else NO_SPEECH, adapted)

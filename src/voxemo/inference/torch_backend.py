@@ -37,7 +37,7 @@ from voxemo.io.modelfile import (
 )
 
 if TYPE_CHECKING:
-    from voxemo.inference.adaptset import AdaptationSet, LabelledSet
+    from voxemo.inference.adaptset import AdaptationRecord, AdaptationSet, LabelledSet
     from voxemo.nn.adapt import SourceStats
     from voxemo.nn.finetune import FineTuneConfig
     from voxemo.nn.model import EmotionCNN, EmotionEnsemble
@@ -186,7 +186,7 @@ class EmotionClassifier(Classifier):
         return self._derived(model, labelled.record(recipe, [str(c) for c in self.classes_], [m[-1] for m in losses],
                                                     base=self.origin(), previous=self.adaptation))
 
-    def _derived(self, model: EmotionCNN | EmotionEnsemble, record: dict[str, Any]) -> EmotionClassifier:
+    def _derived(self, model: EmotionCNN | EmotionEnsemble, record: AdaptationRecord) -> EmotionClassifier:
         """A classifier of ``model`` (this one's network, changed) with this one's settings and training statistics,
         and ``record`` saying what changed it."""
         clf = EmotionClassifier(model, self.config, [str(c) for c in self.classes_], threads=self.threads)

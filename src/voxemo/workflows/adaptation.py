@@ -8,10 +8,10 @@ import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from voxemo.core.errors import AdaptationError, ModelError
 from voxemo.core.records import Utterance
+from voxemo.inference.adaptset import AdaptationRecord
 from voxemo.inference.classifier import Classifier
 from voxemo.inference.loading import load_model
 from voxemo.io.files import atomic_write_text
@@ -26,30 +26,31 @@ def save_adapted(clf: Classifier, out: str | os.PathLike[str]) -> Path:
     if clf.adaptation is None:
         raise ModelError("only a classifier returned by adapt() can be saved as an adapted model")
     folder = clf.save(out, onnx=True)
-    atomic_write_text(folder / ADAPTATION, json.dumps(clf.adaptation, indent=2))
+    atomic_write_text(folder / ADAPTATION, json.dumps(clf.adaptation.to_dict(), indent=2))
     atomic_write_text(folder / MODEL_CARD, model_card(clf.adaptation, [str(c) for c in clf.classes_]))
     return folder
 
 
-def model_card(record: dict[str, Any], classes: Sequence[str]) -> str:
+def model_card(record: AdaptationRecord, classes: Sequence[str]) -> str:
     """The markdown model card of an adapted model, from its ``adaptation.json`` record."""
-    if "recipe" in record:
+    if record.labelled:
         return _tuned_card(record, classes)
-    layers = record.get("layers") or [[]]
+    layers = record.layers or [[]]
     rows = "\n".join(f"| {s['layer']} | {s['mean_shift']:.3f} | {s['std_ratio']:.3f} |" for s in layers[0])
-    earlier = record.get("previous")
-    before = (f"\nIt was adapted before, on {earlier.get('clips')} clips ({earlier.get('date')}); this adaptation "
+    earlier = record.previous
+    before = (f"\nIt was adapted before, on {earlier.clips} clips ({earlier.date}); this adaptation "
               "started from that model.\n" if earlier else "")
+    seconds = record.speech_seconds or 0.0
     return f"""# Adapted voxemo model
 
-Adapted without labels from **{record['base_model']}** on {record['date']}.
+Adapted without labels from **{record.base_model}** on {record.date}.
 
 | | |
 |---|---|
-| clips used | {record['clips']} ({record['skipped']} skipped: unreadable, no speech or too short) |
-| speech | {record['speech_seconds']:.1f} s ({record['speech_hours']:.3f} h) |
-| list of files (SHA-256 of the paths, one per line) | `{record['list_sha256']}` |
-| target's share of each statistic | {record['weight']:.3f} |
+| clips used | {record.clips} ({record.skipped} skipped: unreadable, no speech or too short) |
+| speech | {seconds:.1f} s ({seconds / 3600:.3f} h) |
+| list of files (SHA-256 of the paths, one per line) | `{record.list_sha256}` |
+| target's share of each statistic | {record.weight or 0.0:.3f} |
 | classes | {', '.join(classes)} |
 {before}
 ## What changed
@@ -71,8 +72,8 @@ of your own (docs/usage.md, "On your own recordings"). The temperature was fitte
 """
 
 
-def _what_moved(record: dict[str, Any]) -> str:
-    method = str(record.get("method", ""))
+def _what_moved(record: AdaptationRecord) -> str:
+    method = record.method
     if method.startswith("standardisation"):
         return f"the standardisation moments (means and variances) {method.removeprefix('standardisation ')}"
     return "every member's input standardisation and batch-norm means and variances"
@@ -104,26 +105,26 @@ def adapt_model(inputs: Sequence[str], out: str | os.PathLike[str], *, model: st
     return clf
 
 
-def _tuned_card(record: dict[str, Any], classes: Sequence[str]) -> str:
-    recipe = record["recipe"]
-    counts = ", ".join(f"{c} {n}" for c, n in record["per_class"].items())
-    earlier = record.get("previous")
-    before = (f"Before that it was adapted without labels on {earlier.get('clips')} clips "
-              f"({earlier.get('speech_seconds', 0) / 60:.1f} min of speech, {earlier.get('date')}).\n"
-              if earlier and "recipe" not in earlier else "")
-    used = f"{record['clips']} ({record['skipped']} skipped: unreadable, no speech or an emotion the model lacks)"
+def _tuned_card(record: AdaptationRecord, classes: Sequence[str]) -> str:
+    recipe = record.recipe or {}
+    counts = ", ".join(f"{c} {n}" for c, n in (record.per_class or {}).items())
+    earlier = record.previous
+    before = (f"Before that it was adapted without labels on {earlier.clips} clips "
+              f"({(earlier.speech_seconds or 0.0) / 60:.1f} min of speech, {earlier.date}).\n"
+              if earlier and not earlier.labelled else "")
+    used = f"{record.clips} ({record.skipped} skipped: unreadable, no speech or an emotion the model lacks)"
     how = (f"{recipe['scope']} parameters, {recipe['steps']} steps, learning rate {recipe['lr']:g}, L2 pull to the "
            f"trained weights {recipe['l2sp']:g}") if "steps" in recipe else \
         f"the linear layer refitted (L-BFGS) with an L2 pull to the trained weights, C = {recipe['c']:g}"
     return f"""# Fine-tuned voxemo model
 
-Fine-tuned on labelled clips from **{record['base_model']}** on {record['date']}.
+Fine-tuned on labelled clips from **{record.base_model}** on {record.date}.
 {before}
 | | |
 |---|---|
 | labelled clips used | {used} |
 | per class | {counts} |
-| list of files (SHA-256 of the paths, one per line) | `{record['list_sha256']}` |
+| list of files (SHA-256 of the paths, one per line) | `{record.list_sha256}` |
 | recipe | {how} |
 | classes | {', '.join(classes)} |
 
