@@ -7,6 +7,7 @@ preprocessing the model was trained with.
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
 
@@ -333,7 +334,6 @@ def apply_overrides(config: Config, items: list[str] | tuple[str, ...]) -> Confi
     ...
     voxemo.core.errors.ConfigError: ModelConfig: unknown field(s) ['width']; expected some of ['arch', ...]
     """
-    import json
 
     data = config.to_dict()
     for item in items:

@@ -7,7 +7,8 @@ import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 
-from voxemo.core.errors import CorpusError
+from voxemo.core.errors import ConfigError, CorpusError
+from voxemo.core.labels import EMOTIONS, EXTRA_EMOTIONS
 from voxemo.core.records import Utterance
 from voxemo.corpus.download import resolve_ravdess
 from voxemo.corpus.ravdess import load_ravdess
@@ -62,8 +63,6 @@ def leave_out(records: Sequence[Utterance], emotions: str) -> list[Utterance]:
     ConfigError
         A name that is no emotion voxemo knows.
     """
-    from voxemo.core.errors import ConfigError
-    from voxemo.core.labels import EMOTIONS, EXTRA_EMOTIONS
 
     drop = {e.strip() for e in emotions.split(",") if e.strip()}
     unknown = sorted(drop - set(EMOTIONS + EXTRA_EMOTIONS))

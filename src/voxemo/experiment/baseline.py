@@ -34,9 +34,11 @@ from voxemo.core.labels import EMOTIONS
 from voxemo.core.parallel import pmap
 from voxemo.core.records import Utterance
 from voxemo.dsp.features import prepare_signal
+from voxemo.experiment.metrics import scores
 from voxemo.experiment.results import BaselineInfo, Evaluation, FoldJob, FoldResult, FoldRunner
 from voxemo.io.audio import load_audio
-from voxemo.io.files import atomic_path
+from voxemo.io.cache import cache_root
+from voxemo.io.files import atomic_path, file_digest
 
 MODEL_NAME = "egemaps-svm"
 
@@ -120,7 +122,6 @@ def egemaps_digest(audio: AudioConfig) -> str:
 
 def _egemaps_for(job: tuple[str, AudioConfig, str | None]) -> np.ndarray | str:
     """Worker: one file's eGeMAPS vector, from the cache when present; an error message on failure."""
-    from voxemo.io.files import file_digest
 
     path, audio, root = job
     try:
@@ -150,7 +151,6 @@ def extract_egemaps(paths: Iterable[str | os.PathLike[str]], audio: AudioConfig,
     """eGeMAPS vectors of many files in input order (``jobs`` processes, 0 = all cores), cached under
     ``cache_dir`` (None: :func:`voxemo.io.cache.default_cache_dir`; ``""``: no cache). A file that fails gives its
     one-line error message instead of an array."""
-    from voxemo.io.cache import cache_root
 
     work = [(str(p), audio, cache_root(cache_dir)) for p in paths]
     return pmap(_egemaps_for, work, jobs=jobs, desc="egemaps", progress=progress, chunksize=8)
@@ -205,7 +205,6 @@ def fit_svm_and_test(job: FoldJob) -> FoldResult:
     """:func:`voxemo.experiment.evaluate.fit_and_test` for the baseline: the same :class:`FoldJob`, with
     :class:`EgemapsClip` items in place of spectrograms (validation clips, if any, join the training clips:
     the inner cross-validation does the model selection)."""
-    from voxemo.experiment.metrics import scores
 
     n_classes = job.n_classes
     start = time.perf_counter()

@@ -21,9 +21,13 @@ from voxemo.core.config import Config
 from voxemo.core.errors import CorpusError
 from voxemo.core.labels import shared_classes
 from voxemo.core.records import Utterance
+from voxemo.dsp.scoring import average_windows
 from voxemo.experiment.crossscore import FOUR_CLASSES, fold_probabilities, score_cross_corpus, score_subset
+from voxemo.experiment.fewshot import few_shot_curve
 from voxemo.experiment.multicorpus import corpora, corpus_weights, model_labels, unique_speakers
 from voxemo.experiment.results import CrossCorpusResult
+from voxemo.inference.adaptset import adaptation_set
+from voxemo.inference.torch_backend import EmotionClassifier
 
 if TYPE_CHECKING:
     from voxemo.inference.classifier import Classifier
@@ -54,8 +58,6 @@ def cross_corpus(train_records: Sequence[Utterance], train_specs: Sequence[np.nd
         :func:`score_cross_corpus`'s result (``scores``) with ``train``/``test`` (clips per corpus),
         ``model_labels``, ``epochs``, ``seconds`` and ``config``; ``adapted``, ``adaptation`` and ``shots`` as asked.
     """
-    from voxemo.experiment.fewshot import few_shot_curve
-    from voxemo.inference.torch_backend import EmotionClassifier
     from voxemo.nn.train import predict_specs, train_model
 
     overlap = {r.path for r in train_records} & {r.path for r in test_records}
@@ -94,9 +96,6 @@ def score_trained(clf: Classifier, test_records: Sequence[Utterance], test_specs
     clips' speech (:meth:`~voxemo.inference.classifier.Classifier.adapted`), ``shots`` adds the few-shot curve
     (starting from the adapted model with ``adapt``). Nothing is trained on the test labels except the few-shot
     fine-tuning, which scores only the other speakers."""
-    from voxemo.dsp.scoring import average_windows
-    from voxemo.experiment.fewshot import few_shot_curve
-    from voxemo.inference.adaptset import adaptation_set
 
     labels = [str(c) for c in clf.classes_]
     shared_classes(labels, [r.emotion for r in test_records], fold)  # fail on unusable labels before predicting
@@ -124,8 +123,6 @@ def adapt_to(model: Any, train_specs: Sequence[np.ndarray], records: Sequence[Ut
     """A classifier of a copy of the network ``model`` adapted without labels to ``specs`` by the classifier's own
     mechanism (:meth:`voxemo.inference.torch_backend.EmotionClassifier.adapted`, as ``voxemo adapt`` runs it), the
     training speech's moments measured on ``train_specs``; ``model`` is not changed."""
-    from voxemo.inference.adaptset import adaptation_set
-    from voxemo.inference.torch_backend import EmotionClassifier
     from voxemo.nn.adapt import measure_source
 
     clf = EmotionClassifier(model, config, labels or [str(i) for i in range(model.n_classes)])

@@ -31,6 +31,7 @@ from voxemo.core.parallel import pmap, worker_count
 from voxemo.core.records import Utterance
 from voxemo.dsp.scoring import window_probabilities
 from voxemo.experiment.calibration import evaluate_folds
+from voxemo.experiment.crosscorpus import adapt_to
 from voxemo.experiment.metrics import scores
 from voxemo.experiment.results import (
     Evaluation,
@@ -70,7 +71,6 @@ def _fit(job: FoldJob, *, adapt: bool) -> FoldResult:
                       speakers=job.speakers, threads=job.threads, progress=False, desc=job.name)
     model = res.model
     if adapt:
-        from voxemo.experiment.crosscorpus import adapt_to
 
         model = adapt_to(res.model, job.train_x, [], job.test_x, config).model
     window_probs = window_probabilities(job.test_x, config, lambda x: predict_segments(model, x))

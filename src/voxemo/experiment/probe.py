@@ -24,11 +24,15 @@ from voxemo.core.labels import class_index, shared_classes
 from voxemo.core.records import Utterance
 from voxemo.dsp.features import config_digest
 from voxemo.dsp.scoring import clip_windows
+from voxemo.experiment.calibration import fit_temperature
 from voxemo.experiment.crossscore import score_cross_corpus
+from voxemo.experiment.dataset import load_features
 from voxemo.experiment.fewshot import draw_shots
+from voxemo.experiment.metrics import scores
 from voxemo.experiment.multicorpus import corpora, model_labels
 from voxemo.experiment.results import CrossCorpusResult, Evaluation, FoldJob, FoldResult, ShotScores
 from voxemo.inference.encoders import ENCODERS, encode_clips, encoder_session
+from voxemo.io.cache import cache_root
 from voxemo.io.files import atomic_path, file_digest
 from voxemo.nn.probe import HEAD_NORM, ProbeHead, family, fit_head
 
@@ -70,8 +74,6 @@ def encoder_features(records: Sequence[Utterance], config: Config, encoder: Enco
     """Encoder features of every record: (records kept, one (n_windows, n_features) array each, errors). A
     ``channel`` other than ``"wideband"`` passes the audio through that simulated line first
     (:func:`voxemo.dsp.channel.simulate`)."""
-    from voxemo.experiment.dataset import load_features
-    from voxemo.io.cache import cache_root
 
     enc = encoder or EncoderFile.of(config)
     kept, specs, errors = load_features(records, config, cache_dir=cache_dir, jobs=jobs, progress=progress,
@@ -173,7 +175,6 @@ def fit_probe_and_test(job: FoldJob, adapt: str = "", *, c: float) -> FoldResult
     """:func:`voxemo.experiment.evaluate.fit_and_test` for the family: :class:`ProbeClip` items (validation clips
     join the training clips: a linear head has nothing to stop early). ``adapt="fold"`` first moves the head's
     moments to the test fold's windows (no labels), ``"speaker"`` to each test speaker's own windows."""
-    from voxemo.experiment.metrics import scores
 
     start = time.perf_counter()
     clips = list(job.train_x) + list(job.val_x)
@@ -317,7 +318,6 @@ def train_probe(records: Sequence[Utterance], config: Config, *, encoder: Encode
     """
     from sklearn.model_selection import GroupKFold
 
-    from voxemo.experiment.calibration import fit_temperature
 
     kept, feats, errors = encoder_features(records, config, encoder, cache_dir=cache_dir, jobs=jobs,
                                            threads=threads, progress=progress)

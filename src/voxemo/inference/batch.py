@@ -11,6 +11,7 @@ largest thing held), manifests are read line by line, and at most ``16 * jobs`` 
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import sys
 from collections import deque
@@ -27,6 +28,7 @@ from voxemo.core.extras import require
 from voxemo.core.parallel import init_worker, lifeline
 from voxemo.inference.adaptset import AdaptOptions, adapted_groups
 from voxemo.inference.classifier import Classifier
+from voxemo.inference.distributed import ray_stream
 from voxemo.inference.loading import ModelRef, resolve_model
 from voxemo.inference.output import LINE_FORMATS, open_output
 from voxemo.inference.parquet import ParquetWriter, is_parquet
@@ -129,7 +131,6 @@ def _worker_context(backend: str) -> Any:
     forked child can hang in them). A fork server imports voxemo and the backend's runtime once, before any of
     that, and forks each worker from there: workers start in a fraction of a second instead of each importing
     everything again (2-3 s of CPU apiece). Where there is no fork server (Windows), workers are spawned."""
-    import multiprocessing
 
     if "forkserver" not in multiprocessing.get_all_start_methods():
         return multiprocessing.get_context("spawn")
@@ -169,7 +170,6 @@ def _died(path: str) -> VoxemoError:
 def _unguarded_script() -> str | None:
     """The script this process runs when it has no ``if __name__ == "__main__":`` (a worker that imports it runs its
     top level again, and fails), else None."""
-    import sys
 
     path = getattr(sys.modules.get("__main__"), "__file__", None)
     if not path or not str(path).endswith(".py"):
@@ -288,7 +288,6 @@ def _predict(items: Iterable[tuple[str, str | None]], model: ModelRef, clf: Clas
     workers."""
     with worker_reference(model) as reference:
         if engine == "ray":
-            from voxemo.inference.distributed import ray_stream
 
             settings = WorkerSettings(reference, clf.backend or backend, clf.min_confidence)
             yield from ray_stream(items, settings, address=address, jobs=jobs, clf=clf)

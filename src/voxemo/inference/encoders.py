@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from voxemo.core.errors import ModelError, first_line
+from voxemo.dsp.scoring import score_windows
 
 ENCODER_FILE = "encoder.json"
 
@@ -139,7 +140,6 @@ def encode(session: Any, windows: np.ndarray) -> np.ndarray:
 def encode_clips(session: Any, wins: Sequence[np.ndarray]) -> list[np.ndarray]:
     """Features of each clip's windows (:func:`voxemo.dsp.scoring.clip_windows`): one (n_windows_i, n_features)
     array per clip."""
-    from voxemo.dsp.scoring import score_windows
 
     flat = [w for ws in wins for w in ws]
     if not flat:

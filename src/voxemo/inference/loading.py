@@ -17,6 +17,8 @@ from pathlib import Path
 from voxemo.core.errors import ModelError, VoxemoError
 from voxemo.inference.adaptset import AdaptationRecord
 from voxemo.inference.classifier import Classifier
+from voxemo.inference.onnx_backend import OnnxClassifier
+from voxemo.inference.probe_backend import ProbeClassifier, is_probe_folder
 from voxemo.inference.results import FileFailure, FileResult
 from voxemo.inference.torch_backend import EmotionClassifier
 from voxemo.io.discovery import expand_inputs
@@ -107,7 +109,6 @@ def resolve_model(model: ModelRef, backend: str = "auto") -> Classifier:
 
 
 def _load(p: Path, backend: str) -> Classifier:
-    from voxemo.inference.probe_backend import ProbeClassifier, is_probe_folder
 
     if not p.exists():  # before any backend is chosen: a base install must not answer "needs torch"
         raise ModelError(f"{p}: model directory not found (nor a .onnx file; shipped models: {', '.join(PROFILES)})")
@@ -123,7 +124,6 @@ def _load(p: Path, backend: str) -> Classifier:
         if is_onnx_file:
             raise ModelError(f"{p}: is an ONNX file; run it with the onnx backend (--backend onnx)")
         return EmotionClassifier.load(p)
-    from voxemo.inference.onnx_backend import OnnxClassifier
 
     if is_onnx_file:
         return OnnxClassifier.load(p)

@@ -25,6 +25,9 @@ from voxemo.inference.classifier import Classifier
 if TYPE_CHECKING:
     from voxemo.inference.adaptset import AdaptationSet, LabelledSet
     from voxemo.nn.finetune import FineTuneConfig
+import tempfile
+
+from voxemo.inference.torch_backend import EmotionClassifier, export_onnx
 from voxemo.io.modelfile import (
     FORMAT,
     INPUT,
@@ -121,9 +124,7 @@ class OnnxClassifier(Classifier):
         return Path(self.torch_model.save(path, report=report, onnx=onnx))
 
     def _via_torch(self, change: Callable[[Any], Classifier]) -> OnnxClassifier:
-        import tempfile
 
-        from voxemo.inference.torch_backend import EmotionClassifier, export_onnx
 
         torch_clf = self.torch_model
         if torch_clf is None:

@@ -21,7 +21,7 @@ import numpy as np
 from voxemo.core.config import Config
 from voxemo.core.errors import ModelError, VoxemoError, first_line
 from voxemo.dsp.scoring import clip_windows
-from voxemo.inference.adaptset import AdaptationRecord, AdaptationSet, LabelledSet
+from voxemo.inference.adaptset import PRIOR_SECONDS, AdaptationRecord, AdaptationSet, LabelledSet
 from voxemo.inference.classifier import Classifier
 from voxemo.inference.encoders import ENCODER_FILE, encode, encode_clips, encoder_session, resolve_encoder
 from voxemo.io.files import atomic_write, atomic_write_text
@@ -97,7 +97,6 @@ class ProbeClassifier(Classifier):
     def adapted(self, adaptation_set: AdaptationSet, *, prior_seconds: float | None = None) -> ProbeClassifier:
         """A new classifier whose head's standardisation moments move towards those of the adaptation set's
         windows (mixture moments, the set weighing :meth:`AdaptationSet.weight`); see :meth:`Classifier.adapt`."""
-        from voxemo.inference.adaptset import PRIOR_SECONDS
 
         weight = adaptation_set.weight(PRIOR_SECONDS if prior_seconds is None else prior_seconds)
         head = self.head.adapted(self.clip_features(adaptation_set.specs), weight)

@@ -36,6 +36,7 @@ from voxemo.core.errors import AudioError, ConfigError, VoxemoError
 from voxemo.dsp.signal import to_mono
 from voxemo.dsp.speech import SpeechConfig, speech_presence
 from voxemo.dsp.vad import VAD_RATE, SpeechTracker, VadConfig
+from voxemo.inference.adaptset import adaptation_set
 from voxemo.inference.loading import ModelRef, resolve_model
 
 
@@ -269,7 +270,6 @@ class EmotionStream:
 
     def _hear(self, spans: list[tuple[float, float]], scored: list[np.ndarray | None]) -> None:
         """Keep the log-mels of the speech windows not heard before, and adapt when enough has been heard."""
-        from voxemo.inference.adaptset import adaptation_set
 
         for (start, end), probs in zip(spans, scored):
             begin = max(start, self._heard_until)

@@ -23,6 +23,7 @@ from tqdm import tqdm
 from voxemo.core.errors import AudioError, VoxemoError
 from voxemo.dsp.speech import NO_SPEECH
 from voxemo.dsp.vad import VadConfig
+from voxemo.inference.adaptset import adaptation_set
 from voxemo.inference.loading import ModelRef, resolve_model
 from voxemo.inference.stream import EmotionStream, Update
 from voxemo.io.audio import libsndfile_cause, open_audio
@@ -151,7 +152,6 @@ def timeline(path: str | os.PathLike[str], model: ModelRef = None, *, window: fl
     if adapt:
         heard = _pass(p, clf, window, hop, vad, progress, collect=True)[1].heard
         if heard:
-            from voxemo.inference.adaptset import adaptation_set
 
             clf = clf.adapted(adaptation_set([str(p)] * len(heard), heard, clf.config))
             adapted = clf.adaptation.summary() if clf.adaptation is not None else None

@@ -10,6 +10,7 @@ not import torch: torch is imported when a model is loaded, saved or run.
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import os
@@ -23,6 +24,7 @@ import numpy as np
 from voxemo.core.config import Config
 from voxemo.core.errors import ModelError, VoxemoError, first_line
 from voxemo.core.extras import require
+from voxemo.inference.adaptset import PRIOR_SECONDS
 from voxemo.inference.classifier import Classifier
 from voxemo.io.files import atomic_write, file_digest
 from voxemo.io.modelfile import (
@@ -158,9 +160,7 @@ class EmotionClassifier(Classifier):
     def adapted(self, adaptation_set: AdaptationSet, *, prior_seconds: float | None = None) -> EmotionClassifier:
         """A new classifier whose normalisation statistics are adapted to ``adaptation_set``
         (:func:`voxemo.nn.adapt.adapt_norm_stats`); this one is not changed. See :meth:`Classifier.adapt`."""
-        import copy
 
-        from voxemo.inference.adaptset import PRIOR_SECONDS
         from voxemo.nn.adapt import adapt_norm_stats
 
         weight = adaptation_set.weight(PRIOR_SECONDS if prior_seconds is None else prior_seconds)
@@ -176,7 +176,6 @@ class EmotionClassifier(Classifier):
     def tuned(self, labelled: LabelledSet, recipe: FineTuneConfig | None = None) -> EmotionClassifier:
         """A new classifier fine-tuned on labelled clips (:func:`voxemo.nn.finetune.fine_tune`); this one is not
         changed. See :meth:`Classifier.fine_tune`."""
-        import copy
 
         from voxemo.nn.finetune import FineTuneConfig, fine_tune
 

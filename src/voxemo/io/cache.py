@@ -16,7 +16,8 @@ import numpy as np
 from voxemo.core.config import AudioConfig, AugmentConfig, FeatureConfig
 from voxemo.core.errors import AudioError
 from voxemo.core.parallel import pmap
-from voxemo.dsp.augment import augment_digest
+from voxemo.dsp.augment import augment_digest, augment_signal
+from voxemo.dsp.channel import simulate
 from voxemo.dsp.features import config_digest, extract
 from voxemo.dsp.signal import to_mono
 from voxemo.io.audio import load_audio
@@ -70,7 +71,6 @@ def _features_for(
     cache when present; the file is read only when something is missing. A ``channel`` other than ``"wideband"``
     passes the file through that simulated channel first (:func:`voxemo.dsp.channel.simulate`: test conditions,
     cached apart). Returns an error message on failure."""
-    from voxemo.dsp.augment import augment_signal
 
     path, audio, features, aug, root, channel = job
     try:
@@ -82,7 +82,6 @@ def _features_for(
         if any(s is None for s in specs):
             y, sr = load_audio(path, max_duration=audio.max_duration)
             if channel != "wideband":
-                from voxemo.dsp.channel import simulate
 
                 y, sr = simulate(to_mono(y), sr, channel), sr
             for i, key in enumerate(keys):

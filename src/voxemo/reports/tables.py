@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,6 @@ def _md_table(rows: Sequence[Mapping[str, Any]]) -> str:
 
 def write_rows_csv(rows: Sequence[Mapping[str, Any]], path: str | Path) -> Path:
     """Write dicts with the same keys as CSV (header from the first row; None as an empty field)."""
-    import csv
 
     with open(path, "w", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else [], lineterminator="\n")

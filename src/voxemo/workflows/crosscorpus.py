@@ -8,8 +8,12 @@ from pathlib import Path
 
 from voxemo.core.config import Config
 from voxemo.core.records import Utterance
-from voxemo.experiment.crosscorpus import cross_corpus
+from voxemo.experiment.crosscorpus import cross_corpus, score_trained
+from voxemo.experiment.dataset import load_augmented, load_features
+from voxemo.experiment.probe import cross_corpus_probe, encoder_features, telephone_copies
 from voxemo.experiment.results import CrossCorpusResult
+from voxemo.inference.loading import load_model
+from voxemo.inference.probe_backend import ProbeClassifier
 from voxemo.nn.probe import FAMILIES
 from voxemo.reports.crosscorpus import write_cross_corpus
 
@@ -22,7 +26,6 @@ def run_cross_corpus(train_records: Sequence[Utterance], test_records: Sequence[
     report under ``out_dir`` (:func:`write_cross_corpus`). Clips whose audio fails are skipped and listed in
     ``skipped``. ``adapt``, ``shots`` and ``draws`` add the unsupervised adaptation and the few-shot curve
     (:func:`cross_corpus`); ``channel`` (``"telephone"``) passes the test clips through a simulated channel."""
-    from voxemo.experiment.dataset import load_augmented, load_features
 
     if config.model.arch in FAMILIES:
         return _run_cross_corpus_probe(train_records, test_records, config, out_dir, cache_dir=cache_dir,
@@ -45,7 +48,6 @@ def _run_cross_corpus_probe(train_records: Sequence[Utterance], test_records: Se
                             shots: Sequence[int], draws: int, channel: str, jobs: int,
                             progress: bool) -> CrossCorpusResult:
     """:func:`run_cross_corpus` for an encoder family (:func:`voxemo.experiment.probe.cross_corpus_probe`)."""
-    from voxemo.experiment.probe import cross_corpus_probe, encoder_features, telephone_copies
 
     train_records, train_feats, train_errors = encoder_features(train_records, config, cache_dir=cache_dir,
                                                                 jobs=jobs, progress=progress)
@@ -66,10 +68,6 @@ def run_trained(model: str | None, test_records: Sequence[Utterance], out_dir: s
     """Score a trained model (a folder, or a shipped model's name; None: the default model) on labelled corpora
     without training anything (:func:`~voxemo.experiment.crosscorpus.score_trained`) and write the same report as a
     cross-corpus run under ``out_dir``. The test clips' features follow the model's own config."""
-    from voxemo.experiment.crosscorpus import score_trained
-    from voxemo.experiment.dataset import load_features
-    from voxemo.inference.loading import load_model
-    from voxemo.inference.probe_backend import ProbeClassifier
 
     clf = load_model(model)
     if not isinstance(clf, ProbeClassifier):  # a CNN: torch, which adaptation and fine-tuning need

@@ -10,10 +10,12 @@ from voxemo.core.config import Config
 from voxemo.core.errors import ConfigError
 from voxemo.core.extras import require
 from voxemo.core.records import Utterance
+from voxemo.experiment.baseline import evaluate_egemaps_svm
 from voxemo.experiment.dataset import load_augmented, load_features
 from voxemo.experiment.distributed import ray_fold_runner
 from voxemo.experiment.evaluate import evaluate, fit_and_test, fit_and_test_adapted
 from voxemo.experiment.multicorpus import model_labels
+from voxemo.experiment.probe import evaluate_probe
 from voxemo.experiment.results import Evaluation
 from voxemo.nn.probe import FAMILIES
 from voxemo.reports.evaluation import write_evaluation
@@ -52,12 +54,10 @@ def run_evaluation(records: Sequence[Utterance], config: Config, protocol: str, 
         require("ray", "voxemo evaluate --engine ray")  # before any feature is computed
         runner = ray_fold_runner(address)
     if model in FAMILIES:
-        from voxemo.experiment.probe import evaluate_probe
 
         result = evaluate_probe(records, config, protocol, adapt="fold" if adapt else "", jobs=jobs,
                                 progress=progress, channel=channel)
     elif model == "egemaps-svm":
-        from voxemo.experiment.baseline import evaluate_egemaps_svm
 
         result = evaluate_egemaps_svm(records, config, protocol, labels=model_labels(records), jobs=jobs,
                                       progress=progress, runner=runner)

@@ -16,7 +16,11 @@ from voxemo.core.errors import ConfigError
 from voxemo.core.records import Utterance
 from voxemo.experiment.dataset import load_augmented, load_features
 from voxemo.experiment.multicorpus import model_labels
+from voxemo.experiment.probe import train_probe
 from voxemo.experiment.training import apply_choice, compare_variants, train_final
+from voxemo.inference.encoders import ENCODERS, encoder_reference
+from voxemo.inference.loading import model_path
+from voxemo.inference.probe_backend import ProbeClassifier
 from voxemo.nn.probe import FAMILIES, family
 
 #: config fields that may differ between an evaluation and the model it calibrates: they change how a run is
@@ -112,9 +116,6 @@ def train_encoder_model(records: Sequence[Utterance], config: Config, out: str |
     """Train a model folder of an encoder family (``config.model.arch``; :func:`voxemo.experiment.probe.train_probe`):
     the family's shipped encoder's features of every clip, a linear head over them, its temperature from
     speaker-held-out logits. The folder refers to the encoder (``encoder.json``), never copies it."""
-    from voxemo.experiment.probe import train_probe
-    from voxemo.inference.encoders import ENCODERS, encoder_reference
-    from voxemo.inference.probe_backend import ProbeClassifier
 
     encoder = family(config.model.arch).encoder
     trained = train_probe(records, config, jobs=jobs, threads=threads, progress=progress)
@@ -137,7 +138,6 @@ def train_like(records: Sequence[Utterance], like: str | Path, config: Config, o
     copies) trained on ``records`` for ``like``'s epoch count (or ``epochs``), its output-bias variant kept and its
     softmax temperature copied (recorded as such in ``calibration.json``), nothing chosen again: the new model
     differs from ``like`` only in the changes. How the shipped ``telephone`` model repeats ``fast``."""
-    from voxemo.inference.loading import model_path
 
     folder = model_path(str(like))
     try:
