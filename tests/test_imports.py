@@ -1,6 +1,6 @@
 """In-function imports only where they have a reason: the module imported brings an optional extra (torch, matplotlib,
-scikit-learn, ...), directly or through the modules it imports, or would import the importing module back (a
-cycle). The command line (``voxemo.apps``) imports what each command runs when it runs, so that ``voxemo --help``
+scikit-learn, ...), directly or through the modules it imports (cycles are refused anyway:
+``tests/test_architecture.py``). The command line (``voxemo.apps``) imports what each command runs when it runs, so that ``voxemo --help``
 and ``voxemo predict`` start fast (``benchmarks/bench_startup.py``). Everything else is imported at the top."""
 
 from __future__ import annotations
@@ -90,8 +90,6 @@ def reason(importer: str, name: str) -> str | None:
         tops = {m.split(".")[0] for m in reaches(name)} | {name.split(".")[0]}
         if tops & OPTIONAL:
             return f"brings {', '.join(sorted(tops & OPTIONAL))}"
-        if importer in reaches(name):
-            return "imports the importing module back (a cycle)"
     return None
 
 
