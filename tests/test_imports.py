@@ -1,7 +1,8 @@
-"""In-function imports only where they have a reason: the module imported brings an optional extra (torch, matplotlib,
-scikit-learn, ...), directly or through the modules it imports (cycles are refused anyway:
-``tests/test_architecture.py``). The command line (``voxemo.apps``) imports what each command runs when it runs, so that ``voxemo --help``
-and ``voxemo predict`` start fast (``benchmarks/bench_startup.py``). Everything else is imported at the top."""
+"""In-function imports only where they have a reason: the module imported brings an optional extra (torch,
+matplotlib, scikit-learn, ...), directly or through the modules it imports (cycles are refused anyway:
+``tests/test_architecture.py``). The command line (``voxemo.apps``) imports what each command runs when it runs,
+so that ``voxemo --help`` and ``voxemo predict`` start fast (``benchmarks/bench_startup.py``). Everything else is
+imported at the top."""
 
 from __future__ import annotations
 
