@@ -32,7 +32,7 @@ _API = {
     "OnnxClassifier": "voxemo.inference.onnx_backend", "load_model": "voxemo.inference.loading",
     "export_onnx": "voxemo.inference.torch_backend",
     "EmotionStream": "voxemo.inference.stream", "timeline": "voxemo.inference.timeline",
-    "predict_batch": "voxemo.inference.batch", "AdaptOptions": "voxemo.inference.adaptset",
+    "predict_batch": "voxemo.inference.batch", "AdaptOptions": "voxemo.inference.selfadapt",
 }
 
 __all__ = [
@@ -58,11 +58,11 @@ if TYPE_CHECKING:
     from voxemo.core.labels import EMOTIONS, TAXONOMY
     from voxemo.core.records import Utterance
     from voxemo.corpus import load_corpus, load_ravdess
-    from voxemo.inference.adaptset import AdaptOptions
     from voxemo.inference.batch import predict_batch
     from voxemo.inference.classifier import Classifier
     from voxemo.inference.loading import load_model
     from voxemo.inference.onnx_backend import OnnxClassifier
+    from voxemo.inference.selfadapt import AdaptOptions
     from voxemo.inference.stream import EmotionStream
     from voxemo.inference.timeline import timeline
     from voxemo.inference.torch_backend import EmotionClassifier, export_onnx

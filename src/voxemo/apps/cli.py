@@ -194,7 +194,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     adapt = None
     if args.adapt or args.adapt_by:  # --adapt-by implies --adapt
         from voxemo.apps.adapt_cli import needs_torch
-        from voxemo.inference.adaptset import AdaptOptions
+        from voxemo.inference.selfadapt import AdaptOptions
 
         if needs_torch(args.model):
             require("torch", "voxemo predict --adapt")  # before any file is read

@@ -1,7 +1,7 @@
 """The audio a model adapts to: :class:`AdaptationSet` holds the log-mels of the usable speech among some inputs, and
-how much of it there is; :func:`collect_adaptation_set` builds one from files, folders and manifests;
-:func:`adapted_groups` adapts a model to a batch's own inputs (``predict --adapt``, one copy per group with
-``--adapt-by``).
+how much of it there is; :func:`collect_adaptation_set` builds one from files, folders and manifests
+(:func:`voxemo.inference.selfadapt.adapted_groups` adapts a model to a batch's own inputs with it);
+:class:`AdaptationRecord` is what a model keeps of an adaptation.
 
 A file counts when it decodes, has speech (:func:`voxemo.dsp.speech.speech_presence`) and keeps at least
 ``min_duration`` seconds after trimming; any other is skipped with its one-line cause. :class:`LabelledSet` and
@@ -19,24 +19,17 @@ import logging
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from voxemo.core.config import ADAPT_MIN_SECONDS, ADAPT_PRIOR_SECONDS, Config
-from voxemo.core.errors import AdaptationError, ConfigError, VoxemoError
+from voxemo.core.errors import AdaptationError
 from voxemo.core.labels import class_index
 from voxemo.core.parallel import pmap
-from voxemo.dsp.features import extract
-from voxemo.dsp.speech import SpeechConfig, speech_presence
-from voxemo.dsp.vad import VAD_RATE
-from voxemo.inference.results import FileFailure, NoSpeech
-from voxemo.io.audio import load_resampled
+from voxemo.dsp.speech import SpeechConfig
+from voxemo.inference.reading import analyse_job, why_unused
 from voxemo.io.discovery import expand_inputs
-from voxemo.io.manifest import MANIFEST_EXTENSIONS, manifest_column
-
-if TYPE_CHECKING:
-    from voxemo.inference.classifier import Classifier
 
 log = logging.getLogger(__name__)
 
@@ -182,35 +175,6 @@ class AdaptationSet:
                                 previous=previous)
 
 
-def analyse_file(path: str | os.PathLike[str], config: Config,
-                 speech: SpeechConfig) -> np.ndarray | NoSpeech | FileFailure:
-    """One file as every prediction path first sees it: the log-mel of its trimmed speech, or a
-    :class:`~voxemo.inference.results.NoSpeech` (:func:`~voxemo.dsp.speech.speech_presence` on the decoded signal),
-    or a :class:`~voxemo.inference.results.FileFailure` with the one-line cause (unreadable, silent, too short)."""
-    name = str(path)
-    try:
-        # decoded, mixed down and resampled block by block: a long file is never held at its own rate
-        signals = load_resampled(path, {config.audio.sample_rate, VAD_RATE}, max_duration=config.audio.max_duration)
-        rate = config.audio.sample_rate
-        spec = extract(signals[rate], rate, config.audio, config.features, name=name, full_scale=False)  # checks first
-        presence = speech_presence(signals[VAD_RATE], VAD_RATE, speech)
-    except VoxemoError as exc:
-        return FileFailure(name, str(exc))
-    except OSError as exc:
-        return FileFailure(name, f"{name}: {exc.strerror or exc}")
-    return spec if presence.speech else NoSpeech(name, presence.reason)
-
-
-def analyse_job(job: tuple[str, Config, SpeechConfig]) -> np.ndarray | NoSpeech | FileFailure:
-    """:func:`analyse_file` taking one tuple, for process pools."""
-    return analyse_file(*job)
-
-
-def why_unused(result: NoSpeech | FileFailure) -> str:
-    """One line saying why an input is not in an adaptation set."""
-    return f"{result.path}: {result.reason}" if isinstance(result, NoSpeech) else result.error
-
-
 def adaptation_set(paths: Sequence[str], specs: Sequence[np.ndarray], config: Config, *,
                    skipped: Sequence[str] = (), min_seconds: float | None = None) -> AdaptationSet:
     """An :class:`AdaptationSet` from log-mels computed elsewhere (a prediction run's, an experiment's);
@@ -225,84 +189,6 @@ def adaptation_set(paths: Sequence[str], specs: Sequence[np.ndarray], config: Co
         raise AdaptationError(f"too little speech to adapt on: {seconds:.1f} s in {len(specs)} file(s) "
                               f"({len(skipped)} skipped), need at least {floor:g} s")
     return AdaptationSet(tuple(specs), tuple(paths), tuple(skipped), seconds)
-
-
-@dataclass(frozen=True)
-class AdaptOptions:
-    """How a batch adapts its model to its own inputs before predicting them
-    (:func:`~voxemo.inference.batch.predict_batch`'s ``adapt``).
-
-    Attributes
-    ----------
-    by : str or None
-        A manifest column (e.g. ``"speaker"``): a copy of the model is adapted to each group of inputs sharing its
-        value. A group with less speech than ``min_seconds``, and an input without a value, get the model adapted
-        on all the inputs.
-    prior_seconds, min_seconds : float or None
-        As for :meth:`~voxemo.inference.classifier.Classifier.adapt` (None: :data:`PRIOR_SECONDS`,
-        :data:`MIN_SECONDS`).
-    """
-
-    by: str | None = None
-    prior_seconds: float | None = None
-    min_seconds: float | None = None
-
-
-def adapted_groups(inputs: Sequence[str | os.PathLike[str]], items: Sequence[tuple[str, str | None]],
-                   clf: Classifier, options: AdaptOptions, *, jobs: int = 1,
-                   progress: bool = False) -> list[tuple[Classifier, list[tuple[str, str | None]]]]:
-    """``clf`` adapted to the speech among ``items`` (``inputs`` expanded by
-    :func:`~voxemo.io.discovery.expand_inputs`), and the items each adapted copy predicts: one pair without
-    ``options.by``; with it, the pooled model's pair first (inputs without a group, or whose group has too little
-    speech of its own: a warning names those groups), then one pair per group in sorted order.
-
-    Raises
-    ------
-    AdaptationError
-        Too little speech among all the inputs.
-    ConfigError
-        ``options.by`` is given and no manifest among ``inputs`` gives that column for an input with speech.
-    """
-    aset = collect_adaptation_set([p for p, error in items if error is None], clf.config, speech=clf.speech,
-                                  jobs=jobs, progress=progress, min_seconds=options.min_seconds, warn=False)
-    pooled = clf.adapted(aset, prior_seconds=options.prior_seconds)
-    if not options.by:
-        return [(pooled, list(items))]
-    groups = _groups(inputs, aset.paths, options.by)
-    own: dict[str, Classifier] = {}
-    too_little = []
-    for key in sorted(set(groups.values())):
-        members = [i for i, p in enumerate(aset.paths) if groups.get(p) == key]
-        try:
-            part = adaptation_set([aset.paths[i] for i in members], [aset.specs[i] for i in members], clf.config,
-                                  min_seconds=options.min_seconds)
-            own[key] = clf.adapted(part, prior_seconds=options.prior_seconds)
-        except AdaptationError:
-            too_little.append(key)
-    if too_little:
-        log.warning("%s %s: too little speech of their own; adapted on all the inputs instead", options.by,
-                    ", ".join(too_little[:10]) + (f" and {len(too_little) - 10} more" if len(too_little) > 10 else ""))
-    rest = [item for item in items if groups.get(item[0]) not in own]
-    return [(pooled, rest)] * bool(rest) + [(model, [item for item in items if groups.get(item[0]) == key])
-                                            for key, model in own.items()]
-
-
-def _groups(inputs: Sequence[str | os.PathLike[str]], speech: Sequence[str], by: str) -> dict[str, str]:
-    """``{path: group}`` for the inputs with speech, from the ``by`` column of the manifests among ``inputs``.
-
-    Raises
-    ------
-    ConfigError
-        No manifest among the inputs gives ``by`` for any of them.
-    """
-    values: dict[str, str] = {}
-    for raw in inputs:
-        if os.fspath(raw).lower().endswith(MANIFEST_EXTENSIONS):
-            values.update(manifest_column(raw, by))
-    found = {p: values[p] for p in speech if p in values}
-    if not found:
-        raise ConfigError(f"--adapt-by {by}: no input has a {by}; give manifests (.csv or .jsonl) with a {by!r} column")
-    return found
 
 
 def collect_adaptation_set(inputs: Iterable[str | os.PathLike[str]], config: Config, *,

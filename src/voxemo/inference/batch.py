@@ -26,13 +26,13 @@ from typing import IO, TYPE_CHECKING, Any
 from voxemo.core.errors import ConfigError, VoxemoError
 from voxemo.core.extras import require
 from voxemo.core.parallel import init_worker, lifeline
-from voxemo.inference.adaptset import AdaptOptions, adapted_groups
 from voxemo.inference.classifier import Classifier
 from voxemo.inference.distributed import ray_stream
 from voxemo.inference.loading import ModelRef, resolve_model
 from voxemo.inference.output import LINE_FORMATS, open_output
 from voxemo.inference.parquet import ParquetWriter, is_parquet
 from voxemo.inference.results import FileResult, NoSpeech, Uncertain
+from voxemo.inference.selfadapt import AdaptOptions, adapted_groups
 from voxemo.inference.worker import Item, WorkerSettings, predict_items, result_of, worker_reference
 from voxemo.io.discovery import expand_inputs
 
@@ -244,7 +244,7 @@ def predict_batch(paths: Iterable[str | os.PathLike[str]], *, model: ModelRef = 
         ``$RAY_ADDRESS``, else a Ray runtime started on this machine). Output, order and ``resume`` are the same.
     adapt : AdaptOptions, optional
         First adapt the model without labels to the speech of all the inputs
-        (:func:`~voxemo.inference.adaptset.adapted_groups`: a first reading of every input, in ``jobs`` processes),
+        (:func:`~voxemo.inference.selfadapt.adapted_groups`: a first reading of every input, in ``jobs`` processes),
         then predict them with it. With ``adapt.by`` the inputs come out group by group: the pooled model's first,
         then each group's, each in input order. The adaptation is repeated in full on ``resume``, so the model is
         the same and the run goes on where it stopped.

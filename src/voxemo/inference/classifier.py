@@ -22,11 +22,11 @@ from voxemo.inference.adaptset import (
     AdaptationRecord,
     AdaptationSet,
     LabelledSet,
-    analyse_file,
     collect_adaptation_set,
     collect_labelled_set,
 )
 from voxemo.inference.calibration import temperature_scale
+from voxemo.inference.reading import analyse_file
 from voxemo.inference.results import FileFailure, FileResult, Prediction, Uncertain
 from voxemo.io.audio import load_audio
 
@@ -162,7 +162,7 @@ class Classifier:
 
     def _speech_features(self, x: AudioInput, sr: int | None) -> np.ndarray | str:
         """The log-mel of an input with speech, or why it has none; a file goes the way every prediction path reads
-        one (:func:`~voxemo.inference.adaptset.analyse_file`), an unusable one raising its one-line error."""
+        one (:func:`~voxemo.inference.reading.analyse_file`), an unusable one raising its one-line error."""
         if not isinstance(x, np.ndarray):
             checked = analyse_file(x, self.config, self.speech)
             if isinstance(checked, FileFailure):
