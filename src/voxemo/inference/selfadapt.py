@@ -63,22 +63,28 @@ def adapted_groups(inputs: Sequence[str | os.PathLike[str]], items: Sequence[tup
     if not options.by:
         return [(pooled, list(items))]
     groups = _groups(inputs, aset.paths, options.by)
+    members: dict[str, list[int]] = {}  # group -> indices into aset, in one pass
+    for i, p in enumerate(aset.paths):
+        if p in groups:
+            members.setdefault(groups[p], []).append(i)
     own: dict[str, Classifier] = {}
     too_little = []
-    for key in sorted(set(groups.values())):
-        members = [i for i, p in enumerate(aset.paths) if groups.get(p) == key]
+    for key in sorted(members):
         try:
-            part = adaptation_set([aset.paths[i] for i in members], [aset.specs[i] for i in members], clf.config,
-                                  min_seconds=options.min_seconds)
+            part = adaptation_set([aset.paths[i] for i in members[key]], [aset.specs[i] for i in members[key]],
+                                  clf.config, min_seconds=options.min_seconds)
             own[key] = clf.adapted(part, prior_seconds=options.prior_seconds)
         except AdaptationError:
             too_little.append(key)
     if too_little:
         log.warning("%s %s: too little speech of their own; adapted on all the inputs instead", options.by,
                     ", ".join(too_little[:10]) + (f" and {len(too_little) - 10} more" if len(too_little) > 10 else ""))
-    rest = [item for item in items if groups.get(item[0]) not in own]
-    return [(pooled, rest)] * bool(rest) + [(model, [item for item in items if groups.get(item[0]) == key])
-                                            for key, model in own.items()]
+    rest: list[tuple[str, str | None]] = []  # the pooled model's items
+    parts: dict[str, list[tuple[str, str | None]]] = {key: [] for key in own}
+    for item in items:
+        group = groups.get(item[0])
+        (rest if group is None or group not in parts else parts[group]).append(item)
+    return [(pooled, rest)] * bool(rest) + [(own[key], chosen) for key, chosen in parts.items()]
 
 
 def _groups(inputs: Sequence[str | os.PathLike[str]], speech: Sequence[str], by: str) -> dict[str, str]:
